@@ -1,0 +1,99 @@
+/*
+ * pipeline.c
+ *	  Module entry point: settings and the one init call per module.
+ *
+ * The library must be in shared_preload_libraries: the background workers
+ * and their shared memory can only be set up by the postmaster.  When a
+ * backend loads it on demand instead (CREATE EXTENSION without the preload
+ * line), the settings are still defined so that SHOW works, and the install
+ * script stops with an error that names the postgresql.conf line to add.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "pipeline.h"
+
+PG_MODULE_MAGIC;
+
+bool		pipeline_enabled = true;
+int			pipeline_hot_interval_ms = 1000;
+int			pipeline_launcher_interval_s = 10;
+int			pipeline_max_future_skew_s = 600;
+bool		pipeline_preloaded = false;
+
+void		_PG_init(void);
+
+static void
+DefineSettings(void)
+{
+	DefineCustomBoolVariable("pipeline.enabled",
+							 "Lets the background workers fold new events.",
+							 "When off, the workers stay connected but idle; "
+							 "SQL calls such as pipeline.run_hot() still work.",
+							 &pipeline_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pipeline.hot_interval",
+							"How often each database worker folds new events into hot tables.",
+							NULL,
+							&pipeline_hot_interval_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pipeline.launcher_interval",
+							"How often the launcher looks for databases that need a worker.",
+							NULL,
+							&pipeline_launcher_interval_s,
+							10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pipeline.max_future_skew",
+							"How far in the future an event time may be before ingest rejects it.",
+							"Producers' clocks drift; an event further ahead than this "
+							"is dead-lettered instead of moving the watermark.",
+							&pipeline_max_future_skew_s,
+							600, 0, 365 * 86400,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pipeline");
+}
+
+void
+_PG_init(void)
+{
+	DefineSettings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	pipeline_preloaded = true;
+	PipelineShmemRequest();
+	PipelineRegisterLauncher();
+	PipelineWorkerInit();
+}
+
+/*
+ * pipeline._require_preload(): called first by the install script, so that
+ * CREATE EXTENSION fails with the line to add instead of installing an
+ * extension whose workers can never run.
+ */
+PG_FUNCTION_INFO_V1(pipeline_require_preload);
+Datum
+pipeline_require_preload(PG_FUNCTION_ARGS)
+{
+	if (!pipeline_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline must be loaded through shared_preload_libraries"),
+				 errdetail("Its background workers and shared memory can only be set up at server start."),
+				 errhint("Add shared_preload_libraries = 'pg_cron,pipeline' to postgresql.conf and restart the server.")));
+	PG_RETURN_VOID();
+}

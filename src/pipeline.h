@@ -1,0 +1,28 @@
+/*
+ * pipeline.h
+ *	  Declarations shared between the modules of the pipeline extension.
+ *
+ * Each C file owns one concern (see the header comment of each file); this
+ * header only carries what crosses file boundaries: settings, the init
+ * entry points called from _PG_init, and small shared helpers.
+ */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include "postgres.h"
+
+/* settings (defined in pipeline.c) */
+extern bool pipeline_enabled;
+extern int	pipeline_hot_interval_ms;
+extern int	pipeline_launcher_interval_s;
+extern int	pipeline_max_future_skew_s;
+extern bool pipeline_preloaded;
+
+/* worker.c */
+extern void PipelineShmemRequest(void);
+extern void PipelineShmemStartup(void);
+extern void PipelineRegisterLauncher(void);
+extern void PipelineWorkerInit(void);
+extern void PipelineStopDatabaseWorker(Oid dboid);
+
+#endif							/* PIPELINE_H */
