@@ -1,0 +1,147 @@
+/*
+ * catalog.c
+ *	  Reading the extension's own catalog (sources), and the identities the
+ *	  ingest steps run as.
+ *
+ * Three identities take part in an ingest call:
+ *	- the caller, who must be a member of pipeline_writer (or a superuser);
+ *	- the source owner, who owns the raw and id tables and wrote the
+ *	  contract: conversion, CHECK and DEFAULT expressions and the raw writes
+ *	  run as that role, never as a superuser;
+ *	- the extension owner, for the receipts, dead letters and drift counts,
+ *	  which no other role may write to directly.
+ * Switching uses SECURITY_LOCAL_USERID_CHANGE, as REFRESH MATERIALIZED VIEW
+ * does; an error anywhere restores the caller at transaction abort.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "access/genam.h"
+
+#include "ingest.h"
+
+/* a copy in the context that was current at SPI_connect */
+static char *
+UpperCopy(const char *s)
+{
+	char	   *copy = SPI_palloc(strlen(s) + 1);
+
+	strcpy(copy, s);
+	return copy;
+}
+
+/* SPI must be connected; the result lives in the caller's context */
+SourceInfo *
+PipelineRequireSource(const char *name)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = CStringGetTextDatum(name);
+	SourceInfo *src;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	if (plan == NULL)
+	{
+		Oid			argtype = TEXTOID;
+		SPIPlanPtr	p = SPI_prepare("SELECT contract_version, event_id, event_time, day_timezone,"
+									" raw_table::oid, ids_table::oid, owner::oid"
+									" FROM pipeline.source_catalog WHERE source = $1",
+									1, &argtype);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.source_catalog");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("source \"%s\" does not exist", name),
+				 errhint("Create it with pipeline.create_source(), or list sources in pipeline.sources.")));
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	src = SPI_palloc(sizeof(SourceInfo));
+	src->name = UpperCopy(name);
+	src->contract_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	src->event_id = UpperCopy(SPI_getvalue(tup, desc, 2));
+	src->event_time = UpperCopy(SPI_getvalue(tup, desc, 3));
+	src->day_timezone = UpperCopy(SPI_getvalue(tup, desc, 4));
+	src->raw_relid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+	src->ids_relid = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	src->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+	return src;
+}
+
+Oid
+PipelineExtensionOwner(void)
+{
+	static Oid	owner = InvalidOid;
+	static Oid	for_extension = InvalidOid;
+	Oid			extoid = get_extension_oid("pipeline", false);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (extoid == for_extension && OidIsValid(owner))
+		return owner;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "extension pipeline not found");
+	owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	for_extension = extoid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+void
+PipelineBecome(Oid role, RoleSwitch *saved)
+{
+	GetUserIdAndSecContext(&saved->saved_uid, &saved->saved_sec);
+	SetUserIdAndSecContext(role, saved->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+PipelineRestoreRole(RoleSwitch *saved)
+{
+	SetUserIdAndSecContext(saved->saved_uid, saved->saved_sec);
+}
+
+/* members of pipeline_writer may ingest, and so may the source's owner */
+void
+PipelineRequireWriter(SourceInfo *src)
+{
+	Oid			writer = get_role_oid("pipeline_writer", true);
+	Oid			me = GetUserId();
+
+	if (OidIsValid(writer) && has_privs_of_role(me, writer))
+		return;
+	if (has_privs_of_role(me, src->owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to ingest into source \"%s\"", src->name),
+			 errhint("Ingest needs membership in pipeline_writer: GRANT pipeline_writer TO %s;",
+					 quote_identifier(GetUserNameFromId(me, false)))));
+}

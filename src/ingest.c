@@ -1,0 +1,477 @@
+/*
+ * ingest.c
+ *	  pipeline.ingest(source, jsonb | text, batch_key): one batch in, one
+ *	  receipt out.
+ *
+ * Order of work in a batch, and why:
+ *	1. look the source up and check the caller may ingest;
+ *	2. split the input into events (JSON array elements or NDJSON lines)
+ *	   and refuse a malformed batch as a whole (NULL, a JSON object where an
+ *	   array is expected) before anything is written;
+ *	3. claim the batch: the receipt row is inserted first so that a retried
+ *	   batch_key finds it (receipts.c);
+ *	4. convert every event (validate.c).  Input functions and CHECK
+ *	   expressions report errors by throwing, so the loop runs in a
+ *	   subtransaction: when event i throws, the subtransaction is rolled
+ *	   back, event i becomes a dead letter, and a new subtransaction resumes
+ *	   at i + 1.  Events already converted keep their values (they live in
+ *	   the batch context, not the subtransaction's), so a batch costs one
+ *	   subtransaction plus one per bad event;
+ *	5. sort the valid events by id with the id type's own ordering, keep the
+ *	   first of each id (within-batch duplicates), create missing day
+ *	   partitions, and insert, deduplicating against the store
+ *	   (raw_store.c);
+ *	6. write dead letters, drift counts and the final receipt.
+ * received = accepted + duplicates + rejected holds by construction and is
+ * also a CHECK constraint on pipeline.batch_log.
+ *
+ * Memory: everything for the batch lives in one context deleted at the end;
+ * it holds the converted values (about the size of the batch) and the
+ * input functions' garbage.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "ingest.h"
+
+typedef struct Batch
+{
+	SourceInfo *source;
+	Contract   *contract;
+	DriftCounter *drift;
+
+	/* the events: array elements, or NDJSON lines */
+	int			n;
+	JsonbContainer *array;		/* JSON array input */
+	char	  **lines;			/* NDJSON input */
+	int		   *line_lens;
+
+	/* per event */
+	Datum	   *values;			/* n * ncols */
+	bool	   *nulls;
+	Datum	   *extra;
+	bool	   *extra_null;
+	bool	   *valid;
+	Rejection  *why;
+} Batch;
+
+static void
+RequireArg(FunctionCallInfo fcinfo, int arg, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name),
+				 hint ? errhint("%s", hint) : 0));
+}
+
+static void
+UseArray(Batch *b, Jsonb *events)
+{
+	if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array"),
+				 errhint("Wrap a single event in brackets: '[{...}]'. NDJSON goes to the text form of pipeline.ingest().")));
+	b->array = &events->root;
+	b->n = JsonContainerSize(b->array);
+}
+
+/*
+ * Text input: a JSON array if it parses as one, otherwise NDJSON, one event
+ * per non-blank line (a trailing \r is dropped).
+ */
+static void
+UseText(Batch *b, text *events)
+{
+	char	   *s = text_to_cstring(events);
+	char	   *p = s;
+	int			cap = 64;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p == '[')
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		Jsonb	   *volatile whole = NULL;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			whole = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (whole != NULL && JB_ROOT_IS_ARRAY(whole) && !JB_ROOT_IS_SCALAR(whole))
+		{
+			UseArray(b, whole);
+			return;
+		}
+	}
+
+	b->lines = palloc(sizeof(char *) * cap);
+	b->line_lens = palloc(sizeof(int) * cap);
+	p = s;
+	while (*p != '\0')
+	{
+		char	   *end = strchr(p, '\n');
+		int			len = end ? (int) (end - p) : (int) strlen(p);
+		bool		blank = true;
+
+		for (int i = 0; i < len && blank; i++)
+			blank = (p[i] == ' ' || p[i] == '\t' || p[i] == '\r');
+		if (!blank)
+		{
+			if (b->n == cap)
+			{
+				cap *= 2;
+				b->lines = repalloc(b->lines, sizeof(char *) * cap);
+				b->line_lens = repalloc(b->line_lens, sizeof(int) * cap);
+			}
+			if (len > 0 && p[len - 1] == '\r')
+				len--;
+			p[len] = '\0';
+			b->lines[b->n] = p;
+			b->line_lens[b->n] = len;
+			b->n++;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+}
+
+/* the event verbatim, as it goes into a dead letter */
+static char *
+EventPayload(Batch *b, int i)
+{
+	JsonbValue *v;
+
+	if (b->lines != NULL)
+		return b->lines[i];
+	v = getIthJsonbValueFromContainer(b->array, i);
+	if (v->type == jbvBinary)
+		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	return JsonbToCString(NULL, &JsonbValueToJsonb(v)->root, 0);
+}
+
+static void
+RejectEvent(Batch *b, int i, int sqlstate, const char *field, char *error)
+{
+	b->valid[i] = false;
+	b->why[i].sqlstate = sqlstate;
+	b->why[i].field = field ? pstrdup(field) : NULL;
+	b->why[i].error = error;
+}
+
+static void
+ConvertOne(Batch *b, int i)
+{
+	Contract   *c = b->contract;
+	JsonbContainer *event = NULL;
+
+	c->current_field = NULL;
+	if (b->lines != NULL)
+	{
+		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															CStringGetDatum(b->lines[i])));
+
+		if (JB_ROOT_IS_OBJECT(jb))
+			event = &jb->root;
+	}
+	else
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(b->array, i);
+
+		if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+			event = v->val.binary.data;
+	}
+	if (event == NULL)
+	{
+		RejectEvent(b, i, ERRCODE_INVALID_PARAMETER_VALUE, NULL,
+					pstrdup("event is not a JSON object"));
+		return;
+	}
+	b->valid[i] = ContractConvertEvent(c, event,
+									   &b->values[i * c->ncols], &b->nulls[i * c->ncols],
+									   &b->extra[i], &b->extra_null[i],
+									   b->drift, &b->why[i]);
+}
+
+static bool
+MustPropagate(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+		edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY;
+}
+
+/* step 4: see the file header */
+static void
+ConvertAll(Batch *b)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int i = 0;
+
+	while (i < b->n)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			for (; i < b->n; i++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				ConvertOne(b, i);
+			}
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (MustPropagate(edata))
+				ReThrowError(edata);
+			RejectEvent(b, i, edata->sqlerrcode, b->contract->current_field,
+						psprintf("%s%s%s%s%s",
+								 b->contract->current_field ? "field \"" : "",
+								 b->contract->current_field ? b->contract->current_field : "",
+								 b->contract->current_field ? "\": " : "",
+								 edata->message,
+								 edata->detail ? psprintf(" (%s)", edata->detail) : ""));
+			i++;
+		}
+		PG_END_TRY();
+	}
+}
+
+/* qsort_arg comparator: by id, then by position (the first one wins) */
+static int
+CompareEvents(const void *a, const void *b, void *arg)
+{
+	Batch	   *batch = arg;
+	Contract   *c = batch->contract;
+	int			ia = *(const int *) a;
+	int			ib = *(const int *) b;
+	int			cmp = ContractCompareIds(c, batch->values[ia * c->ncols + c->id_col],
+										 batch->values[ib * c->ncols + c->id_col]);
+
+	if (cmp != 0)
+		return cmp;
+	return (ia > ib) - (ia < ib);
+}
+
+/* step 5: returns the number stored; *in_batch_dups counts the rest */
+static int64
+StoreValid(Batch *b, int64 batch_id, int64 *in_batch_dups)
+{
+	Contract   *c = b->contract;
+	int		   *order = palloc(sizeof(int) * Max(b->n, 1));
+	int			nvalid = 0;
+	int			nkept = 0;
+	Datum	  **cols = palloc(sizeof(Datum *) * c->ncols);
+	bool	  **colnulls = palloc(sizeof(bool *) * c->ncols);
+	Datum	   *extra;
+	bool	   *extra_null;
+
+	for (int i = 0; i < b->n; i++)
+		if (b->valid[i])
+			order[nvalid++] = i;
+	qsort_arg(order, nvalid, sizeof(int), CompareEvents, b);
+
+	for (int k = 0; k < nvalid; k++)
+	{
+		if (nkept > 0 &&
+			ContractCompareIds(c, b->values[order[k] * c->ncols + c->id_col],
+							   b->values[order[nkept - 1] * c->ncols + c->id_col]) == 0)
+			continue;
+		order[nkept++] = order[k];
+	}
+	*in_batch_dups = nvalid - nkept;
+
+	for (int j = 0; j < c->ncols; j++)
+	{
+		cols[j] = palloc(sizeof(Datum) * Max(nkept, 1));
+		colnulls[j] = palloc(sizeof(bool) * Max(nkept, 1));
+		for (int k = 0; k < nkept; k++)
+		{
+			cols[j][k] = b->values[order[k] * c->ncols + j];
+			colnulls[j][k] = b->nulls[order[k] * c->ncols + j];
+		}
+	}
+	extra = palloc(sizeof(Datum) * Max(nkept, 1));
+	extra_null = palloc(sizeof(bool) * Max(nkept, 1));
+	for (int k = 0; k < nkept; k++)
+	{
+		extra[k] = b->extra[order[k]];
+		extra_null[k] = b->extra_null[order[k]];
+	}
+
+	if (nkept == 0)
+		return 0;
+	RawStoreEnsurePartitions(b->source, cols[c->time_col], nkept);
+	return RawStoreInsert(c, batch_id, nkept, cols, colnulls, extra, extra_null);
+}
+
+static void
+WriteRejections(Batch *b, int64 batch_id, int64 nrejected)
+{
+	char	  **payloads = palloc(sizeof(char *) * Max(nrejected, 1));
+	Rejection  *why = palloc(sizeof(Rejection) * Max(nrejected, 1));
+	int			k = 0;
+
+	for (int i = 0; i < b->n; i++)
+	{
+		if (b->valid[i])
+			continue;
+		payloads[k] = EventPayload(b, i);
+		why[k] = b->why[i];
+		k++;
+	}
+	DeadLettersWrite(b->source, batch_id, k, payloads, why);
+}
+
+static void
+EmitReceipt(FunctionCallInfo fcinfo, const Receipt *r)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[5];
+	bool		nulls[5] = {false};
+
+	values[0] = Int64GetDatum(r->batch_id);
+	values[1] = Int64GetDatum(r->received);
+	values[2] = Int64GetDatum(r->accepted);
+	values[3] = Int64GetDatum(r->duplicates);
+	values[4] = Int64GetDatum(r->rejected);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+static Datum
+IngestBatch(FunctionCallInfo fcinfo, bool is_text)
+{
+	MemoryContext batch_cxt;
+	MemoryContext outer;
+	Batch	   *b;
+	Receipt		receipt;
+	RoleSwitch	role;
+	Relation	raw;
+	Oid			extowner;
+	int64		in_batch_dups = 0;
+	char	   *batch_key;
+
+	RequireArg(fcinfo, 0, "source", NULL);
+	RequireArg(fcinfo, 1, "events", "Send '[]' for an empty batch.");
+	InitMaterializedSRF(fcinfo, 0);
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pipeline ingest batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	outer = MemoryContextSwitchTo(batch_cxt);
+	b = palloc0(sizeof(Batch));
+	batch_key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(batch_cxt);
+	b->source = PipelineRequireSource(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PipelineRequireWriter(b->source);
+	extowner = PipelineExtensionOwner();
+
+	if (is_text)
+		UseText(b, PG_GETARG_TEXT_PP(1));
+	else
+		UseArray(b, PG_GETARG_JSONB_P(1));
+
+	PipelineBecome(extowner, &role);
+	if (!ReceiptBegin(b->source, batch_key, &receipt))
+	{
+		/* a retried batch_key: the original receipt, nothing applied */
+		PipelineRestoreRole(&role);
+		SPI_finish();
+		MemoryContextSwitchTo(outer);
+		EmitReceipt(fcinfo, &receipt);
+		MemoryContextDelete(batch_cxt);
+		return (Datum) 0;
+	}
+	PipelineRestoreRole(&role);
+
+	/* conversion, CHECK/DEFAULT expressions and raw writes: as the owner */
+	PipelineBecome(b->source->owner, &role);
+	raw = table_open(b->source->raw_relid, RowExclusiveLock);
+	b->contract = ContractCompile(b->source, raw);
+	b->drift = DriftCounterCreate();
+	b->values = palloc(sizeof(Datum) * Max(b->n, 1) * b->contract->ncols);
+	b->nulls = palloc(sizeof(bool) * Max(b->n, 1) * b->contract->ncols);
+	b->extra = palloc(sizeof(Datum) * Max(b->n, 1));
+	b->extra_null = palloc(sizeof(bool) * Max(b->n, 1));
+	b->valid = palloc0(sizeof(bool) * Max(b->n, 1));
+	b->why = palloc0(sizeof(Rejection) * Max(b->n, 1));
+
+	ConvertAll(b);
+	/* ATTACH PARTITION refuses a parent this session has open: close it, keep the lock */
+	ContractRelease(b->contract);
+	table_close(raw, NoLock);
+
+	receipt.received = b->n;
+	receipt.rejected = 0;
+	for (int i = 0; i < b->n; i++)
+		receipt.rejected += b->valid[i] ? 0 : 1;
+	receipt.accepted = StoreValid(b, receipt.batch_id, &in_batch_dups);
+	receipt.duplicates = receipt.received - receipt.rejected - receipt.accepted;
+	Assert(receipt.duplicates >= in_batch_dups);
+	PipelineRestoreRole(&role);
+
+	PipelineBecome(extowner, &role);
+	WriteRejections(b, receipt.batch_id, receipt.rejected);
+	DriftWrite(b->source, b->drift);
+	ReceiptFinish(&receipt);
+	PipelineRestoreRole(&role);
+
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	EmitReceipt(fcinfo, &receipt);
+	MemoryContextDelete(batch_cxt);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pipeline_ingest_jsonb);
+Datum
+pipeline_ingest_jsonb(PG_FUNCTION_ARGS)
+{
+	return IngestBatch(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(pipeline_ingest_text);
+Datum
+pipeline_ingest_text(PG_FUNCTION_ARGS)
+{
+	return IngestBatch(fcinfo, true);
+}

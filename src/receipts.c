@@ -1,0 +1,213 @@
+/*
+ * receipts.c
+ *	  The records ingest keeps about each batch: its receipt in
+ *	  pipeline.batch_log, the dead letters, and the drift counts.
+ *
+ * All three are written as the extension owner: callers and source owners
+ * can read them (as granted) but never write them directly, so a receipt
+ * is always the ingest function's own account of a batch.
+ *
+ * A batch_key is claimed by inserting the receipt row first, with
+ * ON CONFLICT DO NOTHING on (source, batch_key): a second session sending
+ * the same key waits for the first to commit and then finds its receipt,
+ * so a retried batch returns the original receipt and applies nothing.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/hsearch.h"
+
+#include "ingest.h"
+
+static SPIPlanPtr
+Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*cache = p;
+	}
+	return *cache;
+}
+
+static void
+ReadReceipt(HeapTuple tup, TupleDesc desc, Receipt *r)
+{
+	bool		isnull;
+
+	r->batch_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	r->received = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	r->accepted = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	r->duplicates = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	r->rejected = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+}
+
+/*
+ * Claims the batch: returns true with a fresh batch_id, or false with the
+ * receipt of the earlier batch that used the same key.
+ */
+bool
+ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr select_plan = NULL;
+	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
+	Datum		args[3];
+	char		nulls[3] = {' ', batch_key ? ' ' : 'n', ' '};
+
+	args[0] = CStringGetTextDatum(src->name);
+	args[1] = batch_key ? CStringGetTextDatum(batch_key) : (Datum) 0;
+	args[2] = Int32GetDatum(src->contract_version);
+
+	Prepare(&insert_plan,
+			"INSERT INTO pipeline.batch_log (source, batch_key, contract_version)"
+			" VALUES ($1, $2, $3) ON CONFLICT ON CONSTRAINT batch_key_once DO NOTHING"
+			" RETURNING batch_id, received, accepted, duplicates, rejected",
+			3, types);
+	if (SPI_execute_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not write the batch receipt");
+	if (SPI_processed == 1)
+	{
+		ReadReceipt(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, receipt);
+		return true;
+	}
+
+	Prepare(&select_plan,
+			"SELECT batch_id, received, accepted, duplicates, rejected"
+			" FROM pipeline.batch_log WHERE source = $1 AND batch_key = $2",
+			2, types);
+	if (SPI_execute_plan(select_plan, args, nulls, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "receipt of batch key \"%s\" not found", batch_key);
+	ReadReceipt(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, receipt);
+	return false;
+}
+
+void
+ReceiptFinish(const Receipt *r)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		args[5];
+
+	args[0] = Int64GetDatum(r->batch_id);
+	args[1] = Int64GetDatum(r->received);
+	args[2] = Int64GetDatum(r->accepted);
+	args[3] = Int64GetDatum(r->duplicates);
+	args[4] = Int64GetDatum(r->rejected);
+	Prepare(&plan,
+			"UPDATE pipeline.batch_log SET received = $2, accepted = $3,"
+			" duplicates = $4, rejected = $5 WHERE batch_id = $1",
+			5, types);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not complete the receipt of batch " INT64_FORMAT, r->batch_id);
+}
+
+static Datum
+TextArray(char **strings, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = (strings[i] == NULL);
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strings[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+void
+DeadLettersWrite(SourceInfo *src, int64 batch_id, int n, char **payloads, Rejection *why)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[7] = {TEXTOID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[7];
+	char	  **errors = palloc(sizeof(char *) * n);
+	char	  **codes = palloc(sizeof(char *) * n);
+	char	  **fields = palloc(sizeof(char *) * n);
+
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		errors[i] = why[i].error;
+		codes[i] = pstrdup(unpack_sql_state(why[i].sqlstate));
+		fields[i] = why[i].field;
+	}
+	args[0] = CStringGetTextDatum(src->name);
+	args[1] = Int64GetDatum(batch_id);
+	args[2] = Int32GetDatum(src->contract_version);
+	args[3] = TextArray(payloads, n);
+	args[4] = TextArray(errors, n);
+	args[5] = TextArray(codes, n);
+	args[6] = TextArray(fields, n);
+	Prepare(&plan,
+			"INSERT INTO pipeline.dead_letters"
+			" (source, batch_id, contract_version, payload, error, error_code, field)"
+			" SELECT $1, $2, $3, u.p, u.e, u.c, u.f"
+			" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+			" pg_catalog.unnest($6), pg_catalog.unnest($7)) AS u(p, e, c, f)",
+			7, types);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write dead letters");
+}
+
+static int
+CompareNames(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+void
+DriftWrite(SourceInfo *src, DriftCounter *drift)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
+	long		n = hash_get_num_entries(drift->fields);
+	char	  **names;
+	Datum	   *counts;
+	Datum		args[3];
+	HASH_SEQ_STATUS seq;
+	DriftEntry *e;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	names = palloc(sizeof(char *) * n);
+	counts = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, drift->fields);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		names[i++] = e->field;
+	/* one lock order for every session updating the same fields */
+	qsort(names, n, sizeof(char *), CompareNames);
+	for (i = 0; i < n; i++)
+	{
+		e = hash_search(drift->fields, names[i], HASH_FIND, NULL);
+		counts[i] = Int64GetDatum(e->count);
+	}
+	args[0] = CStringGetTextDatum(src->name);
+	args[1] = TextArray(names, n);
+	args[2] = PointerGetDatum(construct_array(counts, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	Prepare(&plan,
+			"INSERT INTO pipeline.drift_counts AS d (source, field, events, first_seen, last_seen)"
+			" SELECT $1, u.f, u.n, pg_catalog.now(), pg_catalog.now()"
+			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(f, n)"
+			" ON CONFLICT (source, field) DO UPDATE"
+			" SET events = d.events + excluded.events, last_seen = excluded.last_seen",
+			3, types);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write drift counts");
+}

@@ -1,0 +1,163 @@
+-- Sources: the catalog, contracts, raw storage and their management.
+
+CREATE FUNCTION pipeline._check_name(kind text, name text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 40 THEN
+        RAISE EXCEPTION 'invalid % name: %', kind, quote_literal(coalesce(name, 'NULL'))
+            USING ERRCODE = 'invalid_name',
+                  DETAIL = 'Names are plain lower-case identifiers of at most 40 characters, so that every derived table and view name fits.',
+                  HINT = 'Use letters a-z, digits and underscores, starting with a letter or underscore, e.g. app_events.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_name(text, text) IS
+    'internal: refuses source and metric names that are not plain lower-case identifiers';
+
+CREATE TABLE pipeline.source_catalog (
+    source           text PRIMARY KEY,
+    contract_version integer NOT NULL DEFAULT 1,
+    event_id         text NOT NULL,
+    event_time       text NOT NULL,
+    allowed_lateness interval NOT NULL,
+    freeze_after     interval NOT NULL,
+    day_timezone     text NOT NULL,
+    raw_table        regclass NOT NULL,
+    ids_table        regclass NOT NULL,
+    owner            regrole NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE pipeline.source_catalog IS 'internal: one row per source; read pipeline.sources';
+
+CREATE TABLE pipeline.contracts (
+    source      text NOT NULL REFERENCES pipeline.source_catalog ON DELETE CASCADE,
+    version     integer NOT NULL,
+    columns     text NOT NULL,
+    change      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by  name NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (source, version)
+);
+COMMENT ON TABLE pipeline.contracts IS
+    'every version of every source contract: the column definitions, the change that made it, when and by whom';
+
+CREATE VIEW pipeline.sources AS
+    SELECT s.source, s.contract_version, s.event_id, s.event_time, s.allowed_lateness,
+           s.freeze_after, s.day_timezone, s.raw_table, s.owner, s.created_at
+      FROM pipeline.source_catalog AS s;
+COMMENT ON VIEW pipeline.sources IS 'the sources: contract version, key columns, lateness, freeze delay, day time zone, raw table';
+
+GRANT SELECT ON pipeline.sources, pipeline.contracts TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline.source_catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.contracts', '');
+
+CREATE FUNCTION pipeline._create_raw_table(source text, columns text, event_id text, event_time text)
+    RETURNS oid
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_create_raw_table';
+COMMENT ON FUNCTION pipeline._create_raw_table(text, text, text, text) IS
+    'internal: checks a contract with the PostgreSQL parser and creates the partitioned raw table from it';
+
+-- Catalog rows are written here, as the extension owner, and only for the
+-- raw and id tables of that name that the caller owns: creating a source
+-- takes what creating its tables by hand would take (CREATE on schema
+-- pipeline), nothing more.  Safe to call by anyone for that reason.
+CREATE FUNCTION pipeline._register_source(source text, columns text, event_id text,
+        event_time text, allowed_lateness interval, freeze_after interval,
+        day_timezone text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    raw regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw'));
+    ids regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids'));
+    raw_owner oid;
+    ids_owner oid;
+BEGIN
+    SELECT c.relowner INTO raw_owner FROM pg_catalog.pg_class AS c WHERE c.oid = raw;
+    SELECT c.relowner INTO ids_owner FROM pg_catalog.pg_class AS c WHERE c.oid = ids;
+    IF raw_owner IS NULL OR ids_owner IS DISTINCT FROM raw_owner
+       OR NOT pg_catalog.pg_has_role(session_user, raw_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to register source %', source
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO pipeline.source_catalog (source, event_id, event_time, allowed_lateness,
+            freeze_after, day_timezone, raw_table, ids_table, owner)
+        VALUES (source, event_id, event_time, allowed_lateness, freeze_after,
+                day_timezone, raw, ids, raw_owner::regrole);
+    INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
+        VALUES (source, 1, columns, 'create_source', session_user);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._register_source(text, text, text, text, interval, interval, text) IS
+    'internal: records a source whose raw and id tables the caller owns';
+
+CREATE FUNCTION pipeline.create_source(source text, columns text,
+        event_id text DEFAULT 'event_id', event_time text DEFAULT 'event_time',
+        allowed_lateness interval DEFAULT '2 hours',
+        freeze_after interval DEFAULT '24 hours',
+        day_timezone text DEFAULT 'UTC')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    raw_oid oid;
+    id_type text;
+BEGIN
+    PERFORM pipeline._check_name('source', source);
+    IF columns IS NULL OR event_id IS NULL OR event_time IS NULL OR allowed_lateness IS NULL
+       OR freeze_after IS NULL OR day_timezone IS NULL THEN
+        RAISE EXCEPTION 'create_source arguments must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT FROM pipeline.source_catalog AS s WHERE s.source = create_source.source) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Change its contract with pipeline.evolve_source(), or drop it first.';
+    END IF;
+    IF allowed_lateness < interval '0' THEN
+        RAISE EXCEPTION 'allowed_lateness must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF freeze_after < allowed_lateness THEN
+        RAISE EXCEPTION 'freeze_after (%) must not be shorter than allowed_lateness (%)',
+                freeze_after, allowed_lateness
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A day is provisional from its end + allowed_lateness and frozen from its end + freeze_after.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_timezone_names WHERE name = day_timezone)
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = day_timezone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', day_timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a name from pg_timezone_names, e.g. Europe/Paris or America/New_York.';
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw')) IS NOT NULL
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL THEN
+        RAISE EXCEPTION 'a table named pipeline.%_raw or pipeline.%_ids already exists', source, source
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+
+    raw_oid := pipeline._create_raw_table(source, columns, event_id, event_time);
+
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO id_type
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = raw_oid AND a.attname = event_id;
+    -- the dedup index: one row per event id ever accepted, whatever its day
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (event_id %s PRIMARY KEY, _pl_batch bigint NOT NULL)',
+        source || '_ids', id_type);
+    -- lets the fold find a batch's rows without a btree on every insert
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON pipeline.%I USING brin (_pl_batch)',
+        source || '_raw_batch', source || '_raw');
+
+    PERFORM pipeline._register_source(source, columns, event_id, event_time, allowed_lateness,
+        freeze_after, day_timezone);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.create_source(text, text, text, text, interval, interval, text) IS
+    'creates a source: checks the contract (SQL column definitions), creates its raw table partitioned by event day, records contract version 1';

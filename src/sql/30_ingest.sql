@@ -1,0 +1,126 @@
+-- Ingest: receipts, dead letters, drift counts, partitions on demand, the
+-- ingest functions themselves.
+
+CREATE TABLE pipeline.batch_log (
+    batch_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source           text NOT NULL,
+    batch_key        text,
+    received_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    received         bigint NOT NULL DEFAULT 0,
+    accepted         bigint NOT NULL DEFAULT 0,
+    duplicates       bigint NOT NULL DEFAULT 0,
+    rejected         bigint NOT NULL DEFAULT 0,
+    contract_version integer NOT NULL,
+    -- the inserting transaction: lets a fold find batches committed since its
+    -- last snapshot, whatever order they committed in
+    xid              xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    ingested_by      name NOT NULL DEFAULT session_user,
+    -- semantics 1: nothing lost
+    CONSTRAINT batch_conservation CHECK (received = accepted + duplicates + rejected),
+    CONSTRAINT batch_key_once UNIQUE (source, batch_key)
+);
+CREATE INDEX batch_log_source_xid ON pipeline.batch_log (source, xid);
+COMMENT ON TABLE pipeline.batch_log IS 'internal: one receipt per ingest call; read pipeline.batches';
+
+CREATE VIEW pipeline.batches AS
+    SELECT b.batch_id, b.source, b.batch_key, b.received_at, b.received, b.accepted,
+           b.duplicates, b.rejected, b.contract_version, b.ingested_by
+      FROM pipeline.batch_log AS b;
+COMMENT ON VIEW pipeline.batches IS
+    'one receipt per ingest call: received = accepted + duplicates + rejected, always';
+
+CREATE TABLE pipeline.dead_letters (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source           text NOT NULL,
+    batch_id         bigint NOT NULL,
+    received_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    payload          text NOT NULL,
+    error            text NOT NULL,
+    error_code       text NOT NULL,
+    field            text,
+    contract_version integer NOT NULL
+);
+CREATE INDEX dead_letters_source ON pipeline.dead_letters (source, received_at);
+COMMENT ON TABLE pipeline.dead_letters IS
+    'rejected events, payload verbatim, with the reason (naming the field), SQLSTATE and the contract version checked against';
+
+CREATE TABLE pipeline.drift_counts (
+    source     text NOT NULL,
+    field      text NOT NULL,
+    events     bigint NOT NULL,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    PRIMARY KEY (source, field)
+);
+COMMENT ON TABLE pipeline.drift_counts IS 'internal: fields seen in accepted events that the contract does not name; read pipeline.contract_drift';
+
+CREATE VIEW pipeline.contract_drift AS
+    SELECT d.source, d.field, d.events, d.first_seen, d.last_seen
+      FROM pipeline.drift_counts AS d;
+COMMENT ON VIEW pipeline.contract_drift IS
+    'unknown fields in accepted events (kept in the raw row''s _pl_extra), counted per source and field';
+
+GRANT SELECT ON pipeline.batches, pipeline.contract_drift TO pipeline_reader, pipeline_writer;
+GRANT SELECT ON pipeline.dead_letters TO pipeline_writer;
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
+
+-- Partitions appear on demand, one per day of the source's time zone (so a
+-- 23- or 25-hour DST day is one partition).  Runs as the source owner
+-- (ingest switches to it); concurrent creators of one day serialize on an
+-- advisory lock, and ATTACH only takes SHARE UPDATE EXCLUSIVE on the parent,
+-- so ingest into other days goes on meanwhile.
+CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
+    RETURNS TABLE (lo timestamptz, hi timestamptz)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    d date;
+    part text;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _ensure_partitions.source;
+    FOR d IN SELECT DISTINCT (t AT TIME ZONE s.day_timezone)::date
+               FROM pg_catalog.unnest(times) AS t ORDER BY 1
+    LOOP
+        lo := d::timestamp AT TIME ZONE s.day_timezone;
+        hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+        part := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
+        IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline partition ' || s.source),
+                                                     d - date '2000-01-01');
+            IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
+                EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                          part, s.raw_table);
+                EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION pipeline.%I FOR VALUES FROM (%L) TO (%L)',
+                                          s.raw_table, part, lo, hi);
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._ensure_partitions(text, timestamptz[]) IS
+    'internal: creates the missing day partitions of a source''s raw table for the given event times';
+
+CREATE FUNCTION pipeline.ingest(source text, events jsonb, batch_key text DEFAULT NULL)
+    RETURNS TABLE (batch_id bigint, received bigint, accepted bigint, duplicates bigint, rejected bigint)
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_ingest_jsonb';
+COMMENT ON FUNCTION pipeline.ingest(text, jsonb, text) IS
+    'ingests a JSON array of events: validates each against the contract, deduplicates on the event id, dead-letters bad ones, returns the receipt';
+
+CREATE FUNCTION pipeline.ingest(source text, events text, batch_key text DEFAULT NULL)
+    RETURNS TABLE (batch_id bigint, received bigint, accepted bigint, duplicates bigint, rejected bigint)
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_ingest_text';
+COMMENT ON FUNCTION pipeline.ingest(text, text, text) IS
+    'ingests NDJSON (one event per line; a JSON array is accepted too): same checks and receipt as the jsonb form';
+
+REVOKE EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) TO pipeline_writer;

@@ -1,0 +1,412 @@
+/*
+ * validate.c
+ *	  Checking one event against its source's contract and converting it to
+ *	  a row of the raw table.
+ *
+ * The contract is the raw table's own definition: its columns (minus the
+ * internal _pl_ ones), their types, NOT NULL, DEFAULT and CHECK constraints.
+ * ContractCompile turns that into input functions and prepared expressions
+ * once per batch; ContractConvertEvent then handles one JSON object:
+ *	- each column's value is taken from the field of the same name and run
+ *	  through the type's input function (JSON null is SQL NULL, a missing
+ *	  field takes the column's DEFAULT);
+ *	- NOT NULL, the event-time sanity rules and every CHECK constraint are
+ *	  evaluated here, so that a bad event becomes a dead letter instead of
+ *	  failing the whole INSERT;
+ *	- fields the contract does not name are kept in _pl_extra and counted.
+ * Rule violations are returned as a Rejection.  Errors raised by input
+ * functions or expressions are not caught here: ingest.c runs the loop in a
+ * subtransaction and uses current_field to name the culprit.
+ */
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "lib/stringinfo.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_oper.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/datetime.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "ingest.h"
+#include "pipeline.h"
+
+/* event times before this are not history, they are garbage */
+#define MIN_EVENT_TIME_TEXT "1900-01-01 00:00:00+00"
+
+static bool
+IsInternalColumn(Form_pg_attribute att)
+{
+	return att->attisdropped || strncmp(NameStr(att->attname), "_pl_", 4) == 0;
+}
+
+static char *
+CheckColumns(Relation rel, Node *expr)
+{
+	Bitmapset  *attrs = NULL;
+	StringInfoData buf;
+	int			i = -1;
+
+	pull_varattnos(expr, 1, &attrs);
+	initStringInfo(&buf);
+	while ((i = bms_next_member(attrs, i)) >= 0)
+	{
+		AttrNumber	attnum = i + FirstLowInvalidHeapAttributeNumber;
+
+		if (attnum <= 0)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf,
+							   NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname));
+	}
+	return buf.data;
+}
+
+Contract *
+ContractCompile(SourceInfo *src, Relation raw)
+{
+	TupleDesc	desc = RelationGetDescr(raw);
+	Contract   *c = palloc0(sizeof(Contract));
+	TupleConstr *constr = desc->constr;
+	Oid			lt_opr;
+
+	c->source = src;
+	c->estate = CreateExecutorState();
+	c->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	c->cols = palloc0(sizeof(ContractColumn) * desc->natts);
+	c->id_col = c->time_col = -1;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ContractColumn *col;
+		Oid			infunc;
+		Node	   *def;
+
+		if (IsInternalColumn(att))
+			continue;
+		col = &c->cols[c->ncols];
+		col->name = pstrdup(NameStr(att->attname));
+		col->attnum = att->attnum;
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->typbyval = att->attbyval;
+		col->typlen = att->attlen;
+		col->typalign = att->attalign;
+		col->notnull = att->attnotnull;
+		getTypeInputInfo(att->atttypid, &infunc, &col->ioparam);
+		fmgr_info(infunc, &col->input);
+		def = build_column_default(raw, att->attnum);
+		if (def != NULL)
+			col->default_expr = ExecPrepareExpr((Expr *) def, c->estate);
+		if (strcmp(col->name, src->event_id) == 0)
+			c->id_col = c->ncols;
+		if (strcmp(col->name, src->event_time) == 0)
+			c->time_col = c->ncols;
+		c->ncols++;
+	}
+	if (c->id_col < 0 || c->time_col < 0)
+		elog(ERROR, "source \"%s\": event-id or event-time column missing from %s",
+			 src->name, RelationGetRelationName(raw));
+
+	if (constr != NULL && constr->num_check > 0)
+	{
+		c->checks = palloc0(sizeof(ContractCheck) * constr->num_check);
+		for (int i = 0; i < constr->num_check; i++)
+		{
+			Node	   *expr = stringToNode(constr->check[i].ccbin);
+
+			c->checks[c->nchecks].name = pstrdup(constr->check[i].ccname);
+			c->checks[c->nchecks].columns = CheckColumns(raw, expr);
+			c->checks[c->nchecks].expr = ExecPrepareCheck(list_make1(expr), c->estate);
+			c->nchecks++;
+		}
+	}
+
+	/* dedup compares ids with the type's own btree ordering */
+	get_sort_group_operators(c->cols[c->id_col].typid, true, true, false,
+							 &lt_opr, NULL, NULL, NULL);
+	c->id_sort.ssup_cxt = CurrentMemoryContext;
+	c->id_sort.ssup_collation = TupleDescAttr(desc, c->cols[c->id_col].attnum - 1)->attcollation;
+	PrepareSortSupportFromOrderingOp(lt_opr, &c->id_sort);
+
+	c->min_event_time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																CStringGetDatum(MIN_EVENT_TIME_TEXT),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+	c->max_event_time = TimestampTzPlusMilliseconds(GetCurrentStatementStartTimestamp(),
+													(int64) pipeline_max_future_skew_s * 1000);
+	return c;
+}
+
+/* frees what pins the raw table; the column facts stay usable */
+void
+ContractRelease(Contract *c)
+{
+	ExecDropSingleTupleTableSlot(c->slot);
+	c->slot = NULL;
+	FreeExecutorState(c->estate);
+	c->estate = NULL;
+}
+
+int
+ContractCompareIds(Contract *c, Datum a, Datum b)
+{
+	return ApplySortComparator(a, false, b, false, &c->id_sort);
+}
+
+static void
+Reject(Rejection *why, int sqlstate, const char *field, const char *fmt,...)
+	pg_attribute_printf(4, 5);
+
+static void
+Reject(Rejection *why, int sqlstate, const char *field, const char *fmt,...)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	why->error = buf.data;
+	why->field = field ? pstrdup(field) : NULL;
+	why->sqlstate = sqlstate;
+}
+
+/* the text a JSON value gives to a type's input function */
+static char *
+JsonValueText(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			return NULL;
+	}
+}
+
+static int
+FindColumn(Contract *c, const char *name, int len)
+{
+	for (int i = 0; i < c->ncols; i++)
+	{
+		if (strncmp(c->cols[i].name, name, len) == 0 && c->cols[i].name[len] == '\0')
+			return i;
+	}
+	return -1;
+}
+
+static void
+CountDrift(DriftCounter *drift, const char *name, int len)
+{
+	DriftEntry *e;
+	char		key[NAMEDATALEN * 2];
+	bool		found;
+
+	/* long field names are counted by their first 127 bytes */
+	len = Min(len, (int) sizeof(key) - 1);
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, len);
+	e = hash_search(drift->fields, key, HASH_ENTER, &found);
+	if (!found)
+		e->count = 0;
+	e->count++;
+}
+
+/*
+ * Keeps the fields the contract does not name, as a jsonb object, and
+ * counts them.  Returns false when there are none.
+ */
+static bool
+CollectUnknownFields(Contract *c, JsonbContainer *event, Datum *extra,
+					 DriftCounter *drift)
+{
+	JsonbIterator *it = JsonbIteratorInit(event);
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue	key;
+	JsonbIteratorToken tok;
+	bool		any = false;
+	bool		keep = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			keep = FindColumn(c, v.val.string.val, v.val.string.len) < 0;
+			key = v;
+		}
+		else if (tok == WJB_VALUE && keep)
+		{
+			if (!any)
+				pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+			any = true;
+			pushJsonbValue(&state, WJB_KEY, &key);
+			pushJsonbValue(&state, WJB_VALUE, &v);
+			CountDrift(drift, key.val.string.val, key.val.string.len);
+		}
+	}
+	if (any)
+		*extra = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
+	return any;
+}
+
+/*
+ * Converts one JSON object.  Returns true with values/nulls filled, or false
+ * with *why set.  May throw (input functions, CHECK expressions): the
+ * caller's subtransaction catches it, c->current_field names the field.
+ */
+bool
+ContractConvertEvent(Contract *c, JsonbContainer *event,
+					 Datum *values, bool *nulls,
+					 Datum *extra, bool *extra_null,
+					 DriftCounter *drift, Rejection *why)
+{
+	ExprContext *econtext = GetPerTupleExprContext(c->estate);
+	TupleTableSlot *slot = c->slot;
+
+	ResetExprContext(econtext);
+
+	for (int i = 0; i < c->ncols; i++)
+	{
+		ContractColumn *col = &c->cols[i];
+		JsonbValue	key;
+		JsonbValue *v;
+		char	   *text;
+
+		c->current_field = col->name;
+		key.type = jbvString;
+		key.val.string.val = col->name;
+		key.val.string.len = strlen(col->name);
+		v = findJsonbValueFromContainer(event, JB_FOBJECT, &key);
+
+		if (v == NULL)
+		{
+			if (col->default_expr != NULL)
+			{
+				values[i] = ExecEvalExprSwitchContext(col->default_expr, econtext, &nulls[i]);
+				if (!nulls[i] && !col->typbyval)
+					values[i] = datumCopy(values[i], false, col->typlen);
+			}
+			else
+				nulls[i] = true;
+			if (nulls[i] && (col->notnull || i == c->id_col || i == c->time_col))
+			{
+				Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
+					   "field \"%s\" is missing and is required", col->name);
+				return false;
+			}
+			continue;
+		}
+		if (v->type == jbvNull)
+		{
+			nulls[i] = true;
+			if (col->notnull || i == c->id_col || i == c->time_col)
+			{
+				Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
+					   "field \"%s\" is null and is required", col->name);
+				return false;
+			}
+			continue;
+		}
+		text = JsonValueText(v);
+		values[i] = InputFunctionCall(&col->input, text, col->ioparam, col->typmod);
+		nulls[i] = false;
+	}
+	c->current_field = NULL;
+
+	/* event time: finite, not absurdly old, not beyond the future skew */
+	{
+		TimestampTz t = DatumGetTimestampTz(values[c->time_col]);
+		const char *name = c->cols[c->time_col].name;
+
+		if (TIMESTAMP_NOT_FINITE(t))
+		{
+			Reject(why, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, name,
+				   "field \"%s\" is infinite", name);
+			return false;
+		}
+		if (t < c->min_event_time)
+		{
+			Reject(why, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, name,
+				   "field \"%s\" is before 1900-01-01", name);
+			return false;
+		}
+		if (t > c->max_event_time)
+		{
+			Reject(why, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, name,
+				   "field \"%s\" is %s, further in the future than pipeline.max_future_skew allows",
+				   name, timestamptz_to_str(t));
+			return false;
+		}
+	}
+
+	/* CHECK constraints, on a row shaped like the raw table */
+	if (c->nchecks > 0)
+	{
+		ExecClearTuple(slot);
+		memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+		for (int i = 0; i < c->ncols; i++)
+		{
+			slot->tts_values[c->cols[i].attnum - 1] = values[i];
+			slot->tts_isnull[c->cols[i].attnum - 1] = nulls[i];
+		}
+		ExecStoreVirtualTuple(slot);
+		econtext->ecxt_scantuple = slot;
+		for (int k = 0; k < c->nchecks; k++)
+		{
+			c->current_field = c->checks[k].columns;
+			if (!ExecCheck(c->checks[k].expr, econtext))
+			{
+				Reject(why, ERRCODE_CHECK_VIOLATION, c->checks[k].columns,
+					   "field \"%s\" violates check constraint \"%s\"",
+					   c->checks[k].columns, c->checks[k].name);
+				return false;
+			}
+		}
+		c->current_field = NULL;
+	}
+	*extra_null = !CollectUnknownFields(c, event, extra, drift);
+	return true;
+}
+
+DriftCounter *
+DriftCounterCreate(void)
+{
+	DriftCounter *d = palloc(sizeof(DriftCounter));
+	HASHCTL		ctl;
+
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = sizeof(DriftEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	d->fields = hash_create("pipeline drift", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return d;
+}
