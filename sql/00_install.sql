@@ -41,3 +41,8 @@ SELECT backend_type, datname = current_database() AS here FROM pg_stat_activity
 
 -- a second install in the same database is refused, not silently merged
 CREATE EXTENSION pipeline;
+
+-- leave the database as it was found
+SET client_min_messages = warning;
+DROP EXTENSION pipeline CASCADE;
+SELECT count(*) AS leftovers FROM pg_class WHERE relnamespace = 'pipeline'::regnamespace;

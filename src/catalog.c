@@ -128,7 +128,11 @@ PipelineRestoreRole(RoleSwitch *saved)
 	SetUserIdAndSecContext(saved->saved_uid, saved->saved_sec);
 }
 
-/* members of pipeline_writer may ingest, and so may the source's owner */
+/*
+ * Members of pipeline_writer may ingest (superusers pass too).  EXECUTE on
+ * ingest is granted to that role only; this check keeps the rule true if
+ * someone grants EXECUTE more widely.
+ */
 void
 PipelineRequireWriter(SourceInfo *src)
 {
@@ -136,8 +140,6 @@ PipelineRequireWriter(SourceInfo *src)
 	Oid			me = GetUserId();
 
 	if (OidIsValid(writer) && has_privs_of_role(me, writer))
-		return;
-	if (has_privs_of_role(me, src->owner))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

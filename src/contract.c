@@ -18,7 +18,11 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/acl.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
@@ -30,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "pipeline.h"
 
@@ -97,6 +102,41 @@ CheckConstraint(Constraint *c, const char *column)
 }
 
 /*
+ * raw_parser() with its syntax errors restated as contract errors: the
+ * position it reports is inside our wrapper, not the caller's statement.
+ */
+static List *
+ParseOrExplain(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	List	   *volatile parsed = NIL;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+
+	if (edata != NULL)
+		RefuseContract(edata->message, NULL);
+	return parsed;
+}
+
+/*
  * Parse the column list and check that it is nothing but columns.  Returns
  * the CreateStmt, ready to be renamed and executed.
  */
@@ -109,7 +149,7 @@ ParseContract(const char *columns)
 	CreateStmt *stmt;
 	ListCell   *lc;
 
-	parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+	parsed = ParseOrExplain(sql);
 	if (list_length(parsed) != 1)
 		RefuseContract("it must be one column list, not several statements", NULL);
 	stmt = (CreateStmt *) ((RawStmt *) linitial(parsed))->stmt;
@@ -244,4 +284,27 @@ pipeline_create_raw_table(PG_FUNCTION_ARGS)
 	table_close(rel, AccessShareLock);
 
 	PG_RETURN_OID(relid);
+}
+
+/*
+ * pipeline._depend_on_extension(rel)
+ *	  Records that a source's table depends on the extension (a normal
+ *	  dependency, not membership: pg_dump still dumps its data).  So
+ *	  DROP EXTENSION refuses while sources exist, and CASCADE drops them,
+ *	  as with any other dependent object.
+ */
+PG_FUNCTION_INFO_V1(pipeline_depend_on_extension);
+Datum
+pipeline_depend_on_extension(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ObjectAddress rel;
+	ObjectAddress ext;
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	ObjectAddressSet(rel, RelationRelationId, relid);
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pipeline", false));
+	recordDependencyOn(&rel, &ext, DEPENDENCY_NORMAL);
+	PG_RETURN_VOID();
 }

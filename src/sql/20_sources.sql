@@ -49,7 +49,7 @@ CREATE VIEW pipeline.sources AS
       FROM pipeline.source_catalog AS s;
 COMMENT ON VIEW pipeline.sources IS 'the sources: contract version, key columns, lateness, freeze delay, day time zone, raw table';
 
-GRANT SELECT ON pipeline.sources, pipeline.contracts TO PUBLIC;
+GRANT SELECT ON pipeline.source_catalog, pipeline.sources, pipeline.contracts TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('pipeline.source_catalog', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.contracts', '');
@@ -61,6 +61,14 @@ CREATE FUNCTION pipeline._create_raw_table(source text, columns text, event_id t
     AS 'MODULE_PATHNAME', 'pipeline_create_raw_table';
 COMMENT ON FUNCTION pipeline._create_raw_table(text, text, text, text) IS
     'internal: checks a contract with the PostgreSQL parser and creates the partitioned raw table from it';
+
+CREATE FUNCTION pipeline._depend_on_extension(rel regclass)
+    RETURNS void
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_depend_on_extension';
+COMMENT ON FUNCTION pipeline._depend_on_extension(regclass) IS
+    'internal: makes a source table depend on the extension, so DROP EXTENSION refuses or cascades to it';
 
 -- Catalog rows are written here, as the extension owner, and only for the
 -- raw and id tables of that name that the caller owns: creating a source
@@ -155,9 +163,62 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE INDEX %I ON pipeline.%I USING brin (_pl_batch)',
         source || '_raw_batch', source || '_raw');
 
+    PERFORM pipeline._depend_on_extension(raw_oid::regclass);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', source || '_ids')::regclass);
     PERFORM pipeline._register_source(source, columns, event_id, event_time, allowed_lateness,
         freeze_after, day_timezone);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.create_source(text, text, text, text, interval, interval, text) IS
     'creates a source: checks the contract (SQL column definitions), creates its raw table partitioned by event day, records contract version 1';
+
+-- Removing a source's records.  Runs as the extension owner, which cannot
+-- know which role called it, so it only acts once the source's tables are
+-- gone: dropping them is what takes ownership (drop_source does that first,
+-- as its caller).
+CREATE FUNCTION pipeline._unregister_source(source text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw')) IS NOT NULL
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied to unregister source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use pipeline.drop_source().';
+    END IF;
+    DELETE FROM pipeline.dead_letters AS d WHERE d.source = _unregister_source.source;
+    DELETE FROM pipeline.drift_counts AS d WHERE d.source = _unregister_source.source;
+    DELETE FROM pipeline.batch_log AS b WHERE b.source = _unregister_source.source;
+    DELETE FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source.source;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._unregister_source(text) IS
+    'internal: removes the catalog rows, receipts, dead letters and drift counts of a source whose tables were dropped';
+
+CREATE FUNCTION pipeline.drop_source(source text, cascade boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = drop_source.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to drop source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', s.owner);
+    END IF;
+    EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
+    PERFORM pipeline._unregister_source(s.source);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.drop_source(text, boolean) IS
+    'drops a source with its raw events, receipts and dead letters; refuses while metrics use it unless cascade';

@@ -1,0 +1,110 @@
+-- Ingest: receipts, dedup (in the batch, against the store, by batch_key),
+-- defaults, unknown fields, day partitions in the source's time zone.
+CREATE EXTENSION pipeline;
+SET TimeZone = 'UTC';
+SELECT pipeline.create_source('orders',
+    $$order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL,
+      amount numeric(12,2) CHECK (amount >= 0), currency text NOT NULL DEFAULT 'EUR'$$,
+    event_id => 'order_id');
+
+-- a clean batch: every event accepted
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders', $$[
+  {"order_id": 1, "event_time": "2026-03-01T10:00:00Z", "user_id": "u1", "amount": 10.50},
+  {"order_id": 2, "event_time": "2026-03-01T11:00:00Z", "user_id": "u2", "amount": 20, "currency": "USD"},
+  {"order_id": 3, "event_time": "2026-03-02T09:00:00Z", "user_id": "u1", "amount": "5.25"}
+]$$::jsonb);
+
+-- DEFAULT fills a missing field; numbers given as strings go through the type's input
+SELECT order_id, event_time, user_id, amount, currency, _pl_extra FROM pipeline.orders_raw ORDER BY 1;
+
+-- re-sending the same events any number of times changes nothing
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders', $$[
+  {"order_id": 1, "event_time": "2026-03-01T10:00:00Z", "user_id": "u1", "amount": 10.50},
+  {"order_id": 2, "event_time": "2026-03-01T11:00:00Z", "user_id": "u2", "amount": 20, "currency": "USD"}
+]$$::jsonb);
+-- same id twice in one batch: the first is kept, the second counted as a duplicate
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders', $$[
+  {"order_id": 4, "event_time": "2026-03-02T10:00:00Z", "user_id": "first", "amount": 1},
+  {"order_id": 4, "event_time": "2026-03-02T10:00:00Z", "user_id": "second", "amount": 2},
+  {"order_id": 5, "event_time": "2026-03-02T10:00:00Z", "user_id": "u5", "amount": 3}
+]$$::jsonb);
+SELECT order_id, user_id FROM pipeline.orders_raw WHERE order_id IN (4, 5) ORDER BY 1;
+-- an id already stored with a different event time is still the same event
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders',
+  '[{"order_id": 1, "event_time": "2026-02-01T00:00:00Z", "user_id": "other", "amount": 99}]'::jsonb);
+SELECT count(*) FILTER (WHERE order_id = 1) AS stored_once, count(*) AS total FROM pipeline.orders_raw;
+
+-- batch_key: a retry returns the original receipt and applies nothing,
+-- even if the retried payload differs
+SELECT batch_id AS first_batch, received, accepted, duplicates, rejected FROM pipeline.ingest('orders',
+  '[{"order_id": 10, "event_time": "2026-03-03T10:00:00Z", "user_id": "u10", "amount": 1}]'::jsonb,
+  batch_key => 'upload-42') \gset
+SELECT batch_id = :first_batch AS same_batch, received, accepted, duplicates, rejected
+  FROM pipeline.ingest('orders',
+  '[{"order_id": 11, "event_time": "2026-03-03T10:00:00Z", "user_id": "u11", "amount": 1}]'::jsonb,
+  batch_key => 'upload-42');
+SELECT count(*) AS order_11_applied FROM pipeline.orders_raw WHERE order_id = 11;
+SELECT count(*) AS receipts_for_key FROM pipeline.batches WHERE batch_key = 'upload-42';
+
+-- NDJSON through the text form: blank lines skipped, CRLF accepted
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders',
+  E'{"order_id": 20, "event_time": "2026-03-04T10:00:00Z", "user_id": "u20", "amount": 1}\r\n' ||
+  E'\n' ||
+  E'   \n' ||
+  E'{"order_id": 21, "event_time": "2026-03-04T10:00:00Z", "user_id": "u21", "amount": 2}\n' ||
+  E'{"order_id": 20, "event_time": "2026-03-04T10:00:00Z", "user_id": "u20", "amount": 1}');
+-- an untyped literal goes to the text form, which also takes a JSON array
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders',
+  '[{"order_id": 22, "event_time": "2026-03-04T10:00:00Z", "user_id": "u22", "amount": 1}]');
+-- a single-line NDJSON object
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders',
+  '{"order_id": 23, "event_time": "2026-03-04T10:00:00Z", "user_id": "u23", "amount": 1}');
+
+-- unknown fields are kept in _pl_extra and counted as contract drift
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders', $$[
+  {"order_id": 30, "event_time": "2026-03-05T10:00:00Z", "user_id": "u30", "amount": 1, "coupon": "X1", "utm": {"source": "ad"}},
+  {"order_id": 31, "event_time": "2026-03-05T10:00:00Z", "user_id": "u31", "amount": 1, "coupon": null}
+]$$::jsonb);
+SELECT order_id, _pl_extra FROM pipeline.orders_raw WHERE order_id IN (30, 31) ORDER BY 1;
+SELECT source, field, events, first_seen <= last_seen AS ordered FROM pipeline.contract_drift ORDER BY field;
+
+-- one partition per event day; batches that span days go to each
+SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bounds, count(r.*) AS events
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  LEFT JOIN pipeline.orders_raw r ON r.tableoid = c.oid
+ WHERE i.inhparent = 'pipeline.orders_raw'::regclass
+ GROUP BY c.relname, c.relpartbound, c.oid ORDER BY 1;
+
+-- the receipts add up (semantics 1), and the table enforces it
+SELECT count(*) AS batches, sum(received) AS received, sum(accepted) AS accepted,
+       sum(duplicates) AS duplicates, sum(rejected) AS rejected,
+       bool_and(received = accepted + duplicates + rejected) AS every_receipt_balances
+  FROM pipeline.batches WHERE source = 'orders';
+SELECT sum(accepted) = (SELECT count(*) FROM pipeline.orders_raw) AS accepted_equals_raw
+  FROM pipeline.batches WHERE source = 'orders';
+SELECT (SELECT count(*) FROM pipeline.orders_ids) = (SELECT count(*) FROM pipeline.orders_raw) AS ids_match_raw;
+
+-- days in the source's time zone: a DST day in New York is one 23-hour partition
+SELECT pipeline.create_source('ny_events', 'event_id text NOT NULL, event_time timestamptz NOT NULL',
+    day_timezone => 'America/New_York');
+SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('ny_events', $$[
+  {"event_id": "a", "event_time": "2026-03-08T04:59:00Z"},
+  {"event_id": "b", "event_time": "2026-03-08T05:00:00Z"},
+  {"event_id": "c", "event_time": "2026-03-09T03:59:00Z"},
+  {"event_id": "d", "event_time": "2026-03-09T04:00:00Z"}
+]$$::jsonb);
+SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bounds,
+       string_agg(r.event_id, ',' ORDER BY r.event_id) AS events
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  LEFT JOIN pipeline.ny_events_raw r ON r.tableoid = c.oid
+ WHERE i.inhparent = 'pipeline.ny_events_raw'::regclass
+ GROUP BY c.relname, c.relpartbound, c.oid ORDER BY 1;
+
+-- dropping a source removes its receipts, drift and dead letters too
+SELECT pipeline.drop_source('ny_events');
+SELECT count(*) FROM pipeline.batches WHERE source = 'ny_events';
+
+-- leave the database as it was found
+SET client_min_messages = warning;
+DROP EXTENSION pipeline CASCADE;
+SELECT count(*) AS leftovers FROM pg_class WHERE relnamespace = 'pipeline'::regnamespace;
