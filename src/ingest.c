@@ -25,9 +25,12 @@
  * received = accepted + duplicates + rejected holds by construction and is
  * also a CHECK constraint on pipeline.batch_log.
  *
- * Memory: everything for the batch lives in one context deleted at the end;
- * it holds the converted values (about the size of the batch) and the
- * input functions' garbage.
+ * Memory: steps 4 to 6 run per chunk of CHUNK_EVENTS events, so a large
+ * batch needs the input plus one chunk's working set.  Each event is
+ * converted in a scratch context reset every event; only the final values
+ * are copied into the chunk context, which is reset after every chunk.
+ * Duplicates across chunks are still counted once: a later chunk's insert
+ * finds the earlier chunk's ids in the id table.
  */
 #include "postgres.h"
 
@@ -38,11 +41,14 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "ingest.h"
+
+#define CHUNK_EVENTS 10000
 
 typedef struct Batch
 {
@@ -56,8 +62,13 @@ typedef struct Batch
 	char	  **lines;			/* NDJSON input */
 	int		   *line_lens;
 
-	/* per event */
-	Datum	   *values;			/* n * ncols */
+	MemoryContext chunk_cxt;	/* reset after every chunk */
+	MemoryContext event_cxt;	/* reset before every event */
+
+	/* per event of the current chunk, indexed from the chunk's start */
+	int			start;
+	int			end;
+	Datum	   *values;			/* chunk size * ncols */
 	bool	   *nulls;
 	Datum	   *extra;
 	bool	   *extra_null;
@@ -175,13 +186,34 @@ EventPayload(Batch *b, int i)
 	return JsonbToCString(NULL, &JsonbValueToJsonb(v)->root, 0);
 }
 
+/* k is the event's index in the chunk; strings are copied to the chunk context */
 static void
-RejectEvent(Batch *b, int i, int sqlstate, const char *field, char *error)
+RejectEvent(Batch *b, int k, int sqlstate, const char *field, char *error)
 {
-	b->valid[i] = false;
-	b->why[i].sqlstate = sqlstate;
-	b->why[i].field = field ? pstrdup(field) : NULL;
-	b->why[i].error = error;
+	b->valid[k] = false;
+	b->why[k].sqlstate = sqlstate;
+	b->why[k].field = field ? pstrdup(field) : NULL;
+	b->why[k].error = error;
+}
+
+/* keeps event i's values (made in the scratch context) in the chunk context */
+static void
+KeepValues(Batch *b, int k)
+{
+	Contract   *c = b->contract;
+	MemoryContext old = MemoryContextSwitchTo(b->chunk_cxt);
+
+	for (int j = 0; j < c->ncols; j++)
+	{
+		ContractColumn *col = &c->cols[j];
+		int			slot = k * c->ncols + j;
+
+		if (!b->nulls[slot] && !col->typbyval)
+			b->values[slot] = datumCopy(b->values[slot], false, col->typlen);
+	}
+	if (!b->extra_null[k])
+		b->extra[k] = datumCopy(b->extra[k], false, -1);
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -189,7 +221,11 @@ ConvertOne(Batch *b, int i)
 {
 	Contract   *c = b->contract;
 	JsonbContainer *event = NULL;
+	int			k = i - b->start;
+	MemoryContext old;
 
+	MemoryContextReset(b->event_cxt);
+	old = MemoryContextSwitchTo(b->event_cxt);
 	c->current_field = NULL;
 	if (b->lines != NULL)
 	{
@@ -208,14 +244,20 @@ ConvertOne(Batch *b, int i)
 	}
 	if (event == NULL)
 	{
-		RejectEvent(b, i, ERRCODE_INVALID_PARAMETER_VALUE, NULL,
+		MemoryContextSwitchTo(old);
+		RejectEvent(b, k, ERRCODE_INVALID_PARAMETER_VALUE, NULL,
 					pstrdup("event is not a JSON object"));
 		return;
 	}
-	b->valid[i] = ContractConvertEvent(c, event,
-									   &b->values[i * c->ncols], &b->nulls[i * c->ncols],
-									   &b->extra[i], &b->extra_null[i],
-									   b->drift, &b->why[i]);
+	b->valid[k] = ContractConvertEvent(c, event,
+									   &b->values[k * c->ncols], &b->nulls[k * c->ncols],
+									   &b->extra[k], &b->extra_null[k],
+									   b->drift, &b->why[k]);
+	MemoryContextSwitchTo(old);
+	if (b->valid[k])
+		KeepValues(b, k);
+	else
+		RejectEvent(b, k, b->why[k].sqlstate, b->why[k].field, pstrdup(b->why[k].error));
 }
 
 static bool
@@ -228,19 +270,20 @@ MustPropagate(ErrorData *edata)
 
 /* step 4: see the file header */
 static void
-ConvertAll(Batch *b)
+ConvertChunk(Batch *b)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext cxt = b->chunk_cxt;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile int i = 0;
+	volatile int i = b->start;
 
-	while (i < b->n)
+	MemoryContextSwitchTo(cxt);
+	while (i < b->end)
 	{
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
-			for (; i < b->n; i++)
+			for (; i < b->end; i++)
 			{
 				CHECK_FOR_INTERRUPTS();
 				ConvertOne(b, i);
@@ -261,7 +304,7 @@ ConvertAll(Batch *b)
 			CurrentResourceOwner = owner;
 			if (MustPropagate(edata))
 				ReThrowError(edata);
-			RejectEvent(b, i, edata->sqlerrcode, b->contract->current_field,
+			RejectEvent(b, i - b->start, edata->sqlerrcode, b->contract->current_field,
 						psprintf("%s%s%s%s%s",
 								 b->contract->current_field ? "field \"" : "",
 								 b->contract->current_field ? b->contract->current_field : "",
@@ -295,7 +338,8 @@ static int64
 StoreValid(Batch *b, int64 batch_id, int64 *in_batch_dups)
 {
 	Contract   *c = b->contract;
-	int		   *order = palloc(sizeof(int) * Max(b->n, 1));
+	int			n = b->end - b->start;
+	int		   *order = palloc(sizeof(int) * Max(n, 1));
 	int			nvalid = 0;
 	int			nkept = 0;
 	Datum	  **cols = palloc(sizeof(Datum *) * c->ncols);
@@ -303,9 +347,9 @@ StoreValid(Batch *b, int64 batch_id, int64 *in_batch_dups)
 	Datum	   *extra;
 	bool	   *extra_null;
 
-	for (int i = 0; i < b->n; i++)
-		if (b->valid[i])
-			order[nvalid++] = i;
+	for (int k = 0; k < n; k++)
+		if (b->valid[k])
+			order[nvalid++] = k;
 	qsort_arg(order, nvalid, sizeof(int), CompareEvents, b);
 
 	for (int k = 0; k < nvalid; k++)
@@ -347,17 +391,17 @@ WriteRejections(Batch *b, int64 batch_id, int64 nrejected)
 {
 	char	  **payloads = palloc(sizeof(char *) * Max(nrejected, 1));
 	Rejection  *why = palloc(sizeof(Rejection) * Max(nrejected, 1));
-	int			k = 0;
+	int			n = 0;
 
-	for (int i = 0; i < b->n; i++)
+	for (int k = 0; k < b->end - b->start; k++)
 	{
-		if (b->valid[i])
+		if (b->valid[k])
 			continue;
-		payloads[k] = EventPayload(b, i);
-		why[k] = b->why[i];
-		k++;
+		payloads[n] = EventPayload(b, b->start + k);
+		why[n] = b->why[k];
+		n++;
 	}
-	DeadLettersWrite(b->source, batch_id, k, payloads, why);
+	DeadLettersWrite(b->source, batch_id, n, payloads, why);
 }
 
 static void
@@ -423,34 +467,60 @@ IngestBatch(FunctionCallInfo fcinfo, bool is_text)
 	}
 	PipelineRestoreRole(&role);
 
-	/* conversion, CHECK/DEFAULT expressions and raw writes: as the owner */
-	PipelineBecome(b->source->owner, &role);
-	raw = table_open(b->source->raw_relid, RowExclusiveLock);
-	b->contract = ContractCompile(b->source, raw);
-	b->drift = DriftCounterCreate();
-	b->values = palloc(sizeof(Datum) * Max(b->n, 1) * b->contract->ncols);
-	b->nulls = palloc(sizeof(bool) * Max(b->n, 1) * b->contract->ncols);
-	b->extra = palloc(sizeof(Datum) * Max(b->n, 1));
-	b->extra_null = palloc(sizeof(bool) * Max(b->n, 1));
-	b->valid = palloc0(sizeof(bool) * Max(b->n, 1));
-	b->why = palloc0(sizeof(Rejection) * Max(b->n, 1));
-
-	ConvertAll(b);
-	/* ATTACH PARTITION refuses a parent this session has open: close it, keep the lock */
-	ContractRelease(b->contract);
-	table_close(raw, NoLock);
-
+	b->chunk_cxt = AllocSetContextCreate(batch_cxt, "pipeline ingest chunk",
+										 ALLOCSET_DEFAULT_SIZES);
+	b->event_cxt = AllocSetContextCreate(batch_cxt, "pipeline ingest event",
+										 ALLOCSET_DEFAULT_SIZES);
 	receipt.received = b->n;
-	receipt.rejected = 0;
-	for (int i = 0; i < b->n; i++)
-		receipt.rejected += b->valid[i] ? 0 : 1;
-	receipt.accepted = StoreValid(b, receipt.batch_id, &in_batch_dups);
+	receipt.accepted = receipt.duplicates = receipt.rejected = 0;
+
+	for (b->start = 0; b->start < b->n || b->start == 0; b->start = b->end)
+	{
+		int64		chunk_rejected = 0;
+		int			size;
+
+		b->end = Min(b->n, b->start + CHUNK_EVENTS);
+		size = Max(b->end - b->start, 1);
+		MemoryContextReset(b->chunk_cxt);
+
+		/* conversion, CHECK/DEFAULT expressions, raw writes: as the owner */
+		PipelineBecome(b->source->owner, &role);
+		raw = table_open(b->source->raw_relid, RowExclusiveLock);
+		MemoryContextSwitchTo(batch_cxt);
+		b->contract = ContractCompile(b->source, raw);
+		if (b->drift == NULL)
+			b->drift = DriftCounterCreate();
+		MemoryContextSwitchTo(b->chunk_cxt);
+		b->values = palloc(sizeof(Datum) * size * b->contract->ncols);
+		b->nulls = palloc(sizeof(bool) * size * b->contract->ncols);
+		b->extra = palloc(sizeof(Datum) * size);
+		b->extra_null = palloc(sizeof(bool) * size);
+		b->valid = palloc0(sizeof(bool) * size);
+		b->why = palloc0(sizeof(Rejection) * size);
+
+		ConvertChunk(b);
+		/* ATTACH PARTITION refuses a parent this session has open: close it, keep the lock */
+		ContractRelease(b->contract);
+		table_close(raw, NoLock);
+
+		MemoryContextSwitchTo(b->chunk_cxt);
+		for (int k = 0; k < b->end - b->start; k++)
+			chunk_rejected += b->valid[k] ? 0 : 1;
+		receipt.accepted += StoreValid(b, receipt.batch_id, &in_batch_dups);
+		receipt.rejected += chunk_rejected;
+		PipelineRestoreRole(&role);
+
+		PipelineBecome(extowner, &role);
+		MemoryContextSwitchTo(b->chunk_cxt);
+		WriteRejections(b, receipt.batch_id, chunk_rejected);
+		PipelineRestoreRole(&role);
+
+		if (b->end >= b->n)
+			break;
+	}
 	receipt.duplicates = receipt.received - receipt.rejected - receipt.accepted;
-	Assert(receipt.duplicates >= in_batch_dups);
-	PipelineRestoreRole(&role);
 
 	PipelineBecome(extowner, &role);
-	WriteRejections(b, receipt.batch_id, receipt.rejected);
 	DriftWrite(b->source, b->drift);
 	ReceiptFinish(&receipt);
 	PipelineRestoreRole(&role);

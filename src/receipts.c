@@ -84,7 +84,11 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 			"SELECT batch_id, received, accepted, duplicates, rejected"
 			" FROM pipeline.batch_log WHERE source = $1 AND batch_key = $2",
 			2, types);
-	if (SPI_execute_plan(select_plan, args, nulls, true, 1) != SPI_OK_SELECT ||
+	/*
+	 * Not read-only: a read-only plan reuses the statement's snapshot, taken
+	 * before the batch we waited for committed, and would not see its row.
+	 */
+	if (SPI_execute_plan(select_plan, args, nulls, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "receipt of batch key \"%s\" not found", batch_key);
 	ReadReceipt(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, receipt);

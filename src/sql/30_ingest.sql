@@ -69,9 +69,12 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
 
 -- Partitions appear on demand, one per day of the source's time zone (so a
 -- 23- or 25-hour DST day is one partition).  Runs as the source owner
--- (ingest switches to it); concurrent creators of one day serialize on an
--- advisory lock, and ATTACH only takes SHARE UPDATE EXCLUSIVE on the parent,
--- so ingest into other days goes on meanwhile.
+-- (ingest switches to it).  Creators serialize on SHARE UPDATE EXCLUSIVE on
+-- the parent, the lock ATTACH PARTITION takes anyway: one lock for every
+-- day means one lock order (no deadlock between creators of different
+-- days), and acquiring it makes a waiter see the partition the holder
+-- created before it checks again.  Inserts take ROW EXCLUSIVE, which that
+-- lock does not block, so ingest into existing days goes on meanwhile.
 CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
     RETURNS TABLE (lo timestamptz, hi timestamptz)
     LANGUAGE plpgsql
@@ -90,8 +93,7 @@ BEGIN
         hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
         part := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
         IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
-            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline partition ' || s.source),
-                                                     d - date '2000-01-01');
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
             IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
                 EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                                           part, s.raw_table);
