@@ -11,10 +11,8 @@ SELECT rolname, rolcanlogin FROM pg_roles
 -- the extension is not relocatable and lives in schema pipeline
 SELECT extname, extrelocatable, extnamespace::regnamespace FROM pg_extension WHERE extname = 'pipeline';
 
--- settings exist with their defaults and the prefix is reserved
-SHOW pipeline.enabled;
-SHOW pipeline.hot_interval;
-SHOW pipeline.max_future_skew;
+-- settings exist with their defaults and contexts, and the prefix is reserved
+SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'pipeline.%' ORDER BY name;
 SET pipeline.no_such_setting = 1;
 
 -- the launcher started a worker for this database once CREATE EXTENSION

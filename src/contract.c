@@ -34,7 +34,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 
 #include "pipeline.h"
 
@@ -101,6 +100,20 @@ CheckConstraint(Constraint *c, const char *column)
 	}
 }
 
+typedef struct ParseCall
+{
+	const char *sql;
+	List	   *parsed;
+} ParseCall;
+
+static void
+ParseStep(void *arg)
+{
+	ParseCall  *call = arg;
+
+	call->parsed = raw_parser(call->sql, RAW_PARSE_DEFAULT);
+}
+
 /*
  * raw_parser() with its syntax errors restated as contract errors: the
  * position it reports is inside our wrapper, not the caller's statement.
@@ -108,32 +121,12 @@ CheckConstraint(Constraint *c, const char *column)
 static List *
 ParseOrExplain(const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	List	   *volatile parsed = NIL;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	ParseCall	call = {sql, NIL};
+	ErrorData  *edata = PipelineCatchError(ParseStep, &call);
 
 	if (edata != NULL)
 		RefuseContract(edata->message, NULL);
-	return parsed;
+	return call.parsed;
 }
 
 /*

@@ -45,8 +45,10 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "pipeline.h"
 
 #define CHUNK_EVENTS 10000
 
@@ -98,6 +100,20 @@ UseArray(Batch *b, Jsonb *events)
 	b->n = JsonContainerSize(b->array);
 }
 
+typedef struct JsonParse
+{
+	const char *text;
+	Jsonb	   *result;
+} JsonParse;
+
+static void
+ParseJsonStep(void *arg)
+{
+	JsonParse  *parse = arg;
+
+	parse->result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(parse->text)));
+}
+
 /*
  * Text input: a JSON array if it parses as one, otherwise NDJSON, one event
  * per non-blank line (a trailing \r is dropped).
@@ -113,26 +129,11 @@ UseText(Batch *b, text *events)
 		p++;
 	if (*p == '[')
 	{
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
-		Jsonb	   *volatile whole = NULL;
+		JsonParse	parse = {s, NULL};
+		Jsonb	   *whole;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			whole = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
-			ReleaseCurrentSubTransaction();
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(cxt);
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		(void) PipelineCatchError(ParseJsonStep, &parse);
+		whole = parse.result;
 		if (whole != NULL && JB_ROOT_IS_ARRAY(whole) && !JB_ROOT_IS_SCALAR(whole))
 		{
 			UseArray(b, whole);
@@ -333,9 +334,12 @@ CompareEvents(const void *a, const void *b, void *arg)
 	return (ia > ib) - (ia < ib);
 }
 
-/* step 5: returns the number stored; *in_batch_dups counts the rest */
+/*
+ * step 5: returns the number stored; *in_batch_dups counts the rest, and
+ * the receipt's event-time range grows to cover the chunk's valid events
+ */
 static int64
-StoreValid(Batch *b, int64 batch_id, int64 *in_batch_dups)
+StoreValid(Batch *b, Receipt *receipt, int64 *in_batch_dups)
 {
 	Contract   *c = b->contract;
 	int			n = b->end - b->start;
@@ -382,8 +386,18 @@ StoreValid(Batch *b, int64 batch_id, int64 *in_batch_dups)
 
 	if (nkept == 0)
 		return 0;
+	for (int k = 0; k < nkept; k++)
+	{
+		TimestampTz t = DatumGetTimestampTz(cols[c->time_col][k]);
+
+		if (!receipt->has_event_times || t < receipt->min_event_time)
+			receipt->min_event_time = t;
+		if (!receipt->has_event_times || t > receipt->max_event_time)
+			receipt->max_event_time = t;
+		receipt->has_event_times = true;
+	}
 	RawStoreEnsurePartitions(b->source, cols[c->time_col], nkept);
-	return RawStoreInsert(c, batch_id, nkept, cols, colnulls, extra, extra_null);
+	return RawStoreInsert(c, receipt->batch_id, nkept, cols, colnulls, extra, extra_null);
 }
 
 static void
@@ -473,6 +487,7 @@ IngestBatch(FunctionCallInfo fcinfo, bool is_text)
 										 ALLOCSET_DEFAULT_SIZES);
 	receipt.received = b->n;
 	receipt.accepted = receipt.duplicates = receipt.rejected = 0;
+	receipt.has_event_times = false;
 
 	for (b->start = 0; b->start < b->n || b->start == 0; b->start = b->end)
 	{
@@ -506,7 +521,7 @@ IngestBatch(FunctionCallInfo fcinfo, bool is_text)
 		MemoryContextSwitchTo(b->chunk_cxt);
 		for (int k = 0; k < b->end - b->start; k++)
 			chunk_rejected += b->valid[k] ? 0 : 1;
-		receipt.accepted += StoreValid(b, receipt.batch_id, &in_batch_dups);
+		receipt.accepted += StoreValid(b, &receipt, &in_batch_dups);
 		receipt.rejected += chunk_rejected;
 		PipelineRestoreRole(&role);
 

@@ -95,6 +95,9 @@ typedef struct Receipt
 	int64		accepted;
 	int64		duplicates;
 	int64		rejected;
+	bool		has_event_times;	/* any valid event? */
+	TimestampTz min_event_time; /* of the valid events */
+	TimestampTz max_event_time;
 } Receipt;
 
 /* who runs a step: the caller, the source owner or the extension owner */

@@ -18,6 +18,13 @@ extern int	pipeline_launcher_interval_s;
 extern int	pipeline_max_future_skew_s;
 extern bool pipeline_preloaded;
 
+/* subxact.c */
+typedef void (*PipelineStep) (void *arg);
+extern ErrorData *PipelineCatchError(PipelineStep step, void *arg);
+
+/* hot_runner.c */
+extern void PipelineRunHot(void);
+
 /* worker.c */
 extern void PipelineShmemRequest(void);
 extern void PipelineShmemStartup(void);

@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 #include "ingest.h"
 
@@ -99,19 +100,38 @@ void
 ReceiptFinish(const Receipt *r)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		args[5];
+	Oid			types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = Int64GetDatum(r->batch_id);
 	args[1] = Int64GetDatum(r->received);
 	args[2] = Int64GetDatum(r->accepted);
 	args[3] = Int64GetDatum(r->duplicates);
 	args[4] = Int64GetDatum(r->rejected);
-	Prepare(&plan,
-			"UPDATE pipeline.batch_log SET received = $2, accepted = $3,"
-			" duplicates = $4, rejected = $5 WHERE batch_id = $1",
-			5, types);
-	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+	args[5] = TimestampTzGetDatum(r->min_event_time);
+	args[6] = TimestampTzGetDatum(r->max_event_time);
+	if (!r->has_event_times)
+		nulls[5] = nulls[6] = 'n';
+	if (plan == NULL)
+	{
+		/*
+		 * A custom plan every time: a generic plan made while batch_log was
+		 * empty (a fresh install, or right after VACUUM) is a sequential
+		 * scan, and would stay one as the table grows.
+		 */
+		SPIPlanPtr	p = SPI_prepare_cursor("UPDATE pipeline.batch_log SET received = $2, accepted = $3,"
+										   " duplicates = $4, rejected = $5, min_event_time = $6,"
+										   " max_event_time = $7 WHERE batch_id = $1",
+										   7, types, CURSOR_OPT_CUSTOM_PLAN);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not complete the receipt of batch " INT64_FORMAT, r->batch_id);
 }
 

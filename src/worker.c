@@ -488,12 +488,13 @@ ExtensionInstalled(void)
 }
 
 /*
- * One round of the database's periodic work.  Later modules hook their work
- * in here; each unit of work is its own transaction.
+ * One round of the database's periodic work; each unit of work is its own
+ * transaction (see hot_runner.c).
  */
 static void
 WorkerTick(void)
 {
+	PipelineRunHot();
 }
 
 void
@@ -529,8 +530,22 @@ pipeline_worker_main(Datum arg)
 
 		if (pipeline_enabled)
 		{
+			MemoryContext cxt = CurrentMemoryContext;
+
 			pgstat_report_activity(STATE_RUNNING, "pipeline: periodic work");
-			WorkerTick();
+			/* an error in one round is logged; the next round tries again */
+			PG_TRY();
+			{
+				WorkerTick();
+			}
+			PG_CATCH();
+			{
+				MemoryContextSwitchTo(cxt);
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+			}
+			PG_END_TRY();
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}
 		MarkSlot(dboid, SLOT_RUNNING, true);

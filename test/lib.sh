@@ -65,15 +65,16 @@ fsync = off
 CONF
 }
 
-# start_cluster DATADIR PORT: initdb (once) and start, socket in DATADIR/..
+# start_cluster DATADIR PORT [EXTRA_CONF]: initdb (once) and start, socket in DATADIR/..
 start_cluster() {
-    local data=$1 port=$2 sock
+    local data=$1 port=$2 extra=${3:-} sock
     sock=$(dirname "$data")
     if [ ! -f "$data/PG_VERSION" ]; then
         as_cluster_user $PGBIN/initdb -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
         cluster_conf | as_cluster_user tee -a "$data/postgresql.conf" >/dev/null
         echo "unix_socket_directories = '$sock'" | as_cluster_user tee -a "$data/postgresql.conf" >/dev/null
         echo "port = $port" | as_cluster_user tee -a "$data/postgresql.conf" >/dev/null
+        [ -n "$extra" ] && echo "$extra" | as_cluster_user tee -a "$data/postgresql.conf" >/dev/null
     fi
     as_cluster_user $PGBIN/pg_ctl -D "$data" -l "$data/server.log" -w start >/dev/null
 }

@@ -216,6 +216,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', s.owner);
     END IF;
+    PERFORM pipeline._drop_source_metrics(s.source, cascade);
     EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
     PERFORM pipeline._unregister_source(s.source);
 END

@@ -11,6 +11,10 @@ CREATE TABLE pipeline.batch_log (
     duplicates       bigint NOT NULL DEFAULT 0,
     rejected         bigint NOT NULL DEFAULT 0,
     contract_version integer NOT NULL,
+    -- event-time range of the batch's valid events: lets a fold prune
+    -- partitions and advance the watermark without reading raw
+    min_event_time   timestamptz,
+    max_event_time   timestamptz,
     -- the inserting transaction: lets a fold find batches committed since its
     -- last snapshot, whatever order they committed in
     xid              xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
@@ -20,6 +24,7 @@ CREATE TABLE pipeline.batch_log (
     CONSTRAINT batch_key_once UNIQUE (source, batch_key)
 );
 CREATE INDEX batch_log_source_xid ON pipeline.batch_log (source, xid);
+CREATE INDEX batch_log_source_time ON pipeline.batch_log (source, max_event_time);
 COMMENT ON TABLE pipeline.batch_log IS 'internal: one receipt per ingest call; read pipeline.batches';
 
 CREATE VIEW pipeline.batches AS

@@ -1,0 +1,157 @@
+/*
+ * hot_runner.c
+ *	  The database worker's periodic job: fold every metric's new events
+ *	  into its hot table (pipeline._fold), one metric at a time.
+ *
+ * Each metric is its own transaction, run as the metric's owner (never as
+ * the worker's superuser), so one failing metric neither stops the others
+ * nor leaves partial output: its transaction rolls back, the error is
+ * logged and recorded in pipeline.metric_catalog (failures, last_error),
+ * and the metric is retried after 2^failures seconds, at most 5 minutes.
+ * Exactly-once is _fold's business: the hot rows and the checkpoint commit
+ * together, so a worker killed mid-fold loses and doubles nothing.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pipeline.h"
+
+#define MAX_BACKOFF_S 300
+
+typedef struct MetricToFold
+{
+	char	   *name;
+	Oid			owner;
+} MetricToFold;
+
+/*
+ * The metrics due for a fold now (not backing off), in name order.  Not
+ * inlined into PipelineRunHot: its locals must not live across that
+ * function's PG_TRY (gcc's -Wclobbered).
+ */
+static pg_noinline List *
+MetricsDue(MemoryContext cxt)
+{
+	List	   *result = NIL;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT metric, owner::oid FROM pipeline.metric_catalog"
+					" WHERE failures = 0 OR last_error_at IS NULL"
+					" OR last_error_at + pg_catalog.make_interval(secs => "
+					"    LEAST(pg_catalog.power(2, failures), " CppAsString2(MAX_BACKOFF_S) "))"
+					"    <= pg_catalog.now()"
+					" ORDER BY metric", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.metric_catalog");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		MetricToFold *m = palloc(sizeof(MetricToFold));
+		bool		isnull;
+
+		m->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		m->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+		result = lappend(result, m);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return result;
+}
+
+static void
+FoldAsOwner(MetricToFold *m)
+{
+	Oid			save_uid;
+	int			save_sec;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(m->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = CStringGetTextDatum(m->name);
+	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "fold of metric \"%s\" failed", m->name);
+	SPI_finish();
+	SetUserIdAndSecContext(save_uid, save_sec);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+static void
+RecordFailure(MetricToFold *m, const char *message)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = CStringGetTextDatum(m->name);
+	args[1] = CStringGetTextDatum(message);
+	(void) SPI_execute_with_args("UPDATE pipeline.metric_catalog"
+								 " SET failures = failures + 1, last_error = $2,"
+								 "     last_error_at = pg_catalog.now()"
+								 " WHERE metric = $1", 2, argtypes, args, NULL, false, 0);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* one round: every due metric once */
+void
+PipelineRunHot(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pipeline hot round",
+											  ALLOCSET_DEFAULT_SIZES);
+	List	   *metrics = MetricsDue(cxt);
+	ListCell   *lc;
+
+	foreach(lc, metrics)
+	{
+		MetricToFold *m = lfirst(lc);
+		MemoryContext old = CurrentMemoryContext;
+
+		CHECK_FOR_INTERRUPTS();
+		pgstat_report_activity(STATE_RUNNING, psprintf("pipeline: fold %s", m->name));
+		PG_TRY();
+		{
+			FoldAsOwner(m);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			MemoryContextSwitchTo(old);
+			ereport(LOG,
+					(errmsg("pipeline: fold of metric \"%s\" failed: %s", m->name, edata->message)));
+			RecordFailure(m, edata->message);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	MemoryContextDelete(cxt);
+}

@@ -1,0 +1,862 @@
+/*
+ * sketch.c
+ *	  The distinct-count sketch: type pipeline.distinct_sketch, the
+ *	  aggregates that build and merge it, and its estimate.
+ *
+ * A sketch stands for a set of 64-bit hashes of values.  While the set is
+ * small it is kept as is (the "explicit" form) and counted exactly; past
+ * SKETCH_EXPLICIT_MAX hashes it becomes a HyperLogLog of 2^14 one-byte
+ * registers (the "dense" form, standard error 1.04/sqrt(16384) = 0.81%),
+ * estimated with Otmar Ertl's improved raw estimator ("New cardinality
+ * estimation algorithms for HyperLogLog sketches", 2017), which needs no
+ * empirical bias tables and has no switch-over point between a small-range
+ * and a large-range formula.
+ *
+ * The form is a function of the hash set alone: explicit (sorted) when it
+ * has at most SKETCH_EXPLICIT_MAX hashes, else the registers, each the
+ * maximum over its hashes.  So merging sketch(A) and sketch(B) gives the
+ * very bytes of sketch(A u B), whatever the order of rows or merges, and a
+ * rollup of per-minute sketches equals the sketch of the hour.
+ *
+ * Binary form (also the text form, as '\x' hex; version 1):
+ *	byte 0		format version (1)
+ *	byte 1		kind: 1 explicit, 2 dense
+ *	explicit:	n hashes, 8 bytes each, big-endian, strictly ascending,
+ *				0 <= n <= SKETCH_EXPLICIT_MAX
+ *	dense:		one byte precision (14), then 16384 registers
+ *
+ * Hashing: the value's type's extended hash function (its default hash
+ * opclass) with a fixed seed and the call's collation, so equal values of a
+ * type hash equal, including under nondeterministic collations; the result
+ * goes through a 64-bit finalizer so that HyperLogLog sees well-mixed bits.
+ * The integer types (and timestamps, times) are the exception: PostgreSQL's
+ * int8 hash folds the value to 32 bits, which would let distinct bigint ids
+ * collide and break "exact for small sets".  Their value is mixed directly
+ * by a bijection of the 64-bit integer instead, so distinct integers never
+ * collide, and int2/int4/int8 sketches stay mergeable with each other as
+ * they are under PostgreSQL's own cross-type hashing.  The seed and the
+ * mixing are part of format version 1; hashes of text depend on the
+ * platform's byte order as PostgreSQL's do.
+ *
+ * Aggregate states are "internal": an open-addressing set of hashes, or the
+ * registers, in the aggregate memory context, updated in place per row.
+ * They serialize to the binary form above for parallel aggregation.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "port/pg_bitutils.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/typcache.h"
+
+#include "pipeline.h"
+
+#define SKETCH_VERSION			1
+#define SKETCH_KIND_EXPLICIT	1
+#define SKETCH_KIND_DENSE		2
+#define SKETCH_HEADER_BYTES		2
+
+/* largest explicit set: 8 KB, half the dense form */
+#define SKETCH_EXPLICIT_MAX		1024
+
+#define SKETCH_P				14
+#define SKETCH_M				(1 << SKETCH_P)
+/* hash bits left after the register index; registers hold 0 .. Q + 1 */
+#define SKETCH_Q				(64 - SKETCH_P)
+#define SKETCH_DENSE_BYTES		(SKETCH_HEADER_BYTES + 1 + SKETCH_M)
+
+/* seed handed to the types' extended hash functions (format version 1) */
+#define SKETCH_SEED				UINT64CONST(0x7069706531736b68)
+
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_in);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_out);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_recv);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_send);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_from_text);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_from_name);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_add);
+PG_FUNCTION_INFO_V1(pipeline_distinct_merge_add);
+PG_FUNCTION_INFO_V1(pipeline_distinct_combine);
+PG_FUNCTION_INFO_V1(pipeline_distinct_serialize);
+PG_FUNCTION_INFO_V1(pipeline_distinct_deserialize);
+PG_FUNCTION_INFO_V1(pipeline_distinct_final);
+PG_FUNCTION_INFO_V1(pipeline_distinct_union);
+PG_FUNCTION_INFO_V1(pipeline_distinct_count);
+
+/*
+ * A sketch being built.  Explicit while registers is NULL: the hashes live
+ * in slots (0 marks a free slot, so a zero hash is only flagged).
+ */
+typedef struct SketchState
+{
+	MemoryContext cxt;			/* where slots and registers live */
+	uint64	   *slots;
+	int			nslots;			/* a power of two, at least twice nstored */
+	int			nstored;		/* non-zero hashes in slots */
+	bool		has_zero;
+	uint8	   *registers;		/* dense: SKETCH_M registers */
+} SketchState;
+
+/* how one aggregate call site hashes its argument (kept in fn_extra) */
+typedef enum HashMethod
+{
+	HASH_INT16,
+	HASH_INT32,
+	HASH_INT64,
+	HASH_TYPE_PROC
+} HashMethod;
+
+typedef struct SketchHasher
+{
+	Oid			typid;
+	Oid			collation;
+	HashMethod	method;
+	FmgrInfo	proc;
+} SketchHasher;
+
+
+/*
+ * Stafford's "Mix13" 64-bit finalizer (as in SplitMix64): a bijection with
+ * full avalanche, so that every output bit depends on every input bit.
+ */
+static inline uint64
+Mix64(uint64 h)
+{
+	h ^= h >> 30;
+	h *= UINT64CONST(0xbf58476d1ce4e5b9);
+	h ^= h >> 27;
+	h *= UINT64CONST(0x94d049bb133111eb);
+	h ^= h >> 31;
+	return h;
+}
+
+/* integers: multiplying by an odd constant is a bijection too */
+static inline uint64
+HashInt64(int64 v)
+{
+	return Mix64((uint64) v * UINT64CONST(0x9e3779b97f4a7c15) + SKETCH_SEED);
+}
+
+static SketchHasher *
+GetHasher(FunctionCallInfo fcinfo, int argno)
+{
+	SketchHasher *hasher = (SketchHasher *) fcinfo->flinfo->fn_extra;
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, argno);
+
+	if (hasher != NULL && hasher->typid == typid)
+		return hasher;
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "could not determine the argument type of pipeline.distinct_sketch");
+
+	{
+		TypeCacheEntry *typentry = lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC);
+
+		if (!OidIsValid(typentry->hash_extended_proc))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("pipeline.distinct_sketch cannot hash values of type %s",
+							format_type_be(typid)),
+					 errdetail("Sketches hash each value with its type's extended hash function, "
+							   "which comes from the type's default hash operator class; %s has none.",
+							   format_type_be(typid)),
+					 errhint("Aggregate a hashable form of the value instead, for example x::text.")));
+
+		if (hasher == NULL)
+			hasher = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SketchHasher));
+		hasher->typid = typid;
+		hasher->collation = PG_GET_COLLATION();
+		switch (typentry->hash_extended_proc)
+		{
+			case F_HASHINT2EXTENDED:
+				hasher->method = HASH_INT16;
+				break;
+			case F_HASHINT4EXTENDED:
+				hasher->method = HASH_INT32;
+				break;
+			case F_HASHINT8EXTENDED:
+			case F_TIMESTAMP_HASH_EXTENDED:
+			case F_TIME_HASH_EXTENDED:
+				hasher->method = HASH_INT64;
+				break;
+			default:
+				hasher->method = HASH_TYPE_PROC;
+				fmgr_info_cxt(typentry->hash_extended_proc, &hasher->proc,
+							  fcinfo->flinfo->fn_mcxt);
+				break;
+		}
+		fcinfo->flinfo->fn_extra = hasher;
+	}
+	return hasher;
+}
+
+static inline uint64
+HashValue(SketchHasher *hasher, Datum value)
+{
+	switch (hasher->method)
+	{
+		case HASH_INT16:
+			return HashInt64(DatumGetInt16(value));
+		case HASH_INT32:
+			return HashInt64(DatumGetInt32(value));
+		case HASH_INT64:
+			return HashInt64(DatumGetInt64(value));
+		case HASH_TYPE_PROC:
+			break;
+	}
+	return Mix64(DatumGetUInt64(FunctionCall2Coll(&hasher->proc, hasher->collation,
+												  value, UInt64GetDatum(SKETCH_SEED))));
+}
+
+
+/* --- the sketch being built ------------------------------------------- */
+
+static SketchState *
+StateCreate(MemoryContext cxt)
+{
+	SketchState *s = MemoryContextAllocZero(cxt, sizeof(SketchState));
+
+	s->cxt = cxt;
+	s->nslots = 8;
+	s->slots = MemoryContextAllocZero(cxt, sizeof(uint64) * s->nslots);
+	return s;
+}
+
+static inline int
+StateExplicitCount(SketchState *s)
+{
+	return s->nstored + (s->has_zero ? 1 : 0);
+}
+
+/* the register a hash lands in: top P bits; its value: leading zeros + 1 of the rest */
+static inline void
+DenseAdd(uint8 *registers, uint64 h)
+{
+	uint32		idx = (uint32) (h >> SKETCH_Q);
+	uint64		rest = h << SKETCH_P;
+	uint8		rank;
+
+	rank = rest == 0 ? SKETCH_Q + 1 : 64 - pg_leftmost_one_pos64(rest);
+	if (registers[idx] < rank)
+		registers[idx] = rank;
+}
+
+static void
+StateDensify(SketchState *s)
+{
+	uint8	   *registers = MemoryContextAllocZero(s->cxt, SKETCH_M);
+
+	for (int i = 0; i < s->nslots; i++)
+	{
+		if (s->slots[i] != 0)
+			DenseAdd(registers, s->slots[i]);
+	}
+	if (s->has_zero)
+		DenseAdd(registers, 0);
+	pfree(s->slots);
+	s->slots = NULL;
+	s->nslots = s->nstored = 0;
+	s->has_zero = false;
+	s->registers = registers;
+}
+
+static void
+SlotsGrow(SketchState *s)
+{
+	int			nslots = s->nslots * 2;
+	uint64	   *slots = MemoryContextAllocZero(s->cxt, sizeof(uint64) * nslots);
+	uint64		mask = nslots - 1;
+
+	for (int i = 0; i < s->nslots; i++)
+	{
+		uint64		h = s->slots[i];
+		uint64		j;
+
+		if (h == 0)
+			continue;
+		for (j = h & mask; slots[j] != 0; j = (j + 1) & mask)
+			;
+		slots[j] = h;
+	}
+	pfree(s->slots);
+	s->slots = slots;
+	s->nslots = nslots;
+}
+
+static void
+StateAddHash(SketchState *s, uint64 h)
+{
+	uint64		mask;
+	uint64		j;
+
+	if (s->registers != NULL)
+	{
+		DenseAdd(s->registers, h);
+		return;
+	}
+	if (h == 0)
+	{
+		s->has_zero = true;
+	}
+	else
+	{
+		mask = s->nslots - 1;
+		for (j = h & mask; s->slots[j] != 0; j = (j + 1) & mask)
+		{
+			if (s->slots[j] == h)
+				return;
+		}
+		s->slots[j] = h;
+		s->nstored++;
+		/* keep the load at most one half so that probes stay short */
+		if (s->nstored * 2 > s->nslots && s->nstored <= SKETCH_EXPLICIT_MAX)
+			SlotsGrow(s);
+	}
+	if (StateExplicitCount(s) > SKETCH_EXPLICIT_MAX)
+		StateDensify(s);
+}
+
+static void
+StateMakeDense(SketchState *s)
+{
+	if (s->registers == NULL)
+		StateDensify(s);
+}
+
+static int
+CompareUint64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* the binary form, as a varlena (of type distinct_sketch or bytea: same bytes) */
+static struct varlena *
+StateSerialize(SketchState *s)
+{
+	struct varlena *result;
+	uint8	   *out;
+
+	if (s->registers != NULL)
+	{
+		result = palloc(VARHDRSZ + SKETCH_DENSE_BYTES);
+		SET_VARSIZE(result, VARHDRSZ + SKETCH_DENSE_BYTES);
+		out = (uint8 *) VARDATA(result);
+		out[0] = SKETCH_VERSION;
+		out[1] = SKETCH_KIND_DENSE;
+		out[2] = SKETCH_P;
+		memcpy(out + 3, s->registers, SKETCH_M);
+	}
+	else
+	{
+		int			n = StateExplicitCount(s);
+		uint64	   *hashes = palloc(sizeof(uint64) * Max(n, 1));
+		int			k = 0;
+
+		if (s->has_zero)
+			hashes[k++] = 0;
+		for (int i = 0; i < s->nslots; i++)
+		{
+			if (s->slots[i] != 0)
+				hashes[k++] = s->slots[i];
+		}
+		Assert(k == n);
+		qsort(hashes, n, sizeof(uint64), CompareUint64);
+
+		result = palloc(VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
+		SET_VARSIZE(result, VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
+		out = (uint8 *) VARDATA(result);
+		out[0] = SKETCH_VERSION;
+		out[1] = SKETCH_KIND_EXPLICIT;
+		for (int i = 0; i < n; i++)
+		{
+			uint64		be = pg_hton64(hashes[i]);
+
+			memcpy(out + SKETCH_HEADER_BYTES + sizeof(uint64) * i, &be, sizeof(uint64));
+		}
+		pfree(hashes);
+	}
+	return result;
+}
+
+static inline uint64
+ExplicitHash(const uint8 *data, int i)
+{
+	uint64		be;
+
+	memcpy(&be, data + SKETCH_HEADER_BYTES + sizeof(uint64) * i, sizeof(uint64));
+	return pg_ntoh64(be);
+}
+
+/*
+ * Checks the binary form.  The header and length are checked everywhere a
+ * sketch is read; the order of the hashes and the register values only
+ * where a sketch enters from outside (input and receive functions), which is
+ * what makes every stored sketch canonical.
+ */
+static void
+SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
+{
+	if (len < SKETCH_HEADER_BYTES)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("invalid distinct_sketch: %zu bytes is too short", len)));
+	if (data[0] != SKETCH_VERSION)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("unsupported distinct_sketch format version %d", data[0]),
+				 errhint("This build of the pipeline extension reads format version %d.",
+						 SKETCH_VERSION)));
+	if (data[1] == SKETCH_KIND_EXPLICIT)
+	{
+		Size		n = (len - SKETCH_HEADER_BYTES) / sizeof(uint64);
+
+		if ((len - SKETCH_HEADER_BYTES) % sizeof(uint64) != 0)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: explicit form of %zu bytes is not a whole number of 8-byte hashes",
+							len - SKETCH_HEADER_BYTES)));
+		if (n > SKETCH_EXPLICIT_MAX)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: explicit form holds %zu hashes, more than %d",
+							n, SKETCH_EXPLICIT_MAX)));
+		if (deep)
+		{
+			for (Size i = 1; i < n; i++)
+			{
+				if (ExplicitHash(data, i - 1) >= ExplicitHash(data, i))
+					ereport(ERROR,
+							(errcode(sqlstate),
+							 errmsg("invalid distinct_sketch: explicit hashes are not strictly ascending")));
+			}
+		}
+	}
+	else if (data[1] == SKETCH_KIND_DENSE)
+	{
+		if (len != SKETCH_DENSE_BYTES)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: dense form is %zu bytes, expected %d",
+							len, SKETCH_DENSE_BYTES)));
+		if (data[2] != SKETCH_P)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: dense precision %d is not supported, only %d",
+							data[2], SKETCH_P)));
+		if (deep)
+		{
+			for (int i = 0; i < SKETCH_M; i++)
+			{
+				if (data[3 + i] > SKETCH_Q + 1)
+					ereport(ERROR,
+							(errcode(sqlstate),
+							 errmsg("invalid distinct_sketch: register %d holds %d, more than %d",
+									i, data[3 + i], SKETCH_Q + 1)));
+			}
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("invalid distinct_sketch: unknown kind %d", data[1])));
+}
+
+/* folds a sketch's binary form into s */
+static void
+StateMergeBytes(SketchState *s, const uint8 *data, Size len)
+{
+	SketchCheck(data, len, false, ERRCODE_DATA_CORRUPTED);
+	if (data[1] == SKETCH_KIND_DENSE)
+	{
+		const uint8 *registers = data + 3;
+
+		StateMakeDense(s);
+		for (int i = 0; i < SKETCH_M; i++)
+		{
+			if (s->registers[i] < registers[i])
+				s->registers[i] = registers[i];
+		}
+	}
+	else
+	{
+		int			n = (len - SKETCH_HEADER_BYTES) / sizeof(uint64);
+
+		for (int i = 0; i < n; i++)
+			StateAddHash(s, ExplicitHash(data, i));
+	}
+}
+
+static void
+StateMergeState(SketchState *dst, SketchState *src)
+{
+	if (src->registers != NULL)
+	{
+		StateMakeDense(dst);
+		for (int i = 0; i < SKETCH_M; i++)
+		{
+			if (dst->registers[i] < src->registers[i])
+				dst->registers[i] = src->registers[i];
+		}
+		return;
+	}
+	if (src->has_zero)
+		StateAddHash(dst, 0);
+	for (int i = 0; i < src->nslots; i++)
+	{
+		if (src->slots[i] != 0)
+			StateAddHash(dst, src->slots[i]);
+	}
+}
+
+static SketchState *
+StateCopy(SketchState *src, MemoryContext cxt)
+{
+	SketchState *s = MemoryContextAlloc(cxt, sizeof(SketchState));
+
+	*s = *src;
+	s->cxt = cxt;
+	if (src->registers != NULL)
+	{
+		s->registers = MemoryContextAlloc(cxt, SKETCH_M);
+		memcpy(s->registers, src->registers, SKETCH_M);
+	}
+	else
+	{
+		s->slots = MemoryContextAlloc(cxt, sizeof(uint64) * src->nslots);
+		memcpy(s->slots, src->slots, sizeof(uint64) * src->nslots);
+	}
+	return s;
+}
+
+
+/* --- the estimate ----------------------------------------------------- */
+
+/*
+ * Ertl's sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), the correction for
+ * registers still at zero (the small-range end).
+ */
+static double
+ErtlSigma(double x)
+{
+	double		y = 1.0;
+	double		z = x;
+	double		prev;
+
+	if (x == 1.0)
+		return INFINITY;
+	do
+	{
+		x *= x;
+		prev = z;
+		z += x * y;
+		y += y;
+	} while (z != prev);
+	return z;
+}
+
+/*
+ * Ertl's tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3, the
+ * correction for registers at their maximum (the large-range end).
+ */
+static double
+ErtlTau(double x)
+{
+	double		y = 1.0;
+	double		z;
+	double		prev;
+
+	if (x == 0.0 || x == 1.0)
+		return 0.0;
+	z = 1.0 - x;
+	do
+	{
+		x = sqrt(x);
+		prev = z;
+		y *= 0.5;
+		z -= (1.0 - x) * (1.0 - x) * y;
+	} while (z != prev);
+	return z / 3.0;
+}
+
+static int64
+DenseEstimate(const uint8 *registers)
+{
+	int			counts[SKETCH_Q + 2] = {0};
+	double		m = SKETCH_M;
+	double		z;
+	double		estimate;
+
+	for (int i = 0; i < SKETCH_M; i++)
+		counts[registers[i]]++;
+
+	z = m * ErtlTau(1.0 - counts[SKETCH_Q + 1] / m);
+	for (int k = SKETCH_Q; k >= 1; k--)
+	{
+		z += counts[k];
+		z *= 0.5;
+	}
+	z += m * ErtlSigma(counts[0] / m);
+	/* alpha_inf = 1 / (2 ln 2) */
+	estimate = 0.72134752044448170368 * m * m / z;
+
+	/* a dense sketch stands for more hashes than the explicit form holds */
+	return Max((int64) rint(estimate), SKETCH_EXPLICIT_MAX + 1);
+}
+
+
+/* --- type I/O ----------------------------------------------------------- */
+
+static Datum
+SketchFromBytes(const uint8 *data, Size len, int sqlstate)
+{
+	struct varlena *result;
+
+	SketchCheck(data, len, true, sqlstate);
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), data, len);
+	PG_RETURN_POINTER(result);
+}
+
+static Datum
+SketchFromHex(const char *str, Size len)
+{
+	char	   *bytes;
+	Size		nbytes;
+
+	if (len < 2 || str[0] != '\\' || str[1] != 'x')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type distinct_sketch"),
+				 errdetail("A distinct_sketch is written as \\x followed by the hex digits of its binary form.")));
+	bytes = palloc((len - 2) / 2 + 1);
+	nbytes = hex_decode(str + 2, len - 2, bytes);
+	return SketchFromBytes((const uint8 *) bytes, nbytes, ERRCODE_INVALID_TEXT_REPRESENTATION);
+}
+
+Datum
+pipeline_distinct_sketch_in(PG_FUNCTION_ARGS)
+{
+	char	   *str = PG_GETARG_CSTRING(0);
+
+	return SketchFromHex(str, strlen(str));
+}
+
+Datum
+pipeline_distinct_sketch_out(PG_FUNCTION_ARGS)
+{
+	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+	Size		len = VARSIZE_ANY_EXHDR(sketch);
+	char	   *out = palloc(2 + 2 * len + 1);
+	uint64		n;
+
+	out[0] = '\\';
+	out[1] = 'x';
+	n = hex_encode(VARDATA_ANY(sketch), len, out + 2);
+	out[2 + n] = '\0';
+	PG_RETURN_CSTRING(out);
+}
+
+Datum
+pipeline_distinct_sketch_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int			len = buf->len - buf->cursor;
+	const char *data = pq_getmsgbytes(buf, len);
+
+	return SketchFromBytes((const uint8 *) data, len, ERRCODE_INVALID_BINARY_REPRESENTATION);
+}
+
+Datum
+pipeline_distinct_sketch_send(PG_FUNCTION_ARGS)
+{
+	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendbytes(&buf, VARDATA_ANY(sketch), VARSIZE_ANY_EXHDR(sketch));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/*
+ * Casts from the string types.  They parse like the input function; they
+ * exist so that pipeline.distinct_sketch(text_column) calls the aggregate.
+ * Without a cast function, PostgreSQL reads a one-argument call named like
+ * a type, on a string-typed argument, as an I/O conversion to that type.
+ * The text one also serves varchar and bpchar (same layout; hex_decode
+ * skips bpchar's padding).
+ */
+Datum
+pipeline_distinct_sketch_from_text(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	return SketchFromHex(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+Datum
+pipeline_distinct_sketch_from_name(PG_FUNCTION_ARGS)
+{
+	Name		n = PG_GETARG_NAME(0);
+
+	return SketchFromHex(NameStr(*n), strlen(NameStr(*n)));
+}
+
+
+/* --- aggregates ------------------------------------------------------------ */
+
+static MemoryContext
+AggContextOrError(FunctionCallInfo fcinfo, const char *name)
+{
+	MemoryContext aggcxt;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "%s called in non-aggregate context", name);
+	return aggcxt;
+}
+
+/* transition of distinct_sketch(anyelement): adds one value's hash */
+Datum
+pipeline_distinct_sketch_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_sketch_add");
+	SketchState *s = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
+	SketchHasher *hasher;
+
+	/* before the NULL check, so that an unhashable type fails on any row */
+	hasher = GetHasher(fcinfo, 1);
+	if (PG_ARGISNULL(1))
+	{
+		if (s == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(s);
+	}
+	if (s == NULL)
+		s = StateCreate(aggcxt);
+	StateAddHash(s, HashValue(hasher, PG_GETARG_DATUM(1)));
+	PG_RETURN_POINTER(s);
+}
+
+/* transition of distinct_merge(distinct_sketch): folds one sketch in */
+Datum
+pipeline_distinct_merge_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_merge_add");
+	SketchState *s = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
+	struct varlena *sketch;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (s == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(s);
+	}
+	sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
+	if (s == NULL)
+		s = StateCreate(aggcxt);
+	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(sketch), VARSIZE_ANY_EXHDR(sketch));
+	PG_RETURN_POINTER(s);
+}
+
+/*
+ * Combines two partial states.  Not strict: with internal states the first
+ * non-NULL one must be copied into the aggregate context, since the second
+ * argument may live in per-tuple memory (it comes from deserialization).
+ */
+Datum
+pipeline_distinct_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_combine");
+	SketchState *s1 = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
+	SketchState *s2 = PG_ARGISNULL(1) ? NULL : (SketchState *) PG_GETARG_POINTER(1);
+
+	if (s2 == NULL)
+	{
+		if (s1 == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(s1);
+	}
+	if (s1 == NULL)
+		PG_RETURN_POINTER(StateCopy(s2, aggcxt));
+	StateMergeState(s1, s2);
+	PG_RETURN_POINTER(s1);
+}
+
+Datum
+pipeline_distinct_serialize(PG_FUNCTION_ARGS)
+{
+	SketchState *s = (SketchState *) PG_GETARG_POINTER(0);
+
+	AggContextOrError(fcinfo, "pipeline_distinct_serialize");
+	PG_RETURN_BYTEA_P(StateSerialize(s));
+}
+
+Datum
+pipeline_distinct_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
+	SketchState *s;
+
+	AggContextOrError(fcinfo, "pipeline_distinct_deserialize");
+	s = StateCreate(CurrentMemoryContext);
+	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+	PG_RETURN_POINTER(s);
+}
+
+/* final function of both aggregates; leaves the state as it was */
+Datum
+pipeline_distinct_final(PG_FUNCTION_ARGS)
+{
+	AggContextOrError(fcinfo, "pipeline_distinct_final");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_POINTER(StateSerialize((SketchState *) PG_GETARG_POINTER(0)));
+}
+
+
+/* --- functions on sketches ------------------------------------------------ */
+
+/* union of two sketches; a NULL side is an absent one */
+Datum
+pipeline_distinct_union(PG_FUNCTION_ARGS)
+{
+	struct varlena *a;
+	struct varlena *b;
+	SketchState *s;
+
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_POINTER(PG_DETOAST_DATUM(PG_GETARG_DATUM(1)));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(PG_DETOAST_DATUM(PG_GETARG_DATUM(0)));
+
+	a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+	b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
+	s = StateCreate(CurrentMemoryContext);
+	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a));
+	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	PG_RETURN_POINTER(StateSerialize(s));
+}
+
+Datum
+pipeline_distinct_count(PG_FUNCTION_ARGS)
+{
+	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+	const uint8 *data = (const uint8 *) VARDATA_ANY(sketch);
+	Size		len = VARSIZE_ANY_EXHDR(sketch);
+
+	SketchCheck(data, len, false, ERRCODE_DATA_CORRUPTED);
+	if (data[1] == SKETCH_KIND_EXPLICIT)
+		PG_RETURN_INT64((len - SKETCH_HEADER_BYTES) / sizeof(uint64));
+	PG_RETURN_INT64(DenseEstimate(data + 3));
+}

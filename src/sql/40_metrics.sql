@@ -1,0 +1,422 @@
+-- Metrics: definitions, hot tables, the exactly-once fold, the live view.
+
+CREATE FUNCTION pipeline._compile_metric(raw regclass, dimensions text[], measures text, filter text)
+    RETURNS jsonb
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_compile_metric';
+COMMENT ON FUNCTION pipeline._compile_metric(regclass, text[], text, text) IS
+    'internal: parses and checks dimensions, measures and filter against a raw table; returns them deparsed';
+
+-- One row per metric.  Rows are written by the metric's owner (as invoker),
+-- so row-level security keeps each role to the rows of roles it belongs
+-- to: the fold updates its own checkpoint in the same transaction as the
+-- hot rows, without any SECURITY DEFINER code.
+CREATE TABLE pipeline.metric_catalog (
+    metric          text PRIMARY KEY,
+    source          text NOT NULL REFERENCES pipeline.source_catalog,
+    dimensions      text[] NOT NULL,
+    measures        text NOT NULL,
+    bucket          interval NOT NULL,
+    filter          text,
+    hot_retention   interval NOT NULL,
+    definition      jsonb NOT NULL,
+    fold_sql        text NOT NULL,
+    hot_table       regclass NOT NULL,
+    owner           regrole NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- fold state: every batch whose transaction is visible in fold_snapshot
+    -- has been folded, and no other
+    fold_snapshot   pg_snapshot NOT NULL,
+    events_folded   bigint NOT NULL DEFAULT 0,
+    max_event_time  timestamptz,
+    last_fold_at    timestamptz,
+    last_fold_ms    double precision,
+    last_cleanup_at timestamptz,
+    failures        integer NOT NULL DEFAULT 0,
+    last_error      text,
+    last_error_at   timestamptz
+);
+COMMENT ON TABLE pipeline.metric_catalog IS 'internal: one row per metric with its fold checkpoint; read pipeline.metrics and pipeline.status';
+ALTER TABLE pipeline.metric_catalog ENABLE ROW LEVEL SECURITY;
+CREATE POLICY metric_catalog_read ON pipeline.metric_catalog FOR SELECT USING (true);
+CREATE POLICY metric_catalog_owner_insert ON pipeline.metric_catalog FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+CREATE POLICY metric_catalog_owner_update ON pipeline.metric_catalog FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+CREATE POLICY metric_catalog_owner_delete ON pipeline.metric_catalog FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+GRANT SELECT, INSERT, DELETE ON pipeline.metric_catalog TO PUBLIC;
+GRANT UPDATE (fold_snapshot, events_folded, max_event_time, last_fold_at, last_fold_ms,
+              last_cleanup_at, failures, last_error, last_error_at)
+    ON pipeline.metric_catalog TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('pipeline.metric_catalog', '');
+
+CREATE VIEW pipeline.metrics AS
+    SELECT m.metric, m.source, m.dimensions, m.measures, m.bucket, m.filter, m.hot_retention,
+           m.hot_table, pg_catalog.format('metrics.%I', m.metric || '_live') AS live_view,
+           m.owner, m.created_at
+      FROM pipeline.metric_catalog AS m;
+COMMENT ON VIEW pipeline.metrics IS 'the metrics: source, dimensions, measures, bucket, filter, hot retention and their views';
+GRANT SELECT ON pipeline.metrics TO PUBLIC;
+
+-- The pieces of generated SQL, one place per measure kind.  Every
+-- identifier is quoted with %I; expressions are the deparsed output of
+-- pipeline._compile_metric, never the user's text.
+CREATE FUNCTION pipeline._hot_columns(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
+               WHEN 'count' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
+               WHEN 'count_distinct' THEN pg_catalog.format('%I pipeline.distinct_sketch', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format('%I %s, %I bigint NOT NULL',
+                                  m->>'name' || '_sum', (m->>'sum_type'), m->>'name' || '_count')
+               ELSE pg_catalog.format('%I %s', m->>'name', m->>'type')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline._fold_select(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN 'pg_catalog.count(*)'
+               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s)', m->>'expr')
+               WHEN 'count_distinct' THEN pg_catalog.format('pipeline.distinct_sketch(%s)', m->>'expr')
+               WHEN 'avg' THEN pg_catalog.format('pg_catalog.sum(%s), pg_catalog.count(%s)', m->>'expr', m->>'expr')
+               ELSE pg_catalog.format('pg_catalog.%s(%s)', m->>'agg', m->>'expr')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline._fold_merge(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN pg_catalog.format('%1$I = h.%1$I + excluded.%1$I', m->>'name')
+               WHEN 'count' THEN pg_catalog.format('%1$I = h.%1$I + excluded.%1$I', m->>'name')
+               WHEN 'count_distinct' THEN pg_catalog.format('%1$I = pipeline.distinct_union(h.%1$I, excluded.%1$I)', m->>'name')
+               WHEN 'sum' THEN pg_catalog.format('%1$I = COALESCE(h.%1$I + excluded.%1$I, h.%1$I, excluded.%1$I)', m->>'name')
+               WHEN 'min' THEN pg_catalog.format('%1$I = LEAST(h.%1$I, excluded.%1$I)', m->>'name')
+               WHEN 'max' THEN pg_catalog.format('%1$I = GREATEST(h.%1$I, excluded.%1$I)', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format(
+                   '%1$I = COALESCE(h.%1$I + excluded.%1$I, h.%1$I, excluded.%1$I), %2$I = h.%2$I + excluded.%2$I',
+                   m->>'name' || '_sum', m->>'name' || '_count')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline._live_select(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_distinct' THEN pg_catalog.format(
+                   'pipeline.distinct_count(h.%1$I) AS %1$I, h.%1$I AS %2$I', m->>'name', m->>'name' || '_sketch')
+               WHEN 'avg' THEN pg_catalog.format(
+                   'CASE WHEN h.%2$I > 0 THEN (h.%1$I / h.%2$I::%4$s)::%4$s END AS %3$I',
+                   m->>'name' || '_sum', m->>'name' || '_count', m->>'name', m->>'type')
+               ELSE pg_catalog.format('h.%1$I', m->>'name')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline.create_metric(metric text, source text,
+        dimensions text[] DEFAULT '{}',
+        measures text DEFAULT 'count(*) AS events',
+        bucket interval DEFAULT '1 minute',
+        filter text DEFAULT NULL,
+        hot_retention interval DEFAULT '7 days')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb;
+    hot text := metric || '_hot';
+    live text := metric || '_live';
+    dims text := '';
+    dim_defs text := '';
+    fold text;
+BEGIN
+    PERFORM pipeline._check_name('metric', metric);
+    IF measures IS NULL OR bucket IS NULL OR hot_retention IS NULL OR dimensions IS NULL THEN
+        RAISE EXCEPTION 'create_metric arguments other than filter must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = create_metric.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with pipeline.create_source(), or list sources in pipeline.sources.';
+    END IF;
+    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = create_metric.metric) THEN
+        RAISE EXCEPTION 'metric "%" already exists', metric
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_metric().';
+    END IF;
+    IF bucket < interval '1 second' OR bucket > interval '1 day'
+       OR pg_catalog.date_part('month', bucket) <> 0 OR pg_catalog.date_part('year', bucket) <> 0
+       OR (86400000000::numeric % (pg_catalog.date_part('epoch', bucket) * 1000000)::numeric) <> 0 THEN
+        RAISE EXCEPTION 'invalid bucket %: it must divide a day, between 1 second and 1 day', bucket
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use e.g. ''10 seconds'', ''1 minute'', ''5 minutes'' or ''1 hour''; whole days are the daily layer''s.';
+    END IF;
+    IF hot_retention <= interval '0' THEN
+        RAISE EXCEPTION 'hot_retention must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', hot)) IS NOT NULL
+       OR pg_catalog.to_regclass(pg_catalog.format('metrics.%I', live)) IS NOT NULL THEN
+        RAISE EXCEPTION 'a relation named pipeline.% or metrics.% already exists', hot, live
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read source "%"', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('The metric''s fold reads %s as the metric''s owner: GRANT SELECT ON %s TO %I.',
+                                           s.raw_table, s.raw_table, current_user);
+    END IF;
+
+    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
+    -- avg keeps a sum and a count: numeric sums for exact types
+    def := pg_catalog.jsonb_set(def, '{measures}', (
+        SELECT pg_catalog.jsonb_agg(CASE WHEN e->>'agg' = 'avg'
+                   THEN e || pg_catalog.jsonb_build_object('sum_type',
+                          CASE WHEN e->>'type' = 'double precision' THEN 'double precision'
+                               WHEN e->>'type' = 'interval' THEN 'interval'
+                               ELSE 'numeric' END)
+                   ELSE e END ORDER BY o)
+          FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)));
+
+    SELECT pg_catalog.string_agg(pg_catalog.format(', %I', d->>'name'), '' ORDER BY o),
+           pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o)
+      INTO dims, dim_defs
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o);
+    dims := COALESCE(dims, '');
+    dim_defs := COALESCE(dim_defs, '');
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
+        hot, dim_defs, pipeline._hot_columns(def), hot || '_key', dims);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
+
+    -- $1 batch ids, $2/$3 their event-time range (partition pruning),
+    -- $4 the oldest bucket hot retention keeps
+    fold := pg_catalog.format(
+        'INSERT INTO pipeline.%1$I AS h (bucket%2$s, %3$s) '
+        'SELECT pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) AS bucket%7$s, %8$s '
+        'FROM %9$s AS r '
+        'WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        'AND r.%5$I OPERATOR(pg_catalog.>=) $2 AND r.%5$I OPERATOR(pg_catalog.<=) $3 '
+        'AND pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) OPERATOR(pg_catalog.>=) $4 '
+        'AND (%10$s) '
+        'GROUP BY %11$s '
+        'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
+        hot, dims,
+        (SELECT pg_catalog.string_agg(
+                  CASE WHEN e->>'agg' = 'avg'
+                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
+                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        bucket, s.event_time, '2000-01-01 00:00:00+00',
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%I', d->>'name'), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
+        (SELECT pg_catalog.string_agg(i::text, ', ')
+           FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
+        hot || '_key', pipeline._fold_merge(def));
+
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT h.bucket%s, %s, '
+        '(h.bucket + %L::interval) <= (SELECT m.max_event_time - s.allowed_lateness '
+        'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
+        'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
+        live, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', h.%I', d->>'name'), '' ORDER BY o), '')
+                 FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        pipeline._live_select(def), bucket, metric, hot);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
+        pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
+
+    -- an empty snapshot: the first fold takes every batch already stored
+    INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
+            hot_retention, definition, fold_sql, hot_table, owner, fold_snapshot)
+        VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
+                pg_catalog.format('pipeline.%I', hot)::regclass, current_user::regrole,
+                '1:1:'::pg_snapshot);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
+    'creates a metric: checks measures and filter, creates its hot table and metrics.<metric>_live';
+
+-- The fold of one metric, exactly once: the batches to fold are those whose
+-- transaction is visible in a snapshot taken now but was not in the
+-- snapshot of the previous fold.  Unlike a serial high-water mark this
+-- never skips a batch whose transaction started earlier but committed
+-- later.  The hot rows and the new checkpoint commit together; a second
+-- concurrent fold of the same metric skips (the row is locked).
+CREATE FUNCTION pipeline._fold(metric text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    cur pg_snapshot := pg_catalog.pg_current_snapshot();
+    started timestamptz := pg_catalog.clock_timestamp();
+    m pipeline.metric_catalog;
+    ids bigint[];
+    n bigint;
+    lo timestamptz;
+    hi timestamptz;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c
+     WHERE c.metric = _fold.metric FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+
+    SELECT pg_catalog.array_agg(b.batch_id), COALESCE(pg_catalog.sum(b.accepted), 0),
+           pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
+      INTO ids, n, lo, hi
+      FROM pipeline.batch_log AS b
+     WHERE b.source = m.source
+       AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
+       AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot)
+       AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
+       AND b.accepted > 0;
+
+    IF n > 0 THEN
+        EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+    END IF;
+
+    -- buckets past hot retention go, once a minute
+    IF m.last_cleanup_at IS NULL OR m.last_cleanup_at < pg_catalog.now() - interval '1 minute' THEN
+        EXECUTE pg_catalog.format('DELETE FROM %s WHERE bucket < $1', m.hot_table)
+            USING pg_catalog.now() - m.hot_retention;
+        m.last_cleanup_at := pg_catalog.now();
+    END IF;
+
+    UPDATE pipeline.metric_catalog AS c
+       SET fold_snapshot = cur,
+           events_folded = c.events_folded + n,
+           max_event_time = GREATEST(c.max_event_time, hi),
+           last_fold_at = pg_catalog.now(),
+           last_fold_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started) * 1000,
+           last_cleanup_at = m.last_cleanup_at,
+           failures = 0, last_error = NULL, last_error_at = NULL
+     WHERE c.metric = m.metric;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._fold(text) IS
+    'internal: folds the batches committed since the last fold of one metric into its hot table, exactly once';
+
+CREATE FUNCTION pipeline.run_hot(metric text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    total bigint := 0;
+    name text;
+BEGIN
+    IF metric IS NOT NULL AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = run_hot.metric) THEN
+        RAISE EXCEPTION 'metric "%" does not exist', metric
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with pipeline.create_metric(), or list metrics in pipeline.metrics.';
+    END IF;
+    FOR name IN SELECT c.metric FROM pipeline.metric_catalog AS c
+                 WHERE run_hot.metric IS NULL OR c.metric = run_hot.metric ORDER BY 1
+    LOOP
+        total := total + pipeline._fold(name);
+    END LOOP;
+    RETURN total;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.run_hot(text) IS
+    'folds newly accepted events into the hot tables (one metric, or all); returns the number of events folded. The worker calls it every pipeline.hot_interval';
+
+CREATE FUNCTION pipeline.drop_metric(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = drop_metric.metric;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'metric "%" does not exist', metric
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'List metrics in pipeline.metrics.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, m.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to drop metric %', metric
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', m.owner);
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I', m.metric || '_live');
+    EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
+    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = m.metric;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';
+
+-- Status, first version: per metric, how far the fold is behind.
+CREATE VIEW pipeline.status AS
+    SELECT m.metric, m.source, m.last_fold_at, m.last_fold_ms, m.events_folded,
+           COALESCE(p.backlog, 0) AS backlog,
+           CASE WHEN p.oldest IS NULL THEN 0
+                ELSE pg_catalog.date_part('epoch', pg_catalog.now() - p.oldest) END AS lag_seconds,
+           m.max_event_time - s.allowed_lateness AS watermark,
+           m.failures, m.last_error, m.last_error_at,
+           w.state AS worker_state, w.last_tick AS worker_last_tick
+      FROM pipeline.metric_catalog AS m
+      JOIN pipeline.source_catalog AS s ON s.source = m.source
+      LEFT JOIN LATERAL (
+            SELECT pg_catalog.sum(b.accepted) AS backlog, pg_catalog.min(b.received_at) AS oldest
+              FROM pipeline.batch_log AS b
+             WHERE b.source = m.source
+               AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
+               AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot)
+               AND b.accepted > 0) AS p ON true
+      LEFT JOIN pipeline.workers AS w
+        ON w.kind = 'worker' AND w.database = pg_catalog.current_database();
+COMMENT ON VIEW pipeline.status IS
+    'per metric: last fold, events folded, backlog (accepted, not yet folded), lag in seconds, watermark, last error, and the database worker';
+GRANT SELECT ON pipeline.status TO pipeline_reader, pipeline_writer;
+
+-- drop_source asks this before dropping: metrics stand on the source.
+CREATE FUNCTION pipeline._drop_source_metrics(source text, cascade boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    names text;
+    name text;
+BEGIN
+    SELECT pg_catalog.string_agg(c.metric, ', ' ORDER BY c.metric) INTO names
+      FROM pipeline.metric_catalog AS c WHERE c.source = _drop_source_metrics.source;
+    IF names IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT cascade THEN
+        RAISE EXCEPTION 'source "%" is used by metrics: %', source, names
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop the metrics first, or call pipeline.drop_source(source, cascade => true).';
+    END IF;
+    FOR name IN SELECT c.metric FROM pipeline.metric_catalog AS c
+                 WHERE c.source = _drop_source_metrics.source ORDER BY 1
+    LOOP
+        PERFORM pipeline.drop_metric(name);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._drop_source_metrics(text, boolean) IS
+    'internal: refuses to drop a source its metrics use, or drops them with cascade';
