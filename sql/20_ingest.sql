@@ -68,6 +68,25 @@ SELECT received, accepted, duplicates, rejected FROM pipeline.ingest('orders', $
 SELECT order_id, _pl_extra FROM pipeline.orders_raw WHERE order_id IN (30, 31) ORDER BY 1;
 SELECT source, field, events, first_seen <= last_seen AS ordered FROM pipeline.contract_drift ORDER BY field;
 
+-- event times in every shape producers send read the same as PostgreSQL's
+-- own parser reads them (RFC 3339 has a fast path; the rest do not)
+SELECT pipeline.create_source('times', 'event_id int NOT NULL, event_time timestamptz NOT NULL, sent text');
+SELECT received, accepted, rejected FROM pipeline.ingest('times', (
+  SELECT jsonb_agg(jsonb_build_object('event_id', n, 'event_time', t, 'sent', t))
+    FROM unnest(ARRAY['2026-03-05T10:00:00Z', '2026-03-05T10:00:00.123456Z', '2026-03-05T10:00:00.5+02:00',
+                      '2026-03-05T10:00:00-05:30', '2026-03-05 10:00:00Z', '2026-03-05T10:00:00.1234567Z',
+                      '2026-03-05T10:00:00+0200', '2026-03-05 10:00:00 Europe/Paris', '2026-03-05',
+                      '2024-02-29T23:59:59Z', '2025-12-31T23:59:59.999999-14:00'])
+         WITH ORDINALITY AS x(t, n)));
+SELECT event_id, sent, event_time, event_time = sent::timestamptz AS same_as_postgres
+  FROM pipeline.times_raw ORDER BY event_id;
+SELECT received, accepted, rejected FROM pipeline.ingest('times',
+  '[{"event_id": 100, "event_time": "2026-02-30T10:00:00Z"},
+    {"event_id": 101, "event_time": "2026-03-05T24:00:00Z"},
+    {"event_id": 102, "event_time": "2026-03-05T10:00:00+25:00"}]'::jsonb);
+SELECT payload::jsonb->>'event_time' AS sent, error FROM pipeline.dead_letters WHERE source = 'times' ORDER BY id;
+SELECT pipeline.drop_source('times');
+
 -- one partition per event day; batches that span days go to each
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bounds, count(r.*) AS events
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

@@ -396,7 +396,6 @@ StoreValid(Batch *b, Receipt *receipt, int64 *in_batch_dups)
 			receipt->max_event_time = t;
 		receipt->has_event_times = true;
 	}
-	RawStoreEnsurePartitions(b->source, cols[c->time_col], nkept);
 	return RawStoreInsert(c, receipt->batch_id, nkept, cols, colnulls, extra, extra_null);
 }
 

@@ -125,7 +125,6 @@ extern int	ContractCompareIds(Contract *c, Datum a, Datum b);
 extern DriftCounter *DriftCounterCreate(void);
 
 /* raw_store.c */
-extern void RawStoreEnsurePartitions(SourceInfo *src, Datum *times, int n);
 extern int64 RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 							Datum **values, bool **nulls, Datum *extra, bool *extra_null);
 

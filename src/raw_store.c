@@ -1,48 +1,75 @@
 /*
  * raw_store.c
- *	  Writing accepted events: day partitions on demand, and the one
- *	  statement that deduplicates against everything stored and inserts.
+ *	  Writing accepted events: day partitions on demand, deduplication
+ *	  against everything stored, and the insert itself.
  *
  * Dedup against the store goes through pipeline.<source>_ids, whose primary
  * key is the event id (a unique index on the partitioned raw table would
- * have to include the event time).  One statement per batch:
+ * have to include the event time).  A chunk of rows (already deduplicated
+ * within the batch and sorted by id) is written in one of two ways:
+ *
+ *	- the direct path, tried first, writes the way COPY does: heap
+ *	  multi-insert into the id table and into each day partition, then the
+ *	  index entries, in one subtransaction.  The id table's unique index
+ *	  makes it fail as a whole if any id is already stored, or is being
+ *	  stored by a concurrent batch (the index waits for that transaction,
+ *	  then refuses).  It is not used at all when triggers or row-level
+ *	  security are on the tables: the executor must see those rows;
+ *
+ *	- the statement path, when the direct one fails on a duplicate:
  *
  *	 WITH new_ids AS (INSERT INTO ids SELECT ... ON CONFLICT DO NOTHING
  *					  RETURNING event_id)
  *	 INSERT INTO raw SELECT ... FROM unnest(<column arrays>)
  *	  WHERE id IN (SELECT event_id FROM new_ids)
  *
- * ON CONFLICT DO NOTHING waits for a concurrent inserter of the same id and
- * then skips it, so overlapping batches from many sessions store each id
- * once without a unique violation.  The ids arrive sorted (ingest.c sorts
- * to deduplicate within the batch), so concurrent batches take the index
- * locks in the same order and cannot deadlock one another.
+ *	  ON CONFLICT DO NOTHING waits for a concurrent inserter of the same id
+ *	  and then skips it, so overlapping batches from many sessions store each
+ *	  id once without a unique violation.
+ *
+ * Both take index locks in ascending id order, so concurrent batches cannot
+ * deadlock one another.  Re-sent events cost the direct attempt plus the
+ * statement; new events (the common case) only the direct path.
  *
  * Per backend we cache, for each raw table, the prepared statement and the
- * [lo, hi) bounds of the partitions known to exist, so that most batches
- * never call pipeline._ensure_partitions().  A relcache invalidation of the
- * raw table (a partition attached, detached or dropped, a contract change)
- * forgets both.
+ * [lo, hi) bounds and oid of the partitions known to exist, so that most
+ * batches never call pipeline._ensure_partitions().  A relcache
+ * invalidation of the raw table (a partition attached, detached or dropped,
+ * a contract change) forgets the bounds.
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "pipeline.h"
+
+/* rows per heap multi-insert, as COPY buffers them */
+#define MULTI_INSERT_ROWS 1000
 
 typedef struct PartitionRange
 {
 	TimestampTz lo;
 	TimestampTz hi;
+	Oid			relid;
 } PartitionRange;
 
 typedef struct RawStoreEntry
@@ -55,18 +82,20 @@ typedef struct RawStoreEntry
 	PartitionRange *ranges;
 } RawStoreEntry;
 
-static HTAB *raw_store = NULL;
-
-static void
-ForgetEntry(RawStoreEntry *e)
+/* one chunk's rows, column-major, as ingest.c hands them over */
+typedef struct ChunkRows
 {
-	e->nranges = 0;
-	if (e->insert_plan != NULL)
-	{
-		SPI_freeplan(e->insert_plan);
-		e->insert_plan = NULL;
-	}
-}
+	Contract   *contract;
+	int64		batch_id;
+	int			nrows;
+	Datum	  **values;
+	bool	  **nulls;
+	Datum	   *extra;
+	bool	   *extra_null;
+	Oid		   *partition;		/* the day partition of each row */
+} ChunkRows;
+
+static HTAB *raw_store = NULL;
 
 static void
 RawStoreInvalidate(Datum arg, Oid relid)
@@ -114,25 +143,32 @@ GetEntry(SourceInfo *src)
 	}
 	if (e->contract_version != src->contract_version)
 	{
-		ForgetEntry(e);
+		e->nranges = 0;
+		if (e->insert_plan != NULL)
+			SPI_freeplan(e->insert_plan);
+		e->insert_plan = NULL;
 		e->contract_version = src->contract_version;
 	}
 	return e;
 }
 
-static bool
+static Oid
 KnownPartition(RawStoreEntry *e, TimestampTz t)
 {
 	for (int i = 0; i < e->nranges; i++)
 	{
 		if (t >= e->ranges[i].lo && t < e->ranges[i].hi)
-			return true;
+			return e->ranges[i].relid;
 	}
-	return false;
+	return InvalidOid;
 }
 
-void
-RawStoreEnsurePartitions(SourceInfo *src, Datum *times, int n)
+/*
+ * Makes sure a day partition exists for every event time, and tells which
+ * one each row goes to.
+ */
+static void
+EnsurePartitions(SourceInfo *src, Datum *times, int n, Oid *partition)
 {
 	static SPIPlanPtr plan = NULL;
 	RawStoreEntry *e = GetEntry(src);
@@ -142,7 +178,8 @@ RawStoreEnsurePartitions(SourceInfo *src, Datum *times, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		if (!KnownPartition(e, DatumGetTimestampTz(times[i])))
+		partition[i] = KnownPartition(e, DatumGetTimestampTz(times[i]));
+		if (!OidIsValid(partition[i]))
 			unknown[nunknown++] = times[i];
 	}
 	if (nunknown == 0)
@@ -151,7 +188,7 @@ RawStoreEnsurePartitions(SourceInfo *src, Datum *times, int n)
 	if (plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, TIMESTAMPTZARRAYOID};
-		SPIPlanPtr	p = SPI_prepare("SELECT lo, hi FROM pipeline._ensure_partitions($1, $2)",
+		SPIPlanPtr	p = SPI_prepare("SELECT lo, hi, part::oid FROM pipeline._ensure_partitions($1, $2)",
 									2, types);
 
 		if (p == NULL)
@@ -167,19 +204,215 @@ RawStoreEnsurePartitions(SourceInfo *src, Datum *times, int n)
 
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		bool		isnull;
 		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
 
 		if (e->nranges == e->maxranges)
 		{
 			e->maxranges *= 2;
 			e->ranges = repalloc(e->ranges, sizeof(PartitionRange) * e->maxranges);
 		}
-		e->ranges[e->nranges].lo = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		e->ranges[e->nranges].hi = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		e->ranges[e->nranges].lo = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
+		e->ranges[e->nranges].hi = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		e->ranges[e->nranges].relid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		e->nranges++;
 	}
+	for (int i = 0; i < n; i++)
+	{
+		if (!OidIsValid(partition[i]))
+			partition[i] = KnownPartition(e, DatumGetTimestampTz(times[i]));
+		if (!OidIsValid(partition[i]))
+			elog(ERROR, "no partition of %s for %s", get_rel_name(src->raw_relid),
+				 timestamptz_to_str(DatumGetTimestampTz(times[i])));
+	}
 }
+
+/* ---------------------------------------------------------------------
+ * The direct path
+ * ---------------------------------------------------------------------
+ */
+
+/* the executor must see the rows of a table with triggers or row security */
+static bool
+DirectWritable(Relation rel, Oid owner)
+{
+	return rel->trigdesc == NULL &&
+		check_enable_rls(RelationGetRelid(rel), owner, true) != RLS_ENABLED &&
+		pg_class_aclcheck(RelationGetRelid(rel), owner, ACL_INSERT) == ACLCHECK_OK;
+}
+
+typedef void (*FillRow) (ChunkRows *rows, int i, TupleTableSlot *slot);
+
+/*
+ * Heap multi-insert of some rows into one relation, then their index
+ * entries (where the id table's unique index refuses a stored id).
+ */
+static void
+MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *estate, FillRow fill)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * MULTI_INSERT_ROWS);
+	BulkInsertState bistate = GetBulkInsertState();
+	CommandId	cid = GetCurrentCommandId(true);
+	int			nslots = Min(n, MULTI_INSERT_ROWS);
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	for (int k = 0; k < nslots; k++)
+		slots[k] = table_slot_create(rel, NULL);
+
+	for (int start = 0; start < n; start += MULTI_INSERT_ROWS)
+	{
+		int			count = Min(MULTI_INSERT_ROWS, n - start);
+
+		for (int k = 0; k < count; k++)
+		{
+			TupleTableSlot *slot = slots[k];
+
+			ExecClearTuple(slot);
+			memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+			fill(rows, which[start + k], slot);
+			ExecStoreVirtualTuple(slot);
+		}
+		table_multi_insert(rel, slots, count, cid, 0, bistate);
+		for (int k = 0; k < count; k++)
+		{
+			if (rri->ri_NumIndices > 0)
+				(void) ExecInsertIndexTuples(rri, slots[k], estate, false, false, NULL, NIL);
+			ResetPerTupleExprContext(estate);
+		}
+	}
+
+	/*
+	 * Newest first: the resource owner looks for each pinned tuple
+	 * descriptor from its most recent entry, so oldest-first is quadratic.
+	 */
+	for (int k = nslots - 1; k >= 0; k--)
+		ExecDropSingleTupleTableSlot(slots[k]);
+	FreeBulkInsertState(bistate);
+	ExecCloseIndices(rri);
+}
+
+/* pipeline.<source>_ids is (event_id, _pl_batch) */
+static void
+FillIdRow(ChunkRows *rows, int i, TupleTableSlot *slot)
+{
+	slot->tts_values[0] = rows->values[rows->contract->id_col][i];
+	slot->tts_isnull[0] = false;
+	slot->tts_values[1] = Int64GetDatum(rows->batch_id);
+	slot->tts_isnull[1] = false;
+}
+
+/*
+ * A partition's columns are found by name: a partition created after a
+ * column was dropped from the parent has them at other positions.
+ */
+static void
+FillRawRow(ChunkRows *rows, int i, TupleTableSlot *slot)
+{
+	Contract   *c = rows->contract;
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(name, "_pl_batch") == 0)
+		{
+			slot->tts_values[a] = Int64GetDatum(rows->batch_id);
+			slot->tts_isnull[a] = false;
+		}
+		else if (strcmp(name, "_pl_extra") == 0)
+		{
+			slot->tts_values[a] = rows->extra[i];
+			slot->tts_isnull[a] = rows->extra_null[i];
+		}
+		else
+		{
+			for (int j = 0; j < c->ncols; j++)
+			{
+				if (strcmp(c->cols[j].name, name) == 0)
+				{
+					slot->tts_values[a] = rows->values[j][i];
+					slot->tts_isnull[a] = rows->nulls[j][i];
+					break;
+				}
+			}
+		}
+	}
+}
+
+typedef struct DirectCall
+{
+	ChunkRows  *rows;
+	bool		done;			/* false: not attempted (triggers, RLS, ...) */
+} DirectCall;
+
+static void
+DirectStep(void *arg)
+{
+	DirectCall *call = arg;
+	ChunkRows  *rows = call->rows;
+	SourceInfo *src = rows->contract->source;
+	EState	   *estate = CreateExecutorState();
+	int		   *which = palloc(sizeof(int) * rows->nrows);
+	Oid		   *parts = palloc(sizeof(Oid) * rows->nrows);
+	int			nparts = 0;
+	Relation	ids = table_open(src->ids_relid, RowExclusiveLock);
+	Relation	raw = table_open(src->raw_relid, RowExclusiveLock);
+	bool		ok = DirectWritable(ids, src->owner) && DirectWritable(raw, src->owner);
+
+	/* the distinct partitions, each checked before anything is written */
+	for (int i = 0; i < rows->nrows && ok; i++)
+	{
+		bool		seen = false;
+
+		for (int p = 0; p < nparts && !seen; p++)
+			seen = (parts[p] == rows->partition[i]);
+		if (!seen)
+		{
+			Relation	part = table_open(rows->partition[i], RowExclusiveLock);
+
+			ok = DirectWritable(part, src->owner);
+			table_close(part, NoLock);
+			parts[nparts++] = rows->partition[i];
+		}
+	}
+
+	if (ok)
+	{
+		/* ids in sorted order: concurrent batches lock keys in one order */
+		for (int i = 0; i < rows->nrows; i++)
+			which[i] = i;
+		MultiInsert(ids, rows, which, rows->nrows, estate, FillIdRow);
+
+		for (int p = 0; p < nparts; p++)
+		{
+			Relation	part = table_open(parts[p], RowExclusiveLock);
+			int			n = 0;
+
+			for (int i = 0; i < rows->nrows; i++)
+				if (rows->partition[i] == parts[p])
+					which[n++] = i;
+			MultiInsert(part, rows, which, n, estate, FillRawRow);
+			table_close(part, NoLock);
+		}
+	}
+
+	table_close(raw, NoLock);
+	table_close(ids, NoLock);
+	FreeExecutorState(estate);
+	call->done = ok;
+}
+
+/* ---------------------------------------------------------------------
+ * The statement path
+ * ---------------------------------------------------------------------
+ */
 
 static Oid
 ArrayTypeOf(Oid typid)
@@ -251,37 +484,58 @@ MakeArray(Datum *values, bool *nulls, int n, Oid typid, int16 typlen, bool byval
 											  typid, typlen, byval, align));
 }
 
-/*
- * Inserts rows (column-major, already deduplicated and sorted by id) and
- * returns how many were new to the store.
- */
-int64
-RawStoreInsert(Contract *c, int64 batch_id, int nrows,
-			   Datum **values, bool **nulls, Datum *extra, bool *extra_null)
+static int64
+InsertByStatement(ChunkRows *rows)
 {
+	Contract   *c = rows->contract;
 	RawStoreEntry *e = GetEntry(c->source);
-	int			nargs = 3 + c->ncols;
-	Datum	   *args = palloc(sizeof(Datum) * nargs);
+	Datum	   *args = palloc(sizeof(Datum) * (3 + c->ncols));
 	int			rc;
 
-	if (nrows == 0)
-		return 0;
 	if (e->insert_plan == NULL)
 		e->insert_plan = PrepareInsert(c);
 
-	args[0] = Int64GetDatum(batch_id);
+	args[0] = Int64GetDatum(rows->batch_id);
 	for (int i = 0; i < c->ncols; i++)
 	{
 		ContractColumn *col = &c->cols[i];
 
-		args[2 + i] = MakeArray(values[i], nulls[i], nrows, col->typid,
+		args[2 + i] = MakeArray(rows->values[i], rows->nulls[i], rows->nrows, col->typid,
 								col->typlen, col->typbyval, col->typalign);
 	}
 	args[1] = args[2 + c->id_col];
-	args[2 + c->ncols] = MakeArray(extra, extra_null, nrows, JSONBOID, -1, false, TYPALIGN_INT);
+	args[2 + c->ncols] = MakeArray(rows->extra, rows->extra_null, rows->nrows,
+								   JSONBOID, -1, false, TYPALIGN_INT);
 
 	rc = SPI_execute_plan(e->insert_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));
 	return (int64) SPI_processed;
+}
+
+/*
+ * Inserts one chunk's rows (column-major, deduplicated within the batch,
+ * sorted by id) and returns how many were new to the store.
+ */
+int64
+RawStoreInsert(Contract *c, int64 batch_id, int nrows,
+			   Datum **values, bool **nulls, Datum *extra, bool *extra_null)
+{
+	ChunkRows	rows = {c, batch_id, nrows, values, nulls, extra, extra_null, NULL};
+	DirectCall	call = {&rows, false};
+	ErrorData  *edata;
+
+	if (nrows == 0)
+		return 0;
+	rows.partition = palloc(sizeof(Oid) * nrows);
+	EnsurePartitions(c->source, values[c->time_col], nrows, rows.partition);
+
+	edata = PipelineCatchError(DirectStep, &call);
+	if (edata == NULL && call.done)
+		return nrows;
+	if (edata != NULL &&
+		edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION &&
+		edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+		ReThrowError(edata);
+	return InsertByStatement(&rows);
 }

@@ -37,13 +37,17 @@ as_cluster_user $PGXS_DIR/src/test/regress/pg_regress \
     --bindir=$PGBIN --host="$work" --port="$port" \
     --inputdir="$work" --outputdir="$work/regress" \
     --dbname=pipeline_regress $tests > "$work/regress.out" 2>&1
+rc=$?
 set -e
 mkdir -p "$work/regress"
 cat "$work/regress.out"
 p=$(grep -cE '\.\.\. ok' "$work/regress.out" || true)
 f=$(grep -cE 'FAILED|failed \(ignored\)' "$work/regress.out" || true)
+# pg_regress can stop before running every test (a missing expected file):
+# its exit status counts even when no line says FAILED
+[ $rc != 0 ] && [ "$f" = 0 ] && f=1
 passed=$((passed + p)); failed=$((failed + f))
-if [ -s "$work/regress/regression.diffs" ]; then
+if [ $rc != 0 ] || [ -s "$work/regress/regression.diffs" ]; then
     failures+=("pg_regress")
     echo "== regression.diffs"; cat "$work/regress/regression.diffs"
 fi
@@ -57,12 +61,14 @@ if [ -d "$work/test/isolation/specs" ]; then
         --bindir=$PGBIN --host="$work" --port="$port" \
         --inputdir="$work/test/isolation" --outputdir="$work/isolation" \
         --dbname=pipeline_isolation $specs > "$work/isolation.out" 2>&1
+    rc=$?
     set -e
     cat "$work/isolation.out"
     p=$(grep -cE '\.\.\. ok' "$work/isolation.out" || true)
     f=$(grep -cE 'FAILED' "$work/isolation.out" || true)
+    [ $rc != 0 ] && [ "$f" = 0 ] && f=1
     passed=$((passed + p)); failed=$((failed + f))
-    if [ -s "$work/isolation/regression.diffs" ]; then
+    if [ $rc != 0 ] || [ -s "$work/isolation/regression.diffs" ]; then
         failures+=("isolation")
         echo "== isolation regression.diffs"; cat "$work/isolation/regression.diffs"
     fi

@@ -81,14 +81,14 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
 -- created before it checks again.  Inserts take ROW EXCLUSIVE, which that
 -- lock does not block, so ingest into existing days goes on meanwhile.
 CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
-    RETURNS TABLE (lo timestamptz, hi timestamptz)
+    RETURNS TABLE (lo timestamptz, hi timestamptz, part regclass)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
     s pipeline.source_catalog;
     d date;
-    part text;
+    name text;
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _ensure_partitions.source;
     FOR d IN SELECT DISTINCT (t AT TIME ZONE s.day_timezone)::date
@@ -96,16 +96,17 @@ BEGIN
     LOOP
         lo := d::timestamp AT TIME ZONE s.day_timezone;
         hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
-        part := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
-        IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
+        name := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
+        IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NULL THEN
             EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
-            IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', part)) IS NULL THEN
+            IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NULL THEN
                 EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                                          part, s.raw_table);
+                                          name, s.raw_table);
                 EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION pipeline.%I FOR VALUES FROM (%L) TO (%L)',
-                                          s.raw_table, part, lo, hi);
+                                          s.raw_table, name, lo, hi);
             END IF;
         END IF;
+        part := pg_catalog.format('pipeline.%I', name)::regclass;
         RETURN NEXT;
     END LOOP;
 END
