@@ -104,19 +104,19 @@ typedef struct SketchState
 } SketchState;
 
 /* how one aggregate call site hashes its argument (kept in fn_extra) */
-typedef enum HashMethod
+typedef enum SketchHashMethod
 {
-	HASH_INT16,
-	HASH_INT32,
-	HASH_INT64,
-	HASH_TYPE_PROC
-} HashMethod;
+	SKETCH_HASH_INT16,
+	SKETCH_HASH_INT32,
+	SKETCH_HASH_INT64,
+	SKETCH_HASH_TYPE_PROC
+} SketchHashMethod;
 
 typedef struct SketchHasher
 {
 	Oid			typid;
 	Oid			collation;
-	HashMethod	method;
+	SketchHashMethod method;
 	FmgrInfo	proc;
 } SketchHasher;
 
@@ -147,52 +147,50 @@ static SketchHasher *
 GetHasher(FunctionCallInfo fcinfo, int argno)
 {
 	SketchHasher *hasher = (SketchHasher *) fcinfo->flinfo->fn_extra;
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, argno);
+	Oid			typid;
+	TypeCacheEntry *typentry;
 
-	if (hasher != NULL && hasher->typid == typid)
+	/* a call site's argument type never changes: set up once, per row free */
+	if (hasher != NULL)
 		return hasher;
 
+	typid = get_fn_expr_argtype(fcinfo->flinfo, argno);
 	if (!OidIsValid(typid))
 		elog(ERROR, "could not determine the argument type of pipeline.distinct_sketch");
+	typentry = lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC);
+	if (!OidIsValid(typentry->hash_extended_proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("pipeline.distinct_sketch cannot hash values of type %s",
+						format_type_be(typid)),
+				 errdetail("Sketches hash each value with its type's extended hash function, "
+						   "which comes from the type's default hash operator class; %s has none.",
+						   format_type_be(typid)),
+				 errhint("Aggregate a hashable form of the value instead, for example x::text.")));
 
+	hasher = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SketchHasher));
+	hasher->typid = typid;
+	hasher->collation = PG_GET_COLLATION();
+	switch (typentry->hash_extended_proc)
 	{
-		TypeCacheEntry *typentry = lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC);
-
-		if (!OidIsValid(typentry->hash_extended_proc))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("pipeline.distinct_sketch cannot hash values of type %s",
-							format_type_be(typid)),
-					 errdetail("Sketches hash each value with its type's extended hash function, "
-							   "which comes from the type's default hash operator class; %s has none.",
-							   format_type_be(typid)),
-					 errhint("Aggregate a hashable form of the value instead, for example x::text.")));
-
-		if (hasher == NULL)
-			hasher = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SketchHasher));
-		hasher->typid = typid;
-		hasher->collation = PG_GET_COLLATION();
-		switch (typentry->hash_extended_proc)
-		{
-			case F_HASHINT2EXTENDED:
-				hasher->method = HASH_INT16;
-				break;
-			case F_HASHINT4EXTENDED:
-				hasher->method = HASH_INT32;
-				break;
-			case F_HASHINT8EXTENDED:
-			case F_TIMESTAMP_HASH_EXTENDED:
-			case F_TIME_HASH_EXTENDED:
-				hasher->method = HASH_INT64;
-				break;
-			default:
-				hasher->method = HASH_TYPE_PROC;
-				fmgr_info_cxt(typentry->hash_extended_proc, &hasher->proc,
-							  fcinfo->flinfo->fn_mcxt);
-				break;
-		}
-		fcinfo->flinfo->fn_extra = hasher;
+		case F_HASHINT2EXTENDED:
+			hasher->method = SKETCH_HASH_INT16;
+			break;
+		case F_HASHINT4EXTENDED:
+			hasher->method = SKETCH_HASH_INT32;
+			break;
+		case F_HASHINT8EXTENDED:
+		case F_TIMESTAMP_HASH_EXTENDED:
+		case F_TIME_HASH_EXTENDED:
+			hasher->method = SKETCH_HASH_INT64;
+			break;
+		default:
+			hasher->method = SKETCH_HASH_TYPE_PROC;
+			fmgr_info_cxt(typentry->hash_extended_proc, &hasher->proc,
+						  fcinfo->flinfo->fn_mcxt);
+			break;
 	}
+	fcinfo->flinfo->fn_extra = hasher;
 	return hasher;
 }
 
@@ -201,13 +199,13 @@ HashValue(SketchHasher *hasher, Datum value)
 {
 	switch (hasher->method)
 	{
-		case HASH_INT16:
+		case SKETCH_HASH_INT16:
 			return HashInt64(DatumGetInt16(value));
-		case HASH_INT32:
+		case SKETCH_HASH_INT32:
 			return HashInt64(DatumGetInt32(value));
-		case HASH_INT64:
+		case SKETCH_HASH_INT64:
 			return HashInt64(DatumGetInt64(value));
-		case HASH_TYPE_PROC:
+		case SKETCH_HASH_TYPE_PROC:
 			break;
 	}
 	return Mix64(DatumGetUInt64(FunctionCall2Coll(&hasher->proc, hasher->collation,
@@ -408,7 +406,8 @@ SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
 	if (len < SKETCH_HEADER_BYTES)
 		ereport(ERROR,
 				(errcode(sqlstate),
-				 errmsg("invalid distinct_sketch: %zu bytes is too short", len)));
+				 errmsg("invalid distinct_sketch: shorter than its %d-byte header",
+						SKETCH_HEADER_BYTES)));
 	if (data[0] != SKETCH_VERSION)
 		ereport(ERROR,
 				(errcode(sqlstate),
@@ -624,7 +623,7 @@ SketchFromBytes(const uint8 *data, Size len, int sqlstate)
 	result = palloc(VARHDRSZ + len);
 	SET_VARSIZE(result, VARHDRSZ + len);
 	memcpy(VARDATA(result), data, len);
-	PG_RETURN_POINTER(result);
+	return PointerGetDatum(result);
 }
 
 static Datum
