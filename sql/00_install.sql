@@ -1,5 +1,7 @@
 -- Installing: any database (this one is not cron.database_name), CASCADE,
 -- schemas, roles, and the database worker it starts.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline CASCADE;
 
 SELECT current_database() <> current_setting('cron.database_name') AS not_the_cron_database;

@@ -1,4 +1,6 @@
 -- Sources: contracts parsed by PostgreSQL's grammar, the catalog, refusals.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline;
 
 SELECT pipeline.create_source('orders',

@@ -1,5 +1,7 @@
 -- Ingest: receipts, dedup (in the batch, against the store, by batch_key),
 -- defaults, unknown fields, day partitions in the source's time zone.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline;
 SET TimeZone = 'UTC';
 SELECT pipeline.create_source('orders',

@@ -1,6 +1,8 @@
 -- Bad input: a clear error for a malformed call, a dead letter (payload
 -- verbatim, a reason naming the field, an SQLSTATE, the contract version)
 -- for a bad event, never a crash or a silent drop.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline;
 SET TimeZone = 'UTC';
 SELECT pipeline.create_source('orders',

@@ -1,6 +1,8 @@
 -- Privileges: writers ingest, readers read serving views only, creating a
 -- source takes what creating its tables would, user expressions run as the
 -- source owner, and nobody writes receipts or dead letters directly.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline;
 SET TimeZone = 'UTC';
 \set VERBOSITY terse

@@ -1,6 +1,8 @@
 -- Metrics and the hot path: definitions checked by the parser, the hot
 -- table equal to a hand-written GROUP BY, exactly-once folding, late
 -- events, settled buckets, refusals.
+-- (PL/pgSQL CONTEXT lines carry line numbers: not part of the contract)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pipeline;
 SET TimeZone = 'UTC';
 SELECT pipeline.create_source('orders',

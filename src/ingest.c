@@ -50,33 +50,7 @@
 #include "ingest.h"
 #include "pipeline.h"
 
-#define CHUNK_EVENTS 10000
 
-typedef struct Batch
-{
-	SourceInfo *source;
-	Contract   *contract;
-	DriftCounter *drift;
-
-	/* the events: array elements, or NDJSON lines */
-	int			n;
-	JsonbContainer *array;		/* JSON array input */
-	char	  **lines;			/* NDJSON input */
-	int		   *line_lens;
-
-	MemoryContext chunk_cxt;	/* reset after every chunk */
-	MemoryContext event_cxt;	/* reset before every event */
-
-	/* per event of the current chunk, indexed from the chunk's start */
-	int			start;
-	int			end;
-	Datum	   *values;			/* chunk size * ncols */
-	bool	   *nulls;
-	Datum	   *extra;
-	bool	   *extra_null;
-	bool	   *valid;
-	Rejection  *why;
-} Batch;
 
 static void
 RequireArg(FunctionCallInfo fcinfo, int arg, const char *name, const char *hint)
@@ -179,6 +153,8 @@ EventPayload(Batch *b, int i)
 {
 	JsonbValue *v;
 
+	if (b->objects != NULL)
+		return JsonbToCString(NULL, &b->objects[i]->root, VARSIZE(b->objects[i]));
 	if (b->lines != NULL)
 		return b->lines[i];
 	v = getIthJsonbValueFromContainer(b->array, i);
@@ -228,7 +204,9 @@ ConvertOne(Batch *b, int i)
 	MemoryContextReset(b->event_cxt);
 	old = MemoryContextSwitchTo(b->event_cxt);
 	c->current_field = NULL;
-	if (b->lines != NULL)
+	if (b->objects != NULL)
+		event = &b->objects[i]->root;
+	else if (b->lines != NULL)
 	{
 		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 															CStringGetDatum(b->lines[i])));
@@ -432,79 +410,76 @@ EmitReceipt(FunctionCallInfo fcinfo, const Receipt *r)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-static Datum
-IngestBatch(FunctionCallInfo fcinfo, bool is_text)
+/*
+ * Step 1: looks the source up and checks the caller may ingest.  SPI must
+ * be connected; everything of the batch lives in b->batch_cxt.
+ */
+void
+BatchOpen(Batch *b, const char *source)
 {
-	MemoryContext batch_cxt;
-	MemoryContext outer;
-	Batch	   *b;
-	Receipt		receipt;
-	RoleSwitch	role;
-	Relation	raw;
-	Oid			extowner;
-	int64		in_batch_dups = 0;
-	char	   *batch_key;
-
-	RequireArg(fcinfo, 0, "source", NULL);
-	RequireArg(fcinfo, 1, "events", "Send '[]' for an empty batch.");
-	InitMaterializedSRF(fcinfo, 0);
-
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pipeline ingest batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	outer = MemoryContextSwitchTo(batch_cxt);
-	b = palloc0(sizeof(Batch));
-	batch_key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	MemoryContextSwitchTo(batch_cxt);
-	b->source = PipelineRequireSource(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	MemoryContextSwitchTo(b->batch_cxt);
+	b->source = PipelineRequireSource(source);
 	PipelineRequireWriter(b->source);
-	extowner = PipelineExtensionOwner();
+	b->extowner = PipelineExtensionOwner();
+	MemoryContextSwitchTo(b->batch_cxt);
+}
 
-	if (is_text)
-		UseText(b, PG_GETARG_TEXT_PP(1));
-	else
-		UseArray(b, PG_GETARG_JSONB_P(1));
+/*
+ * Step 3: claims the batch.  Returns false when batch_key was used before:
+ * b->receipt is then the original receipt and nothing is to be applied.
+ */
+bool
+BatchClaim(Batch *b, const char *batch_key)
+{
+	RoleSwitch	role;
+	bool		fresh;
 
-	PipelineBecome(extowner, &role);
-	if (!ReceiptBegin(b->source, batch_key, &receipt))
-	{
-		/* a retried batch_key: the original receipt, nothing applied */
-		PipelineRestoreRole(&role);
-		SPI_finish();
-		MemoryContextSwitchTo(outer);
-		EmitReceipt(fcinfo, &receipt);
-		MemoryContextDelete(batch_cxt);
-		return (Datum) 0;
-	}
+	MemoryContextSwitchTo(b->batch_cxt);
+	b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
+										 ALLOCSET_DEFAULT_SIZES);
+	b->event_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest event",
+										 ALLOCSET_DEFAULT_SIZES);
+	b->drift = DriftCounterCreate();
+
+	PipelineBecome(b->extowner, &role);
+	fresh = ReceiptBegin(b->source, batch_key, &b->receipt);
 	PipelineRestoreRole(&role);
-
-	b->chunk_cxt = AllocSetContextCreate(batch_cxt, "pipeline ingest chunk",
-										 ALLOCSET_DEFAULT_SIZES);
-	b->event_cxt = AllocSetContextCreate(batch_cxt, "pipeline ingest event",
-										 ALLOCSET_DEFAULT_SIZES);
-	receipt.received = b->n;
-	receipt.accepted = receipt.duplicates = receipt.rejected = 0;
-	receipt.has_event_times = false;
-
-	for (b->start = 0; b->start < b->n || b->start == 0; b->start = b->end)
+	MemoryContextSwitchTo(b->batch_cxt);
+	if (fresh)
 	{
+		b->receipt.received = b->receipt.accepted = 0;
+		b->receipt.duplicates = b->receipt.rejected = 0;
+		b->receipt.has_event_times = false;
+	}
+	return fresh;
+}
+
+/*
+ * Steps 4 to 6 for the events the batch holds now (b->n of them), chunk by
+ * chunk; the receipt accumulates.  SPI must be connected.
+ */
+void
+BatchRun(Batch *b)
+{
+	RoleSwitch	role;
+
+	b->receipt.received += b->n;
+	for (b->start = 0; b->start < b->n; b->start = b->end)
+	{
+		Relation	raw;
 		int64		chunk_rejected = 0;
+		int64		in_batch_dups = 0;
 		int			size;
 
 		b->end = Min(b->n, b->start + CHUNK_EVENTS);
-		size = Max(b->end - b->start, 1);
+		size = b->end - b->start;
 		MemoryContextReset(b->chunk_cxt);
 
 		/* conversion, CHECK/DEFAULT expressions, raw writes: as the owner */
 		PipelineBecome(b->source->owner, &role);
 		raw = table_open(b->source->raw_relid, RowExclusiveLock);
-		MemoryContextSwitchTo(batch_cxt);
-		b->contract = ContractCompile(b->source, raw);
-		if (b->drift == NULL)
-			b->drift = DriftCounterCreate();
 		MemoryContextSwitchTo(b->chunk_cxt);
+		b->contract = ContractCompile(b->source, raw);
 		b->values = palloc(sizeof(Datum) * size * b->contract->ncols);
 		b->nulls = palloc(sizeof(bool) * size * b->contract->ncols);
 		b->extra = palloc(sizeof(Datum) * size);
@@ -518,31 +493,77 @@ IngestBatch(FunctionCallInfo fcinfo, bool is_text)
 		table_close(raw, NoLock);
 
 		MemoryContextSwitchTo(b->chunk_cxt);
-		for (int k = 0; k < b->end - b->start; k++)
+		for (int k = 0; k < size; k++)
 			chunk_rejected += b->valid[k] ? 0 : 1;
-		receipt.accepted += StoreValid(b, &receipt, &in_batch_dups);
-		receipt.rejected += chunk_rejected;
+		b->receipt.accepted += StoreValid(b, &b->receipt, &in_batch_dups);
+		b->receipt.rejected += chunk_rejected;
 		PipelineRestoreRole(&role);
 
-		PipelineBecome(extowner, &role);
+		PipelineBecome(b->extowner, &role);
 		MemoryContextSwitchTo(b->chunk_cxt);
-		WriteRejections(b, receipt.batch_id, chunk_rejected);
+		WriteRejections(b, b->receipt.batch_id, chunk_rejected);
 		PipelineRestoreRole(&role);
-
-		if (b->end >= b->n)
-			break;
 	}
-	receipt.duplicates = receipt.received - receipt.rejected - receipt.accepted;
+	b->receipt.duplicates = b->receipt.received - b->receipt.rejected - b->receipt.accepted;
+	MemoryContextReset(b->chunk_cxt);
+	MemoryContextSwitchTo(b->batch_cxt);
+}
 
-	PipelineBecome(extowner, &role);
+/* the drift counts and the final receipt; SPI must be connected */
+void
+BatchFinish(Batch *b)
+{
+	RoleSwitch	role;
+
+	PipelineBecome(b->extowner, &role);
 	DriftWrite(b->source, b->drift);
-	ReceiptFinish(&receipt);
+	ReceiptFinish(&b->receipt);
 	PipelineRestoreRole(&role);
+}
+
+static Datum
+IngestBatch(FunctionCallInfo fcinfo, bool is_text)
+{
+	MemoryContext outer;
+	Batch	   *b;
+	char	   *source;
+	char	   *batch_key;
+	Receipt		receipt;
+
+	RequireArg(fcinfo, 0, "source", NULL);
+	RequireArg(fcinfo, 1, "events", "Send '[]' for an empty batch.");
+	InitMaterializedSRF(fcinfo, 0);
+
+	b = palloc0(sizeof(Batch));
+	b->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pipeline ingest batch",
+										 ALLOCSET_DEFAULT_SIZES);
+	outer = MemoryContextSwitchTo(b->batch_cxt);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	batch_key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(b->batch_cxt);
+
+	BatchOpen(b, source);
+	/* a malformed batch is refused before anything is written */
+	if (is_text)
+		UseText(b, PG_GETARG_TEXT_PP(1));
+	else
+		UseArray(b, PG_GETARG_JSONB_P(1));
+
+	if (BatchClaim(b, batch_key))
+	{
+		BatchRun(b);
+		BatchFinish(b);
+	}
+	/* else: a retried batch_key, the original receipt, nothing applied */
+	receipt = b->receipt;
 
 	SPI_finish();
 	MemoryContextSwitchTo(outer);
 	EmitReceipt(fcinfo, &receipt);
-	MemoryContextDelete(batch_cxt);
+	MemoryContextDelete(b->batch_cxt);
 	return (Datum) 0;
 }
 

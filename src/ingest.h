@@ -100,6 +100,40 @@ typedef struct Receipt
 	TimestampTz max_event_time;
 } Receipt;
 
+/* rows per chunk: a large batch needs its input plus one chunk's working set */
+#define CHUNK_EVENTS 10000
+
+/* one batch in progress (ingest.c) */
+typedef struct Batch
+{
+	MemoryContext batch_cxt;	/* everything of the batch */
+	SourceInfo *source;
+	Oid			extowner;
+	Receipt		receipt;		/* accumulates over BatchRun calls */
+	Contract   *contract;
+	DriftCounter *drift;
+
+	/* the events: array elements, NDJSON lines, or objects (bulk load) */
+	int			n;
+	JsonbContainer *array;		/* JSON array input */
+	char	  **lines;			/* NDJSON input */
+	int		   *line_lens;
+	Jsonb	  **objects;		/* rows of COPY into <source>_load */
+
+	MemoryContext chunk_cxt;	/* reset after every chunk */
+	MemoryContext event_cxt;	/* reset before every event */
+
+	/* per event of the current chunk, indexed from the chunk's start */
+	int			start;
+	int			end;
+	Datum	   *values;			/* chunk size * ncols */
+	bool	   *nulls;
+	Datum	   *extra;
+	bool	   *extra_null;
+	bool	   *valid;
+	Rejection  *why;
+} Batch;
+
 /* who runs a step: the caller, the source owner or the extension owner */
 typedef struct RoleSwitch
 {
@@ -127,6 +161,12 @@ extern DriftCounter *DriftCounterCreate(void);
 /* raw_store.c */
 extern int64 RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 							Datum **values, bool **nulls, Datum *extra, bool *extra_null);
+
+/* ingest.c */
+extern void BatchOpen(Batch *b, const char *source);
+extern bool BatchClaim(Batch *b, const char *batch_key);
+extern void BatchRun(Batch *b);
+extern void BatchFinish(Batch *b);
 
 /* receipts.c */
 extern bool ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt);

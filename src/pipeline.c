@@ -23,6 +23,7 @@ int			pipeline_hot_interval_ms = 1000;
 int			pipeline_launcher_interval_s = 10;
 int			pipeline_max_future_skew_s = 600;
 bool		pipeline_preloaded = false;
+char	   *pipeline_batch_key = NULL;
 
 void		_PG_init(void);
 
@@ -62,6 +63,15 @@ DefineSettings(void)
 							600, 0, 365 * 86400,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pipeline.batch_key",
+							   "Batch key of the next COPY into a source's load table.",
+							   "A retried load with the same key applies nothing and "
+							   "reports the original receipt, as pipeline.ingest() does.",
+							   &pipeline_batch_key,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pipeline");
 }

@@ -17,6 +17,7 @@ extern int	pipeline_hot_interval_ms;
 extern int	pipeline_launcher_interval_s;
 extern int	pipeline_max_future_skew_s;
 extern bool pipeline_preloaded;
+extern char *pipeline_batch_key;
 
 /* subxact.c */
 typedef void (*PipelineStep) (void *arg);

@@ -145,8 +145,9 @@ BEGIN
                   HINT = 'Use a name from pg_timezone_names, e.g. Europe/Paris or America/New_York.';
     END IF;
     IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw')) IS NOT NULL
-       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL THEN
-        RAISE EXCEPTION 'a table named pipeline.%_raw or pipeline.%_ids already exists', source, source
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_load')) IS NOT NULL THEN
+        RAISE EXCEPTION 'a table named pipeline.%_raw, %_ids or %_load already exists', source, source, source
             USING ERRCODE = 'duplicate_table';
     END IF;
 
@@ -167,6 +168,7 @@ BEGIN
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', source || '_ids')::regclass);
     PERFORM pipeline._register_source(source, columns, event_id, event_time, allowed_lateness,
         freeze_after, day_timezone);
+    PERFORM pipeline._create_load_table(source);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.create_source(text, text, text, text, interval, interval, text) IS
@@ -218,6 +220,9 @@ BEGIN
     END IF;
     PERFORM pipeline._drop_source_metrics(s.source, cascade);
     EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', s.source || '_load')) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', s.source || '_load');
+    END IF;
     PERFORM pipeline._unregister_source(s.source);
 END
 $fn$;

@@ -132,3 +132,50 @@ COMMENT ON FUNCTION pipeline.ingest(text, text, text) IS
 
 REVOKE EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) TO pipeline_writer;
+
+-- The bulk path: COPY into pipeline.<source>_load (see src/load.c).
+CREATE FUNCTION pipeline._load_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_load_row';
+COMMENT ON FUNCTION pipeline._load_row() IS
+    'internal: BEFORE ROW trigger of <source>_load tables: buffers each row as an event, stores nothing';
+CREATE FUNCTION pipeline._load_finish() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_load_finish';
+COMMENT ON FUNCTION pipeline._load_finish() IS
+    'internal: AFTER STATEMENT trigger of <source>_load tables: ingests what is left and writes the receipt';
+
+-- Creates or recreates the load table from the raw table's contract columns.
+CREATE FUNCTION pipeline._create_load_table(source text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    cols text;
+    load text := source || '_load';
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _create_load_table.source;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I text', a.attname), ', ' ORDER BY a.attnum) INTO cols
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = s.raw_table AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname !~ '^_pl_';
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', load)) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', load);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s)', load, cols);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER load_row BEFORE INSERT ON pipeline.%I FOR EACH ROW EXECUTE FUNCTION pipeline._load_row(%L)',
+        load, source);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER load_finish AFTER INSERT ON pipeline.%I FOR EACH STATEMENT EXECUTE FUNCTION pipeline._load_finish(%L)',
+        load, source);
+    EXECUTE pg_catalog.format('GRANT INSERT ON pipeline.%I TO pipeline_writer', load);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE pipeline.%I IS %L', load,
+        pg_catalog.format('bulk path of source %s: COPY rows in (columns as text); nothing is stored here, each row is ingested', source));
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', load)::regclass);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._create_load_table(text) IS
+    'internal: (re)creates pipeline.<source>_load, the COPY target of the bulk path';
