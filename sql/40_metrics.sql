@@ -75,6 +75,31 @@ SELECT pipeline.run_hot() AS folded;
 SELECT orders, revenue FROM metrics.sales_live WHERE bucket = '2026-03-01 10:00:00+00' AND platform = 'ios';
 SELECT hot_mismatches();
 
+-- count(DISTINCT) is a mergeable sketch in hot: exact for small sets, and
+-- the minute sketches roll up to any span with distinct_merge
+SELECT pipeline.create_metric('buyers', 'orders', '{platform}',
+    'count(DISTINCT user_id) AS buyers, count(*) AS orders', bucket => '1 minute',
+    hot_retention => '100 years');
+SELECT pipeline.run_hot('buyers') > 0 AS folded;
+SELECT column_name, data_type FROM information_schema.columns
+ WHERE table_schema = 'metrics' AND table_name = 'buyers_live' ORDER BY ordinal_position;
+SELECT count(*) AS minute_mismatches FROM (
+    SELECT date_bin('1 minute', event_time, '2000-01-01') AS bucket, platform,
+           count(DISTINCT user_id) AS buyers
+      FROM pipeline.orders_raw GROUP BY 1, 2) AS exact
+  FULL JOIN metrics.buyers_live AS l
+    ON l.bucket = exact.bucket AND l.platform IS NOT DISTINCT FROM exact.platform
+ WHERE l.buyers IS DISTINCT FROM exact.buyers;
+-- distinct buyers over the hour from the minute buckets, per platform
+SELECT l.platform, pipeline.distinct_count(pipeline.distinct_merge(l.buyers_sketch)) AS hour_buyers,
+       (SELECT count(DISTINCT user_id) FROM pipeline.orders_raw AS r
+         WHERE r.platform IS NOT DISTINCT FROM l.platform
+           AND r.event_time >= '2026-03-01 10:00:00+00' AND r.event_time < '2026-03-01 11:00:00+00') AS exact
+  FROM metrics.buyers_live AS l
+ WHERE l.bucket >= '2026-03-01 10:00:00+00' AND l.bucket < '2026-03-01 11:00:00+00'
+ GROUP BY l.platform ORDER BY l.platform;
+SELECT pipeline.drop_metric('buyers');
+
 -- settled: a bucket whose end the watermark (max event time - lateness) has passed
 SELECT bucket, settled FROM metrics.sales_live
  WHERE platform = 'web' AND bucket >= '2026-03-01 11:20:00+00' ORDER BY bucket;
