@@ -10,6 +10,11 @@
  * and the metric is retried after 2^failures seconds, at most 5 minutes.
  * Exactly-once is _fold's business: the hot rows and the checkpoint commit
  * together, so a worker killed mid-fold loses and doubles nothing.
+ *
+ * Every transaction starts with SetCurrentStatementStartTimestamp(): a
+ * background worker has no client statements, and without it now() would
+ * stay at the moment the worker connected (backoff would never expire,
+ * hot retention would never move).
  */
 #include "postgres.h"
 
@@ -43,6 +48,7 @@ MetricsDue(MemoryContext cxt)
 {
 	List	   *result = NIL;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -80,6 +86,7 @@ FoldAsOwner(MetricToFold *m)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	GetUserIdAndSecContext(&save_uid, &save_sec);
@@ -102,6 +109,7 @@ RecordFailure(MetricToFold *m, const char *message)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -24,6 +24,7 @@ int			pipeline_launcher_interval_s = 10;
 int			pipeline_max_future_skew_s = 600;
 bool		pipeline_preloaded = false;
 char	   *pipeline_batch_key = NULL;
+static bool pipeline_restating = false;
 
 void		_PG_init(void);
 
@@ -72,6 +73,20 @@ DefineSettings(void)
 							   "",
 							   PGC_USERSET, 0,
 							   NULL, NULL, NULL);
+
+	/*
+	 * Set, for its own transaction, by the restatement and drop functions
+	 * (which run as the extension owner): the guard triggers of the daily
+	 * tables let frozen rows change only while it is on.  Superuser-only,
+	 * so no other role can turn the guard off.
+	 */
+	DefineCustomBoolVariable("pipeline.restating",
+							 "Internal: a restatement is changing frozen days.",
+							 NULL,
+							 &pipeline_restating,
+							 false,
+							 PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pipeline");
 }

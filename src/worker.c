@@ -246,6 +246,7 @@ ListDatabases(void)
 	HeapTuple	tup;
 	MemoryContext outer = CurrentMemoryContext;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -481,6 +482,7 @@ ExtensionInstalled(void)
 {
 	bool		installed;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("pipeline", true));
 	CommitTransactionCommand();

@@ -169,9 +169,13 @@ BEGIN
     IF hot_retention <= interval '0' THEN
         RAISE EXCEPTION 'hot_retention must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', hot)) IS NOT NULL
-       OR pg_catalog.to_regclass(pg_catalog.format('metrics.%I', live)) IS NOT NULL THEN
-        RAISE EXCEPTION 'a relation named pipeline.% or metrics.% already exists', hot, live
+    IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[
+                   pg_catalog.format('pipeline.%I', hot), pg_catalog.format('metrics.%I', live),
+                   pg_catalog.format('pipeline.%I', metric || '_daily'), pg_catalog.format('pipeline.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_daily'), pg_catalog.format('metrics.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_restated'), pg_catalog.format('metrics.%I', metric || '_reconcile')]) AS r
+               WHERE pg_catalog.to_regclass(r) IS NOT NULL) THEN
+        RAISE EXCEPTION 'a table or view of metric % already exists', metric
             USING ERRCODE = 'duplicate_table';
     END IF;
     IF NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
@@ -249,6 +253,7 @@ BEGIN
         VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
                 pg_catalog.format('pipeline.%I', hot)::regclass, current_user::regrole,
                 '1:1:'::pg_snapshot);
+    PERFORM pipeline._create_daily(metric);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
@@ -361,8 +366,9 @@ BEGIN
                   HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', m.owner);
     END IF;
     EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I', m.metric || '_live');
-    EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
     DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = m.metric;
+    PERFORM pipeline._drop_daily(m.metric);
+    EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';

@@ -1,0 +1,137 @@
+-- The frozen daily layer: open -> provisional -> frozen driven by as_of,
+-- exact values (distinct too), corrections exactly once, immutability,
+-- restatement, digests, and the four views.
+\set SHOW_CONTEXT never
+CREATE EXTENSION pipeline;
+SET TimeZone = 'UTC';
+SET DateStyle = ISO;
+-- a New York day across the DST change (2026-03-08 has 23 hours)
+SELECT pipeline.create_source('orders',
+    $$order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL,
+      platform text, amount numeric(12,2)$$,
+    event_id => 'order_id', allowed_lateness => '2 hours', freeze_after => '24 hours',
+    day_timezone => 'America/New_York');
+SELECT pipeline.create_metric('sales', 'orders', '{platform}',
+    'count(*) AS orders, sum(amount) AS revenue, min(amount) AS smallest,
+     avg(amount) AS avg_amount, count(DISTINCT user_id) AS buyers', hot_retention => '100 years');
+SELECT table_name FROM information_schema.views
+ WHERE table_schema = 'metrics' AND table_name LIKE 'sales%' ORDER BY 1;
+
+-- 100 orders over the whole local day 2026-03-08 (05:00 UTC .. 03:59 UTC next
+-- day, 23 hours), and 3 just outside it on either side
+SELECT accepted FROM pipeline.ingest('orders', (SELECT jsonb_agg(jsonb_build_object(
+    'order_id', i, 'event_time', timestamptz '2026-03-08 05:00:00+00' + (i % 23) * interval '1 hour',
+    'user_id', 'u' || (i % 7), 'platform', (ARRAY['web', 'ios'])[1 + i % 2], 'amount', i))
+  FROM generate_series(1, 100) AS i)
+  || '[{"order_id": 201, "event_time": "2026-03-08T04:59:59Z", "user_id": "x", "platform": "web", "amount": 1},
+       {"order_id": 202, "event_time": "2026-03-09T04:00:00Z", "user_id": "x", "platform": "web", "amount": 1},
+       {"order_id": 203, "event_time": "2026-03-09T04:00:01Z", "user_id": "x", "platform": "web", "amount": 1}]'::jsonb);
+
+-- open: the day ends at 2026-03-09 04:00 UTC; + 2 hours lateness = 06:00
+SELECT * FROM pipeline.close_days('2026-03-09 05:59:59+00') WHERE day = '2026-03-08';
+SELECT count(*) AS daily_rows FROM metrics.sales_daily WHERE day = '2026-03-08';
+-- provisional: computed exactly from raw, recomputed at every run
+SELECT * FROM pipeline.close_days('2026-03-09 06:00:00+00') WHERE day = '2026-03-08';
+SELECT * FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;
+-- the same as a hand-written GROUP BY over the local day
+SELECT platform, count(*) AS orders, sum(amount) AS revenue, min(amount) AS smallest,
+       avg(amount) AS avg_amount, count(DISTINCT user_id) AS buyers
+  FROM pipeline.orders_raw
+ WHERE (event_time AT TIME ZONE 'America/New_York')::date = '2026-03-08'
+ GROUP BY platform ORDER BY platform;
+
+-- a late event before the freeze is included by the next run
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 300, "event_time": "2026-03-08T15:00:00Z", "user_id": "late-but-in-time", "platform": "ios", "amount": 1000}]'::jsonb);
+SELECT * FROM pipeline.close_days('2026-03-09 12:00:00+00') WHERE day = '2026-03-08';
+SELECT platform, orders, revenue, buyers, status FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;
+
+-- frozen at the day's end + 24 hours
+SELECT * FROM pipeline.close_days('2026-03-10 03:59:59+00') WHERE day = '2026-03-08';
+SELECT * FROM pipeline.close_days('2026-03-10 04:00:00+00') WHERE day = '2026-03-08';
+SELECT platform, orders, revenue, buyers, status, frozen_at FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;
+SELECT status, version, events_frozen, digest IS NOT NULL AS has_digest FROM pipeline.day_closures
+ WHERE metric = 'sales' AND day = '2026-03-08';
+SELECT pipeline.verify_day('sales', '2026-03-08') AS digest_matches;
+-- a frozen day does not move when close_days runs again
+SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03-08';
+
+-- events accepted after the freeze become corrections, exactly once
+SELECT batch_id AS late_batch FROM pipeline.ingest('orders',
+  '[{"order_id": 400, "event_time": "2026-03-08T13:00:00Z", "user_id": "u1", "platform": "web", "amount": 0.5},
+    {"order_id": 401, "event_time": "2026-03-08T14:00:00Z", "user_id": "brand-new", "platform": "web", "amount": 7},
+    {"order_id": 402, "event_time": "2026-03-08T14:00:00Z", "user_id": "brand-new", "platform": "android", "amount": 3}]'::jsonb) \gset
+SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03-08';
+SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03-08';
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
+SELECT day, platform, orders_delta, revenue_delta, smallest, avg_amount_sum_delta, avg_amount_count_delta,
+       buyers_delta, events, batch_ids = ARRAY[:late_batch]::bigint[] AS attributed_to_late_batch
+  FROM metrics.sales_corrections ORDER BY platform;
+-- frozen values did not move; restated = frozen + corrections
+SELECT platform, orders, revenue, buyers FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;
+SELECT * FROM metrics.sales_restated WHERE day = '2026-03-08' ORDER BY platform;
+-- restated equals the exact values over everything now in raw
+SELECT platform, count(*) AS orders, sum(amount) AS revenue, min(amount) AS smallest,
+       avg(amount) AS avg_amount, count(DISTINCT user_id) AS buyers
+  FROM pipeline.orders_raw
+ WHERE (event_time AT TIME ZONE 'America/New_York')::date = '2026-03-08'
+ GROUP BY platform ORDER BY platform;
+
+-- reconcile: hot vs daily vs restated, and the events behind the difference
+SELECT pipeline.run_hot() > 0 AS folded;
+SELECT day, platform, orders_live, orders_daily, orders_restated, orders_difference,
+       buyers_live, buyers_daily, buyers_restated, events_late_after_freeze,
+       hot_covers_day, distinct_is_approximate_in_live, status
+  FROM metrics.sales_reconcile WHERE day = '2026-03-08' ORDER BY platform;
+
+-- frozen rows and corrections cannot be changed by hand, by any role
+UPDATE pipeline.sales_daily SET orders = 0 WHERE day = '2026-03-08';
+DELETE FROM pipeline.sales_daily WHERE day = '2026-03-08';
+TRUNCATE pipeline.sales_daily;
+DELETE FROM pipeline.sales_corrections;
+UPDATE metrics.sales_daily SET orders = 0;
+CREATE ROLE regress_analyst;
+GRANT USAGE ON SCHEMA pipeline, metrics TO regress_analyst;
+SET ROLE regress_analyst;
+UPDATE pipeline.sales_daily SET orders = 0;
+SET pipeline.restating = on;
+SELECT * FROM pipeline.close_days('2030-01-01');
+SELECT pipeline.restate_day('sales', '2026-03-08', 'not mine to restate');
+RESET ROLE;
+SELECT pipeline.verify_day('sales', '2026-03-08') AS digest_still_matches;
+
+-- restate_day: recompute from raw, absorb corrections, keep the history
+SELECT pipeline.restate_day('sales', '2026-03-08', NULL);
+SELECT pipeline.restate_day('sales', '2026-04-01', 'not frozen');
+SELECT pipeline.restate_day('sales', '2026-03-08', 'absorb the late web and android orders') AS version;
+SELECT platform, orders, revenue, smallest, buyers, status FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;
+SELECT count(*) AS corrections_left FROM metrics.sales_corrections WHERE day = '2026-03-08';
+SELECT platform, orders, buyers, corrected FROM metrics.sales_restated WHERE day = '2026-03-08' ORDER BY platform;
+SELECT version, restated_by = current_user AS by_me, reason, jsonb_array_length(old_rows) AS old_rows,
+       jsonb_array_length(absorbed_corrections) AS absorbed, old_digest <> new_digest AS digest_changed
+  FROM pipeline.restatements;
+SELECT version, status FROM pipeline.day_closures WHERE metric = 'sales' AND day = '2026-03-08';
+SELECT pipeline.verify_day('sales', '2026-03-08') AS new_digest_matches;
+-- and later events correct the new version
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 500, "event_time": "2026-03-08T16:00:00Z", "user_id": "u2", "platform": "ios", "amount": 1}]'::jsonb);
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
+SELECT platform, orders_delta, buyers_delta FROM metrics.sales_corrections ORDER BY platform;
+
+-- a clock in the future is for superusers only; the past is for anyone
+SET ROLE regress_analyst;
+SELECT count(*) >= 0 AS closed FROM pipeline.close_days();
+RESET ROLE;
+DROP OWNED BY regress_analyst;
+DROP ROLE regress_analyst;
+
+-- dropping the metric drops its daily layer, frozen or not
+SELECT pipeline.drop_metric('sales');
+SELECT count(*) AS daily_objects_left FROM pg_class
+ WHERE relname LIKE 'sales\_%' AND relnamespace IN ('pipeline'::regnamespace, 'metrics'::regnamespace);
+SELECT count(*) AS closures_left FROM pipeline.day_closures WHERE metric = 'sales';
+
+-- leave the database as it was found
+SET client_min_messages = warning;
+DROP EXTENSION pipeline CASCADE;
+SELECT count(*) AS leftovers FROM pg_class WHERE relnamespace = 'pipeline'::regnamespace;

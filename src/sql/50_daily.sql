@@ -1,0 +1,705 @@
+-- The daily layer: provisional and frozen days computed exactly from raw,
+-- corrections for events accepted after the freeze, restatements, and the
+-- serving views _daily, _corrections, _restated and _reconcile.
+--
+-- Lifecycle of day D of a metric, in its source's day time zone (so a 23-
+-- or 25-hour DST day is one day), driven by close_days(as_of):
+--   open         until D's end + allowed_lateness: nothing in _daily;
+--   provisional  recomputed exactly from raw at every close_days run;
+--   frozen       at D's end + freeze_after: computed one last time, then
+--                immutable.  The freeze records the snapshot its numbers
+--                were read with: every batch that snapshot does not see is,
+--                for that day, a correction.
+-- The daily and correction tables belong to the extension owner; a
+-- trigger refuses any change to a frozen row outside _restate_day.
+
+CREATE TABLE pipeline.day_closures (
+    metric        text NOT NULL,
+    day           date NOT NULL,
+    status        text NOT NULL CHECK (status IN ('provisional', 'frozen')),
+    version       integer NOT NULL DEFAULT 0,
+    computed_at   timestamptz,
+    frozen_at     timestamptz,
+    -- the snapshot the frozen numbers were read with
+    frozen_snapshot pg_snapshot,
+    -- corrections cover every batch visible in this snapshot
+    corrected_snapshot pg_snapshot,
+    events_frozen bigint,
+    digest        text,
+    PRIMARY KEY (metric, day)
+);
+COMMENT ON TABLE pipeline.day_closures IS
+    'one row per metric and closed day: status, version, what the freeze included (its snapshot), digest';
+
+CREATE TABLE pipeline.restatements (
+    metric       text NOT NULL,
+    day          date NOT NULL,
+    version      integer NOT NULL,
+    restated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    restated_by  text NOT NULL,
+    reason       text NOT NULL,
+    old_digest   text,
+    new_digest   text,
+    old_rows     jsonb NOT NULL,
+    absorbed_corrections jsonb NOT NULL,
+    PRIMARY KEY (metric, day, version)
+);
+COMMENT ON TABLE pipeline.restatements IS
+    'the audit history of restate_day: the previous version of the day, its corrections, who, when and why';
+
+GRANT SELECT ON pipeline.day_closures, pipeline.restatements TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('pipeline.day_closures', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.restatements', '');
+
+-- Outside a restatement, a frozen row never changes.
+CREATE FUNCTION pipeline._guard_frozen() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF pg_catalog.current_setting('pipeline.restating', true) IS DISTINCT FROM 'on' THEN
+        IF TG_OP = 'TRUNCATE' THEN
+            RAISE EXCEPTION 'frozen days cannot be truncated'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Frozen days change only through pipeline.restate_day().';
+        END IF;
+        IF OLD.status = 'frozen' THEN
+            RAISE EXCEPTION 'day % of % is frozen', OLD.day, TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Frozen days change only through pipeline.restate_day(metric, day, reason).';
+        END IF;
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._guard_frozen() IS 'internal: refuses UPDATE, DELETE and TRUNCATE of frozen daily rows';
+
+CREATE FUNCTION pipeline._guard_corrections() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF pg_catalog.current_setting('pipeline.restating', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION 'corrections are append-only'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A restatement absorbs them: pipeline.restate_day(metric, day, reason).';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._guard_corrections() IS 'internal: keeps correction tables append-only';
+
+-- Generated SQL pieces, one place per measure kind, as for the hot layer.
+CREATE FUNCTION pipeline._daily_columns(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
+               WHEN 'count' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
+               WHEN 'count_distinct' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format('%I %s, %I %s, %I bigint NOT NULL',
+                                  m->>'name', m->>'type', '_' || (m->>'name') || '_sum',
+                                  m->>'sum_type', '_' || (m->>'name') || '_count')
+               ELSE pg_catalog.format('%I %s', m->>'name', m->>'type')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+-- exact aggregates over raw rows r (count(DISTINCT) is exact here)
+CREATE FUNCTION pipeline._daily_select(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN pg_catalog.format('pg_catalog.count(*) AS %I', m->>'name')
+               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s) AS %I', m->>'expr', m->>'name')
+               WHEN 'count_distinct' THEN pg_catalog.format('pg_catalog.count(DISTINCT %s) AS %I', m->>'expr', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format('pg_catalog.avg(%1$s) AS %2$I, pg_catalog.sum(%1$s) AS %3$I, pg_catalog.count(%1$s) AS %4$I',
+                                  m->>'expr', m->>'name', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
+               ELSE pg_catalog.format('pg_catalog.%s(%s) AS %I', m->>'agg', m->>'expr', m->>'name')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline._daily_names(def jsonb, prefix text DEFAULT '') RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE WHEN m->>'agg' = 'avg'
+                  THEN pg_catalog.format('%1$s%2$I, %1$s%3$I, %1$s%4$I', prefix, m->>'name',
+                                         '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
+                  ELSE pg_catalog.format('%s%I', prefix, m->>'name') END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+CREATE FUNCTION pipeline._dims(def jsonb, prefix text DEFAULT '', lead text DEFAULT ', ') RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%s%s%I', lead, prefix, d->>'name'), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+
+-- Restated value of each measure over a union of daily rows (frozen
+-- values) and correction rows (deltas): sums of counts and sums, extremes
+-- of extremes, exact distinct counts plus their deltas.
+CREATE FUNCTION pipeline._restated_select(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'min' THEN pg_catalog.format('pg_catalog.min(u.%1$I) AS %1$I', m->>'name')
+               WHEN 'max' THEN pg_catalog.format('pg_catalog.max(u.%1$I) AS %1$I', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format(
+                   '(pg_catalog.sum(u.%2$I) / NULLIF(pg_catalog.sum(u.%3$I), 0)::%4$s)::%4$s AS %1$I',
+                   m->>'name', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count', m->>'type')
+               WHEN 'sum' THEN pg_catalog.format('pg_catalog.sum(u.%1$I) AS %1$I', m->>'name')
+               ELSE pg_catalog.format('pg_catalog.sum(u.%1$I)::bigint AS %1$I', m->>'name')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+-- Creates the daily layer of a metric: tables owned by the extension owner
+-- (so no other role can touch a frozen row), their guards and the views.
+-- Runs as the extension owner; safe for anyone to call, since it only
+-- builds the layer of a registered metric that has none yet.
+CREATE FUNCTION pipeline._create_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    daily text := metric || '_daily';
+    corr text := metric || '_corrections';
+    dims text;
+    key text;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_daily.metric;
+    IF NOT FOUND OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', daily)) IS NOT NULL THEN
+        RAISE EXCEPTION 'metric "%" is not waiting for its daily layer', metric
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    def := m.definition;
+    dims := pipeline._dims(def);
+    key := 'day' || dims;
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (day date NOT NULL%s, %s, status text NOT NULL, '
+        'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
+        daily, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o), '')
+                  FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        pipeline._daily_columns(def), daily || '_key', key);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
+        'day date NOT NULL%s, %s, events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
+        'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
+        corr, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o), '')
+                 FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        -- deltas: bigint for counts and distinct counts, the sum's type for
+        -- sums, the new extreme for min/max, sum and count deltas for avg
+        replace(pipeline._daily_columns(def), ' NOT NULL', ''));
+    EXECUTE pg_catalog.format('CREATE INDEX ON pipeline.%I (day)', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_append_only BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+
+    -- views: the reader's view of each table; readers never touch the tables
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT d.day%s, %s, d.status, d.frozen_at FROM pipeline.%I AS d',
+        daily, pipeline._dims(def, 'd.'),
+        (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', e->>'name'), ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        daily);
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
+        corr, pipeline._dims(def, 'c.'),
+        (SELECT pg_catalog.string_agg(
+                  CASE WHEN e->>'agg' IN ('min', 'max')
+                       THEN pg_catalog.format('c.%1$I AS %1$I', e->>'name')
+                       WHEN e->>'agg' = 'avg'
+                       THEN pg_catalog.format('c.%I AS %I, c.%I AS %I',
+                              '_' || (e->>'name') || '_sum', (e->>'name') || '_sum_delta',
+                              '_' || (e->>'name') || '_count', (e->>'name') || '_count_delta')
+                       ELSE pg_catalog.format('c.%I AS %I', e->>'name', (e->>'name') || '_delta') END,
+                  ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        corr);
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
+        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
+        '      UNION ALL '
+        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
+        'GROUP BY u.day%2$s',
+        metric || '_restated', pipeline._dims(def, 'u.'), pipeline._restated_select(def),
+        pipeline._dims(def, 'd.'), pipeline._daily_names(def, 'd.'), daily,
+        pipeline._dims(def, 'c.'), pipeline._daily_names(def, 'c.'), corr);
+    PERFORM pipeline._create_reconcile_view(m.metric);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', daily)::regclass);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', corr)::regclass);
+
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', daily, m.owner::text);
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', corr, m.owner::text);
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', metric || '_restated', m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON pipeline.%I, pipeline.%I TO %I', daily, corr, m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I, metrics.%I, metrics.%I, metrics.%I TO pipeline_reader',
+                              daily, corr, metric || '_restated', metric || '_reconcile');
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', daily,
+        pg_catalog.format('metric %s per day (%s): exact, provisional until frozen, frozen rows never change', metric, s.day_timezone));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', corr,
+        pg_catalog.format('metric %s: deltas of events accepted after their day froze, with the batches behind them (append-only)', metric));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', metric || '_restated',
+        pg_catalog.format('metric %s per day: frozen values plus corrections', metric));
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._create_daily(text) IS
+    'internal: builds a metric''s daily tables, guards and views, owned by the extension owner';
+
+-- The reconcile view: per day and dimension group, for each measure the hot
+-- rollup (where hot retention still covers the whole day), the daily value,
+-- the restated value and the difference, with the counts behind it.
+CREATE FUNCTION pipeline._create_reconcile_view(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    live_cols text;
+    cols text;
+BEGIN
+    SELECT * INTO STRICT m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_reconcile_view.metric;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    def := m.definition;
+    -- the hot rollup of a day, per measure kind
+    SELECT pg_catalog.string_agg(
+             CASE e->>'agg'
+               WHEN 'count_distinct' THEN pg_catalog.format(
+                   'pipeline.distinct_count(pipeline.distinct_merge(h.%1$I)) AS %1$I', e->>'name')
+               WHEN 'min' THEN pg_catalog.format('pg_catalog.min(h.%1$I) AS %1$I', e->>'name')
+               WHEN 'max' THEN pg_catalog.format('pg_catalog.max(h.%1$I) AS %1$I', e->>'name')
+               WHEN 'avg' THEN pg_catalog.format(
+                   '(pg_catalog.sum(h.%2$I) / NULLIF(pg_catalog.sum(h.%3$I), 0)::%4$s)::%4$s AS %1$I',
+                   e->>'name', (e->>'name') || '_sum', (e->>'name') || '_count', e->>'type')
+               WHEN 'sum' THEN pg_catalog.format('pg_catalog.sum(h.%1$I) AS %1$I', e->>'name')
+               ELSE pg_catalog.format('pg_catalog.sum(h.%1$I)::bigint AS %1$I', e->>'name')
+             END, ', ' ORDER BY o)
+      INTO live_cols
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o);
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'l.%1$I AS %2$I, d.%1$I AS %3$I, r.%1$I AS %4$I, %5$s AS %6$I',
+               e->>'name', (e->>'name') || '_live', (e->>'name') || '_daily', (e->>'name') || '_restated',
+               CASE WHEN e->>'agg' IN ('count_star', 'count', 'count_distinct', 'sum', 'avg')
+                    THEN pg_catalog.format('r.%1$I - l.%1$I', e->>'name')
+                    ELSE pg_catalog.format('CASE WHEN r.%1$I IS DISTINCT FROM l.%1$I THEN r.%1$I END', e->>'name') END,
+               (e->>'name') || '_difference'), ', ' ORDER BY o)
+      INTO cols
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o);
+
+    EXECUTE pg_catalog.format($v$
+        CREATE VIEW metrics.%1$I AS
+        WITH live AS (
+            SELECT (h.bucket AT TIME ZONE %2$L)::date AS day%3$s, %4$s
+              FROM pipeline.%5$I AS h
+             GROUP BY 1%6$s),
+        corr AS (
+            SELECT c.day%7$s, pg_catalog.sum(c.events)::bigint AS events
+              FROM pipeline.%8$I AS c GROUP BY c.day%7$s)
+        SELECT r.day%9$s, %10$s,
+               COALESCE(k.events, 0) AS events_late_after_freeze,
+               (r.day::timestamp AT TIME ZONE %2$L) >= pg_catalog.now() - %11$L::interval AS hot_covers_day,
+               %12$L::boolean AS distinct_is_approximate_in_live,
+               d.status, d.frozen_at
+          FROM metrics.%13$I AS r
+          LEFT JOIN pipeline.%14$I AS d ON d.day = r.day%15$s
+          LEFT JOIN live AS l ON l.day = r.day
+               AND (r.day::timestamp AT TIME ZONE %2$L) >= pg_catalog.now() - %11$L::interval%16$s
+          LEFT JOIN corr AS k ON k.day = r.day%17$s
+        $v$,
+        m.metric || '_reconcile', s.day_timezone, pipeline._dims(def, 'h.'), live_cols, m.metric || '_hot',
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %s', o + 1), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        pipeline._dims(def, 'c.'), m.metric || '_corrections',
+        pipeline._dims(def, 'r.'), cols, m.hot_retention,
+        EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e WHERE e->>'agg' = 'count_distinct'),
+        m.metric || '_restated', m.metric || '_daily',
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND d.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND l.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND k.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)));
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', m.metric || '_reconcile', m.owner::text);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', m.metric || '_reconcile',
+        pg_catalog.format('metric %s per day: hot rollup vs daily vs restated, the differences and the events behind them', m.metric));
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._create_reconcile_view(text) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._create_reconcile_view(text) IS 'internal: builds metrics.<metric>_reconcile';
+
+-- Drops a metric's daily layer once its catalog row is gone (drop_metric
+-- deletes it first, as the owner): nobody else can reach frozen data here.
+CREATE FUNCTION pipeline._drop_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _drop_daily.metric) THEN
+        RAISE EXCEPTION 'metric "%" still exists', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
+    END IF;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I, metrics.%I',
+        metric || '_reconcile', metric || '_restated', metric || '_corrections', metric || '_daily');
+    EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
+        metric || '_daily', metric || '_corrections');
+    DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
+
+-- The days a metric may have to close: those its source has raw partitions for.
+CREATE FUNCTION pipeline._source_days(source text)
+    RETURNS SETOF date
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+    SELECT pg_catalog.to_date(pg_catalog.right(c.relname, 8), 'YYYYMMDD')
+      FROM pipeline.source_catalog AS s
+      JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table
+      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+     WHERE s.source = _source_days.source
+     ORDER BY 1
+$fn$;
+COMMENT ON FUNCTION pipeline._source_days(text) IS 'internal: the local days a source has raw partitions for';
+
+-- Recomputes one day exactly from raw (provisional or frozen).  The
+-- aggregate and the snapshot it is recorded with come from one statement,
+-- hence one snapshot: the frozen numbers include exactly the batches that
+-- snapshot sees.
+CREATE FUNCTION pipeline._compute_day(m pipeline.metric_catalog, d date, status text, as_of timestamptz)
+    RETURNS pg_snapshot
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    lo timestamptz;
+    hi timestamptz;
+    snap pg_snapshot;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    lo := d::timestamp AT TIME ZONE s.day_timezone;
+    hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+    EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_daily') USING d;
+    EXECUTE pg_catalog.format(
+        'WITH agg AS (SELECT %1$s%2$s FROM %3$s AS r '
+        '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
+        '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
+        '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
+        'SELECT pg_catalog.pg_current_snapshot()',
+        pipeline._daily_select(def),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%1$I AS %1$I', x->>'name'), '' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)),
+        s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+        CASE WHEN pg_catalog.jsonb_array_length(def->'dimensions') = 0 THEN '()'
+             ELSE (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', x->>'name'), ', ' ORDER BY o)
+                     FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)) END,
+        m.metric || '_daily', pipeline._dims(def), pipeline._daily_names(def))
+      INTO snap USING d, lo, hi, status, as_of;
+    RETURN snap;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz) IS
+    'internal: recomputes a day of a metric exactly from raw; returns the snapshot its numbers were read with';
+
+-- Corrections for a frozen day: the batches visible now that neither the
+-- freeze nor an earlier correction saw.  Deltas for counts and sums come
+-- from the new events alone; distinct counts are recounted exactly for the
+-- groups the new events touch; min and max keep a new extreme.  The rows
+-- and the new cursor commit together; a concurrent close_days waits on the
+-- closure row and then finds nothing new.
+CREATE FUNCTION pipeline._correct_day(m pipeline.metric_catalog, c pipeline.day_closures)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    cur pg_snapshot := pg_catalog.pg_current_snapshot();
+    lo timestamptz;
+    hi timestamptz;
+    ids bigint[];
+    dims_r text;
+    n bigint := 0;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    lo := c.day::timestamp AT TIME ZONE s.day_timezone;
+    hi := (c.day + 1)::timestamp AT TIME ZONE s.day_timezone;
+    SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) INTO ids
+      FROM pipeline.batch_log AS b
+     WHERE b.source = m.source
+       AND b.xid >= pg_catalog.pg_snapshot_xmin(c.corrected_snapshot)
+       AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, c.corrected_snapshot)
+       AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
+       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
+    IF ids IS NOT NULL THEN
+        dims_r := (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('r.%I', x->>'name'), ', ' ORDER BY o), '')
+                     FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o));
+        EXECUTE pg_catalog.format(
+            'WITH new AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events, '
+            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches '
+            '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
+            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, events, batch_ids) '
+            '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
+            'SELECT pg_catalog.count(*) FROM ins',
+            pipeline._correction_select(def, s, m.metric),
+            (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%1$I AS %1$I', x->>'name'), '' ORDER BY o), '')
+               FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)),
+            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+            CASE WHEN dims_r = '' THEN '()' ELSE dims_r END,
+            m.metric || '_corrections', pipeline._dims(def), pipeline._daily_names(def),
+            pipeline._dims(def, 'new.'),
+            pipeline._correction_values(def, m.metric, s.raw_table, s.event_time, COALESCE(def->>'filter', 'true')))
+          INTO n USING c.day, lo, hi, ids;
+    END IF;
+    UPDATE pipeline.day_closures AS x SET corrected_snapshot = cur
+     WHERE x.metric = c.metric AND x.day = c.day;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures) IS
+    'internal: writes the corrections of a frozen day for the batches accepted since its freeze or last correction';
+
+-- inside _correct_day's "new" CTE: the new events' aggregates
+CREATE FUNCTION pipeline._correction_select(def jsonb, s pipeline.source_catalog, metric text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'count_star' THEN pg_catalog.format('pg_catalog.count(*) AS %I', m->>'name')
+               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s) AS %I', m->>'expr', m->>'name')
+               WHEN 'count_distinct' THEN pg_catalog.format('NULL::bigint AS %I', m->>'name')
+               WHEN 'avg' THEN pg_catalog.format('pg_catalog.sum(%1$s) AS %2$I, pg_catalog.count(%1$s) AS %3$I',
+                                  m->>'expr', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
+               ELSE pg_catalog.format('pg_catalog.%s(%s) AS %I', m->>'agg', m->>'expr', m->>'name')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+
+-- the correction row's value of each measure, from "new" and the day's
+-- restated values so far (metrics.<metric>_restated, joined per group)
+CREATE FUNCTION pipeline._correction_values(def jsonb, metric text, raw regclass, event_time text, filter text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(
+             CASE m->>'agg'
+               WHEN 'min' THEN pg_catalog.format(
+                   '(SELECT CASE WHEN p.%1$I IS NULL OR new.%1$I < p.%1$I THEN new.%1$I END '
+                   '   FROM (SELECT (SELECT x.%1$I FROM metrics.%2$I AS x WHERE x.day = $1%3$s) AS %1$I) AS p)',
+                   m->>'name', metric || '_restated', dim_match)
+               WHEN 'max' THEN pg_catalog.format(
+                   '(SELECT CASE WHEN p.%1$I IS NULL OR new.%1$I > p.%1$I THEN new.%1$I END '
+                   '   FROM (SELECT (SELECT x.%1$I FROM metrics.%2$I AS x WHERE x.day = $1%3$s) AS %1$I) AS p)',
+                   m->>'name', metric || '_restated', dim_match)
+               WHEN 'count_distinct' THEN pg_catalog.format(
+                   -- exact recount of the group over all events now visible, minus what is restated
+                   '(SELECT pg_catalog.count(DISTINCT %1$s) FROM %4$s AS r WHERE r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s)%7$s) '
+                   '- COALESCE((SELECT x.%2$I FROM metrics.%3$I AS x WHERE x.day = $1%8$s), 0)',
+                   m->>'expr', m->>'name', metric || '_restated', raw, event_time, filter, raw_match, dim_match)
+               WHEN 'avg' THEN pg_catalog.format('NULL::%s, new.%I, new.%I', m->>'type',
+                   '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
+               ELSE pg_catalog.format('new.%I', m->>'name')
+             END, ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
+           LATERAL (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND x.%1$I IS NOT DISTINCT FROM new.%1$I', d->>'name'), ''), '') AS dim_match,
+                           COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND r.%1$I IS NOT DISTINCT FROM new.%1$I', d->>'name'), ''), '') AS raw_match
+                      FROM pg_catalog.jsonb_array_elements(def->'dimensions') AS d) AS j);
+
+CREATE FUNCTION pipeline._close_days(as_of timestamptz)
+    RETURNS TABLE (metric text, day date, action text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    c pipeline.day_closures;
+    d date;
+    day_end timestamptz;
+    snap pg_snapshot;
+    n bigint;
+BEGIN
+    FOR m IN SELECT * FROM pipeline.metric_catalog ORDER BY 1 LOOP
+        SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+        FOR d IN SELECT pipeline._source_days(s.source) LOOP
+            day_end := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+            CONTINUE WHEN as_of < day_end + s.allowed_lateness;     -- still open
+            INSERT INTO pipeline.day_closures AS x (metric, day, status)
+                VALUES (m.metric, d, 'provisional') ON CONFLICT DO NOTHING;
+            -- one closer per day at a time; a second waits, then sees the result
+            SELECT * INTO STRICT c FROM pipeline.day_closures AS x
+             WHERE x.metric = m.metric AND x.day = d FOR UPDATE;
+            metric := m.metric;
+            day := d;
+            IF c.status = 'frozen' THEN
+                n := pipeline._correct_day(m, c);
+                IF n > 0 THEN
+                    action := 'corrected';
+                    RETURN NEXT;
+                END IF;
+            ELSIF as_of >= day_end + s.freeze_after THEN
+                snap := pipeline._compute_day(m, d, 'frozen', as_of);
+                UPDATE pipeline.day_closures AS x
+                   SET status = 'frozen', version = 1, computed_at = pg_catalog.now(), frozen_at = as_of,
+                       frozen_snapshot = snap, corrected_snapshot = snap,
+                       events_frozen = pipeline._day_events(m, d),
+                       digest = pipeline._day_digest(m.metric, d)
+                 WHERE x.metric = m.metric AND x.day = d;
+                action := 'frozen';
+                RETURN NEXT;
+            ELSE
+                PERFORM pipeline._compute_day(m, d, 'provisional', as_of);
+                UPDATE pipeline.day_closures AS x SET computed_at = pg_catalog.now()
+                 WHERE x.metric = m.metric AND x.day = d;
+                action := 'provisional';
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._close_days(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._close_days(timestamptz) IS
+    'internal: the work of close_days, run as the extension owner';
+
+CREATE FUNCTION pipeline._day_events(m pipeline.metric_catalog, d date) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    n bigint;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE r.%I >= $1 AND r.%I < $2 AND (%s)',
+        s.raw_table, s.event_time, s.event_time, COALESCE(m.definition->>'filter', 'true'))
+      INTO n USING d::timestamp AT TIME ZONE s.day_timezone, (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._day_events(pipeline.metric_catalog, date) IS 'internal: events behind a day of a metric';
+
+CREATE FUNCTION pipeline._day_digest(metric text, d date) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    digest text;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT pipeline.digest(x::text) FROM metrics.%I AS x WHERE x.day = $1',
+                              metric || '_daily')
+      INTO digest USING d;
+    RETURN digest;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._day_digest(text, date) IS
+    'internal: the order-independent digest of a day''s rows in metrics.<metric>_daily';
+
+-- Anyone can check that a frozen day still matches its digest.
+CREATE FUNCTION pipeline.verify_day(metric text, day date) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+    SELECT c.digest = pipeline._day_digest(c.metric, c.day)
+      FROM pipeline.day_closures AS c
+     WHERE c.metric = verify_day.metric AND c.day = verify_day.day AND c.status = 'frozen'
+$fn$;
+COMMENT ON FUNCTION pipeline.verify_day(text, date) IS
+    'true if a frozen day of a metric still matches the digest stored when it froze (NULL if not frozen)';
+
+CREATE FUNCTION pipeline.close_days(as_of timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (metric text, day date, action text)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_close_days';
+COMMENT ON FUNCTION pipeline.close_days(timestamptz) IS
+    'closes days as of the given time: provisional after end + allowed_lateness (recomputed each run), frozen at end + freeze_after, then corrections for later events';
+
+-- A restatement: recompute the day from everything in raw now, keep the
+-- previous version and its corrections in the history, swap in one
+-- transaction, and start corrections afresh from the new snapshot.
+CREATE FUNCTION pipeline._restate_day(metric text, day date, reason text, restated_by text)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    c pipeline.day_closures;
+    old_rows jsonb;
+    old_corrections jsonb;
+    snap pg_snapshot;
+BEGIN
+    SELECT * INTO STRICT m FROM pipeline.metric_catalog AS x WHERE x.metric = _restate_day.metric;
+    SELECT * INTO c FROM pipeline.day_closures AS x
+     WHERE x.metric = _restate_day.metric AND x.day = _restate_day.day FOR UPDATE;
+    IF NOT FOUND OR c.status <> 'frozen' THEN
+        RAISE EXCEPTION 'day % of metric % is not frozen', day, metric
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only frozen days are restated; provisional days are recomputed by close_days.';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)), ''[]'') FROM pipeline.%I AS x WHERE x.day = $1',
+                              m.metric || '_daily') INTO old_rows USING c.day;
+    EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)), ''[]'') FROM pipeline.%I AS x WHERE x.day = $1',
+                              m.metric || '_corrections') INTO old_corrections USING c.day;
+
+    PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
+    EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_corrections') USING c.day;
+    snap := pipeline._compute_day(m, c.day, 'frozen', pg_catalog.now());
+    PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
+
+    INSERT INTO pipeline.restatements AS r (metric, day, version, restated_by, reason, old_digest,
+                                            new_digest, old_rows, absorbed_corrections)
+        VALUES (m.metric, c.day, c.version + 1, _restate_day.restated_by, _restate_day.reason, c.digest,
+                pipeline._day_digest(m.metric, c.day), old_rows, old_corrections);
+    UPDATE pipeline.day_closures AS x
+       SET version = c.version + 1, computed_at = pg_catalog.now(), frozen_at = pg_catalog.now(),
+           frozen_snapshot = snap, corrected_snapshot = snap,
+           events_frozen = pipeline._day_events(m, c.day),
+           digest = pipeline._day_digest(m.metric, c.day)
+     WHERE x.metric = m.metric AND x.day = c.day;
+    RETURN c.version + 1;
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._restate_day(text, date, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._restate_day(text, date, text, text) IS
+    'internal: the work of restate_day, run as the extension owner';
+
+CREATE FUNCTION pipeline.restate_day(metric text, day date, reason text)
+    RETURNS bigint
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_restate_day';
+COMMENT ON FUNCTION pipeline.restate_day(text, date, text) IS
+    'recomputes a frozen day from raw, absorbing its corrections; the previous version, who and why are kept in pipeline.restatements';
