@@ -395,8 +395,8 @@ COMMENT ON FUNCTION pipeline._source_days(text) IS 'internal: the local days a s
 -- aggregate and the snapshot it is recorded with come from one statement,
 -- hence one snapshot: the frozen numbers include exactly the batches that
 -- snapshot sees.
-CREATE FUNCTION pipeline._compute_day(m pipeline.metric_catalog, d date, status text, as_of timestamptz)
-    RETURNS pg_snapshot
+CREATE FUNCTION pipeline._compute_day(m pipeline.metric_catalog, d date, status text, as_of timestamptz,
+                                      OUT snap pg_snapshot, OUT events bigint)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
@@ -405,18 +405,19 @@ DECLARE
     def jsonb := m.definition;
     lo timestamptz;
     hi timestamptz;
-    snap pg_snapshot;
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
     lo := d::timestamp AT TIME ZONE s.day_timezone;
     hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
     EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_daily') USING d;
+    -- one pass over the day: the aggregates, the events behind them, and
+    -- the snapshot they were read with
     EXECUTE pg_catalog.format(
-        'WITH agg AS (SELECT %1$s%2$s FROM %3$s AS r '
+        'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
         '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
         '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
         '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
-        'SELECT pg_catalog.pg_current_snapshot()',
+        'SELECT pg_catalog.pg_current_snapshot(), COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
         pipeline._daily_select(def),
         (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%1$I AS %1$I', x->>'name'), '' ORDER BY o), '')
            FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)),
@@ -425,12 +426,11 @@ BEGIN
              ELSE (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', x->>'name'), ', ' ORDER BY o)
                      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)) END,
         m.metric || '_daily', pipeline._dims(def), pipeline._daily_names(def))
-      INTO snap USING d, lo, hi, status, as_of;
-    RETURN snap;
+      INTO snap, events USING d, lo, hi, status, as_of;
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz) IS
-    'internal: recomputes a day of a metric exactly from raw; returns the snapshot its numbers were read with';
+COMMENT ON FUNCTION pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz, OUT pg_snapshot, OUT bigint) IS
+    'internal: recomputes a day of a metric exactly from raw; returns the snapshot its numbers were read with and the events behind them';
 
 -- Corrections for a frozen day: the batches visible now that neither the
 -- freeze nor an earlier correction saw.  Deltas for counts and sums come
@@ -571,11 +571,11 @@ BEGIN
                     RETURN NEXT;
                 END IF;
             ELSIF as_of >= day_end + s.freeze_after THEN
-                snap := pipeline._compute_day(m, d, 'frozen', as_of);
+                SELECT * INTO snap, n FROM pipeline._compute_day(m, d, 'frozen', as_of);
                 UPDATE pipeline.day_closures AS x
                    SET status = 'frozen', version = 1, computed_at = pg_catalog.now(), frozen_at = as_of,
                        frozen_snapshot = snap, corrected_snapshot = snap,
-                       events_frozen = pipeline._day_events(m, d),
+                       events_frozen = n,
                        digest = pipeline._day_digest(m.metric, d)
                  WHERE x.metric = m.metric AND x.day = d;
                 action := 'frozen';
@@ -594,23 +594,6 @@ $fn$;
 REVOKE EXECUTE ON FUNCTION pipeline._close_days(timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION pipeline._close_days(timestamptz) IS
     'internal: the work of close_days, run as the extension owner';
-
-CREATE FUNCTION pipeline._day_events(m pipeline.metric_catalog, d date) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    s pipeline.source_catalog;
-    n bigint;
-BEGIN
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE r.%I >= $1 AND r.%I < $2 AND (%s)',
-        s.raw_table, s.event_time, s.event_time, COALESCE(m.definition->>'filter', 'true'))
-      INTO n USING d::timestamp AT TIME ZONE s.day_timezone, (d + 1)::timestamp AT TIME ZONE s.day_timezone;
-    RETURN n;
-END
-$fn$;
-COMMENT ON FUNCTION pipeline._day_events(pipeline.metric_catalog, date) IS 'internal: events behind a day of a metric';
 
 CREATE FUNCTION pipeline._day_digest(metric text, d date) RETURNS text
     LANGUAGE plpgsql
@@ -661,6 +644,7 @@ DECLARE
     old_rows jsonb;
     old_corrections jsonb;
     snap pg_snapshot;
+    n bigint;
 BEGIN
     SELECT * INTO STRICT m FROM pipeline.metric_catalog AS x WHERE x.metric = _restate_day.metric;
     SELECT * INTO c FROM pipeline.day_closures AS x
@@ -677,7 +661,7 @@ BEGIN
 
     PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
     EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_corrections') USING c.day;
-    snap := pipeline._compute_day(m, c.day, 'frozen', pg_catalog.now());
+    SELECT * INTO snap, n FROM pipeline._compute_day(m, c.day, 'frozen', pg_catalog.now());
     PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
 
     INSERT INTO pipeline.restatements AS r (metric, day, version, restated_by, reason, old_digest,
@@ -687,7 +671,7 @@ BEGIN
     UPDATE pipeline.day_closures AS x
        SET version = c.version + 1, computed_at = pg_catalog.now(), frozen_at = pg_catalog.now(),
            frozen_snapshot = snap, corrected_snapshot = snap,
-           events_frozen = pipeline._day_events(m, c.day),
+           events_frozen = n,
            digest = pipeline._day_digest(m.metric, c.day)
      WHERE x.metric = m.metric AND x.day = c.day;
     RETURN c.version + 1;
