@@ -158,6 +158,10 @@ SELECT count(*) AS secrets_intact FROM secrets;
 SELECT count(*) AS no_bad_metric FROM pipeline.metrics WHERE metric = 'bad';
 
 SELECT pipeline.create_metric('bad', 'orders', measures => 'sum(qty)::bigint AS q');
+-- names that would collide with the columns pipeline adds to its tables and views
+SELECT pipeline.create_metric('bad', 'orders', measures => 'count(*) AS events');
+SELECT pipeline.create_metric('bad', 'orders', measures => 'count(*) AS bucket');
+SELECT pipeline.create_metric('bad', 'orders', measures => 'count(DISTINCT user_id) AS u, count(*) AS u_sketch');
 
 -- allowed: casts, CASE, COALESCE, arithmetic and simple built-in functions
 SELECT pipeline.create_metric('shapes', 'orders', '{platform}',

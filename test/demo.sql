@@ -6,6 +6,15 @@ CREATE EXTENSION pipeline CASCADE;
 SET client_min_messages = notice;
 SET TimeZone = 'UTC';
 
+-- (the demo waits for the background worker with this, a condition with a deadline)
+CREATE FUNCTION wait_for_worker() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN (SELECT bool_and(backlog = 0) FROM pipeline.status);
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+
 -- The extension installs in any database; pg_cron stays in cron.database_name.
 SELECT current_database(), current_setting('cron.database_name') AS cron_database;
 
@@ -24,7 +33,7 @@ SELECT source, contract_version, event_id, allowed_lateness, day_timezone, raw_t
 
 -- Metrics: hot per-minute buckets, folded by the background worker.
 SELECT pipeline.create_metric('app_activity', 'app_events', '{platform, name}',
-    'count(*) AS events, count(DISTINCT user_id) AS users');
+    'count(*) AS interactions, count(DISTINCT user_id) AS users');
 SELECT pipeline.create_metric('sales', 'orders', '{platform}',
     'count(*) AS orders, sum(amount) AS revenue, avg(amount) AS avg_order, count(DISTINCT user_id) AS buyers',
     filter => 'currency = ''EUR''');
@@ -66,13 +75,7 @@ SELECT source, left(payload, 60) AS payload, error FROM pipeline.dead_letters OR
 SELECT source, field, events FROM pipeline.contract_drift;
 
 -- The worker folds new events into the hot tables within a second or so.
-DO $$
-BEGIN
-    FOR i IN 1..200 LOOP
-        EXIT WHEN (SELECT bool_and(backlog = 0 AND events_folded > 0) FROM pipeline.status);
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END $$;
+SELECT wait_for_worker();
 SELECT metric, events_folded, backlog, lag_seconds, watermark, worker_state FROM pipeline.status;
 
 -- What a dashboard reads: the last ten minutes of sales, per platform.
@@ -90,15 +93,50 @@ SELECT sum(orders) AS orders_50_min_ago FROM metrics.sales_live
  WHERE bucket = date_bin('1 minute', now() - interval '50 minutes', '2000-01-01');
 SELECT accepted FROM pipeline.ingest('orders', jsonb_build_array(jsonb_build_object(
   'order_id', 777777, 'event_time', now() - interval '50 minutes', 'user_id', 'late-phone', 'amount', 42)));
-DO $$
-BEGIN
-    FOR i IN 1..200 LOOP
-        EXIT WHEN (SELECT backlog = 0 FROM pipeline.status WHERE metric = 'sales');
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END $$;
+SELECT wait_for_worker();
 SELECT sum(orders) AS orders_50_min_ago FROM metrics.sales_live
  WHERE bucket = date_bin('1 minute', now() - interval '50 minutes', '2000-01-01');
 
 -- The launcher and this database's worker.
 SELECT kind, database, state, pid IS NOT NULL AS alive FROM pipeline.workers ORDER BY kind, database;
+
+-- ---------------------------------------------------------------------
+-- Finance's numbers: the frozen daily layer.
+-- ---------------------------------------------------------------------
+-- Yesterday's orders (Paris days), sent by the backend this morning.
+SELECT accepted FROM pipeline.ingest('orders', (
+  SELECT jsonb_agg(jsonb_build_object('order_id', 200000 + i,
+           'event_time', date_trunc('day', now() AT TIME ZONE 'Europe/Paris') AT TIME ZONE 'Europe/Paris'
+                         - interval '1 day' + i * interval '5 minutes',
+           'user_id', 'user-' || (i % 120), 'platform', (ARRAY['web', 'ios', 'android'])[1 + i % 3],
+           'amount', 10 + i % 30))
+    FROM generate_series(0, 280) AS i));
+
+-- Now: yesterday is over and past its allowed lateness (1 hour): provisional.
+SELECT metric, day, action FROM pipeline.close_days() WHERE metric = 'sales' ORDER BY day;
+SELECT day, platform, orders, revenue, buyers, status FROM metrics.sales_daily
+ WHERE day = (now() AT TIME ZONE 'Europe/Paris')::date - 1 ORDER BY platform;
+
+-- Tomorrow, 24 hours after its end, the day freezes (the demo simulates the
+-- clock; only superusers may). The freeze is computed exactly from raw.
+SELECT metric, day, action FROM pipeline.close_days(now() + interval '1 day')
+ WHERE metric = 'sales' AND day = (now() AT TIME ZONE 'Europe/Paris')::date - 1;
+SELECT day, status, version, events_frozen, pipeline.verify_day(metric, day) AS digest_ok
+  FROM pipeline.day_closures WHERE metric = 'sales' AND day = (now() AT TIME ZONE 'Europe/Paris')::date - 1;
+
+-- A phone comes back online with an order from yesterday: the frozen day does
+-- not move; the order becomes a correction, attributed to its batch.
+SELECT batch_id, accepted FROM pipeline.ingest('orders', jsonb_build_array(jsonb_build_object(
+  'order_id', 300001, 'event_time', now() - interval '1 day', 'user_id', 'offline-phone',
+  'platform', 'ios', 'amount', 99)));
+SELECT metric, day, action FROM pipeline.close_days(now() + interval '1 day')
+ WHERE metric = 'sales' AND day = (now() AT TIME ZONE 'Europe/Paris')::date - 1;
+SELECT day, platform, orders_delta, revenue_delta, buyers_delta, batch_ids FROM metrics.sales_corrections;
+SELECT day, platform, orders, revenue, buyers, corrected FROM metrics.sales_restated
+ WHERE day = (now() AT TIME ZONE 'Europe/Paris')::date - 1 ORDER BY platform;
+
+-- Why do dashboard and finance differ? The reconcile view says.
+SELECT wait_for_worker();
+SELECT day, platform, orders_live, orders_daily, orders_restated, events_late_after_freeze, status
+  FROM metrics.sales_reconcile
+ WHERE day = (now() AT TIME ZONE 'Europe/Paris')::date - 1 ORDER BY platform;

@@ -125,6 +125,61 @@ CREATE FUNCTION pipeline._live_select(def jsonb) RETURNS text
              END, ', ' ORDER BY o)
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
 
+-- Every column name the metric's tables and views will have, per relation:
+-- a dimension or measure name must not collide with one pipeline adds.
+CREATE FUNCTION pipeline._check_generated_names(def jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    dims text[] := ARRAY(SELECT d->>'name' FROM pg_catalog.jsonb_array_elements(def->'dimensions') AS d);
+    names text[] := ARRAY(SELECT e->>'name' FROM pg_catalog.jsonb_array_elements(def->'measures') AS e);
+    states text[] := ARRAY(SELECT CASE WHEN e->>'agg' = 'avg' THEN x ELSE e->>'name' END
+                             FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
+                                  LATERAL pg_catalog.unnest(CASE WHEN e->>'agg' = 'avg'
+                                      THEN ARRAY[e->>'name' || '_sum', e->>'name' || '_count']
+                                      ELSE ARRAY[e->>'name'] END) AS x);
+    sketches text[] := ARRAY(SELECT (e->>'name') || '_sketch' FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
+                              WHERE e->>'agg' = 'count_distinct');
+    hidden text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
+                                  LATERAL pg_catalog.unnest(ARRAY['_' || (e->>'name') || '_sum', '_' || (e->>'name') || '_count']) AS x
+                            WHERE e->>'agg' = 'avg');
+    deltas text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
+                                  LATERAL pg_catalog.unnest(CASE e->>'agg'
+                                      WHEN 'avg' THEN ARRAY[(e->>'name') || '_sum_delta', (e->>'name') || '_count_delta']
+                                      WHEN 'min' THEN ARRAY[e->>'name'] WHEN 'max' THEN ARRAY[e->>'name']
+                                      ELSE ARRAY[(e->>'name') || '_delta'] END) AS x);
+    reconcile text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
+                                     LATERAL pg_catalog.unnest(ARRAY[(e->>'name') || '_live', (e->>'name') || '_daily',
+                                         (e->>'name') || '_restated', (e->>'name') || '_difference']) AS x);
+    relation text;
+    cols text[];
+    dup text;
+BEGIN
+    FOR relation, cols IN VALUES
+        ('hot table', ARRAY['bucket'] || dims || states),
+        ('live view', ARRAY['bucket', 'settled'] || dims || names || sketches),
+        ('daily table', ARRAY['day', 'status', 'computed_at', 'frozen_at'] || dims || names || hidden),
+        ('corrections table', ARRAY['correction_id', 'day', 'events', 'batch_ids', 'created_at'] || dims || names || hidden),
+        ('corrections view', ARRAY['day', 'events', 'batch_ids', 'created_at'] || dims || deltas),
+        ('restated view', ARRAY['day', 'corrected'] || dims || names),
+        ('reconcile view', ARRAY['day', 'events_late_after_freeze', 'hot_covers_day',
+                                 'distinct_is_approximate_in_live', 'status', 'frozen_at'] || dims || reconcile)
+    LOOP
+        SELECT c INTO dup FROM pg_catalog.unnest(cols) AS c GROUP BY c HAVING pg_catalog.count(*) > 1 LIMIT 1;
+        IF dup IS NOT NULL THEN
+            RAISE EXCEPTION 'the name "%" collides with a column of the metric''s %', dup, relation
+                USING ERRCODE = 'duplicate_column',
+                      DETAIL = 'pipeline adds bucket, settled, day, status, frozen_at, events, batch_ids, created_at, corrected and per-measure _sketch, _delta, _live, _daily, _restated and _difference columns.',
+                      HINT = 'Rename the measure or dimension with AS.';
+        END IF;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_generated_names(jsonb) IS
+    'internal: refuses dimension and measure names that collide with the columns pipeline generates';
+
 CREATE FUNCTION pipeline.create_metric(metric text, source text,
         dimensions text[] DEFAULT '{}',
         measures text DEFAULT 'count(*) AS events',
@@ -186,6 +241,7 @@ BEGIN
     END IF;
 
     def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
+    PERFORM pipeline._check_generated_names(def);
     -- avg keeps a sum and a count: numeric sums for exact types
     def := pg_catalog.jsonb_set(def, '{measures}', (
         SELECT pg_catalog.jsonb_agg(CASE WHEN e->>'agg' = 'avg'
