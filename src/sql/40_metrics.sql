@@ -63,6 +63,47 @@ GRANT SELECT ON pipeline.metrics TO PUBLIC;
 -- The pieces of generated SQL, one place per measure kind.  Every
 -- identifier is quoted with %I; expressions are the deparsed output of
 -- pipeline._compile_metric, never the user's text.
+-- Dimension lists for generated SQL, one place for each shape.
+CREATE FUNCTION pipeline._dims(def jsonb, prefix text DEFAULT '', lead text DEFAULT ', ') RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%s%s%I', lead, prefix, d->>'name'), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+COMMENT ON FUNCTION pipeline._dims(jsonb, text, text) IS 'internal: ", p.dim1, p.dim2" for generated SQL';
+
+CREATE FUNCTION pipeline._dims_typed(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+COMMENT ON FUNCTION pipeline._dims_typed(jsonb) IS 'internal: ", dim1 type1, dim2 type2" for generated tables';
+
+CREATE FUNCTION pipeline._dims_aliased(def jsonb, prefix text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %s%I AS %I', prefix, d->>'name', d->>'name'), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+COMMENT ON FUNCTION pipeline._dims_aliased(jsonb, text) IS 'internal: ", p.dim1 AS dim1, ..." for generated SQL';
+
+CREATE FUNCTION pipeline._dims_group(def jsonb, prefix text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%s%I', prefix, d->>'name'), ', ' ORDER BY o), '()')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+COMMENT ON FUNCTION pipeline._dims_group(jsonb, text) IS 'internal: a GROUP BY list of the dimensions, () when there are none';
+
+CREATE FUNCTION pipeline._dims_match(def jsonb, l text, r text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND %s.%I IS NOT DISTINCT FROM %s.%I', l, d->>'name', r, d->>'name'), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
+COMMENT ON FUNCTION pipeline._dims_match(jsonb, text, text) IS 'internal: " AND l.dim IS NOT DISTINCT FROM r.dim ..." for generated joins';
+
 CREATE FUNCTION pipeline._hot_columns(def jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
@@ -252,12 +293,8 @@ BEGIN
                    ELSE e END ORDER BY o)
           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)));
 
-    SELECT pg_catalog.string_agg(pg_catalog.format(', %I', d->>'name'), '' ORDER BY o),
-           pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o)
-      INTO dims, dim_defs
-      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o);
-    dims := COALESCE(dims, '');
-    dim_defs := COALESCE(dim_defs, '');
+    dims := pipeline._dims(def);
+    dim_defs := pipeline._dims_typed(def);
 
     EXECUTE pg_catalog.format(
         'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
@@ -284,8 +321,7 @@ BEGIN
                        ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
            FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
         bucket, s.event_time, '2000-01-01 00:00:00+00',
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%I', d->>'name'), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        pipeline._dims(def, 'r.'),
         pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
         (SELECT pg_catalog.string_agg(i::text, ', ')
            FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
@@ -296,8 +332,7 @@ BEGIN
         '(h.bucket + %L::interval) <= (SELECT m.max_event_time - s.allowed_lateness '
         'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
         'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
-        live, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', h.%I', d->>'name'), '' ORDER BY o), '')
-                 FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        live, pipeline._dims(def, 'h.'),
         pipeline._live_select(def), bucket, metric, hot);
     EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
     EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,

@@ -133,13 +133,6 @@ CREATE FUNCTION pipeline._daily_names(def jsonb, prefix text DEFAULT '') RETURNS
                   ELSE pg_catalog.format('%s%I', prefix, m->>'name') END, ', ' ORDER BY o)
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
 
-CREATE FUNCTION pipeline._dims(def jsonb, prefix text DEFAULT '', lead text DEFAULT ', ') RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%s%s%I', lead, prefix, d->>'name'), '' ORDER BY o), '')
-      FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
-
 -- Restated value of each measure over a union of daily rows (frozen
 -- values) and correction rows (deltas): sums of counts and sums, extremes
 -- of extremes, exact distinct counts plus their deltas.
@@ -191,8 +184,7 @@ BEGIN
         'CREATE TABLE pipeline.%I (day date NOT NULL%s, %s, status text NOT NULL, '
         'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
         'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
-        daily, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o), '')
-                  FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        daily, pipeline._dims_typed(def),
         pipeline._daily_columns(def), daily || '_key', key);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
@@ -205,8 +197,7 @@ BEGIN
         'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
         'day date NOT NULL%s, %s, events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
         'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
-        corr, (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %I %s', d->>'name', d->>'type'), '' ORDER BY o), '')
-                 FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        corr, pipeline._dims_typed(def),
         -- deltas: bigint for counts and distinct counts, the sum's type for
         -- sums, the new extreme for min/max, sum and count deltas for avg
         replace(pipeline._daily_columns(def), ' NOT NULL', ''));
@@ -333,18 +324,15 @@ BEGIN
           LEFT JOIN corr AS k ON k.day = r.day%17$s
         $v$,
         m.metric || '_reconcile', s.day_timezone, pipeline._dims(def, 'h.'), live_cols, m.metric || '_hot',
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %s', o + 1), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %s', i), ''), '')
+           FROM pg_catalog.generate_series(2, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
         pipeline._dims(def, 'c.'), m.metric || '_corrections',
         pipeline._dims(def, 'r.'), cols, m.hot_retention,
         EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e WHERE e->>'agg' = 'count_distinct'),
         m.metric || '_restated', m.metric || '_daily',
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND d.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND l.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)),
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND k.%1$I IS NOT DISTINCT FROM r.%1$I', d->>'name'), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS x(d, o)));
+        pipeline._dims_match(def, 'd', 'r'),
+        pipeline._dims_match(def, 'l', 'r'),
+        pipeline._dims_match(def, 'k', 'r'));
     EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', m.metric || '_reconcile', m.owner::text);
     EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', m.metric || '_reconcile',
         pg_catalog.format('metric %s per day: hot rollup vs daily vs restated, the differences and the events behind them', m.metric));
@@ -419,12 +407,9 @@ BEGIN
         '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
         'SELECT pg_catalog.pg_current_snapshot(), COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
         pipeline._daily_select(def),
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%1$I AS %1$I', x->>'name'), '' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)),
+        pipeline._dims_aliased(def, 'r.'),
         s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-        CASE WHEN pg_catalog.jsonb_array_length(def->'dimensions') = 0 THEN '()'
-             ELSE (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', x->>'name'), ', ' ORDER BY o)
-                     FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)) END,
+        pipeline._dims_group(def, 'r.'),
         m.metric || '_daily', pipeline._dims(def), pipeline._daily_names(def))
       INTO snap, events USING d, lo, hi, status, as_of;
 END
@@ -450,7 +435,6 @@ DECLARE
     lo timestamptz;
     hi timestamptz;
     ids bigint[];
-    dims_r text;
     n bigint := 0;
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
@@ -464,8 +448,6 @@ BEGIN
        AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
        AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
     IF ids IS NOT NULL THEN
-        dims_r := (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('r.%I', x->>'name'), ', ' ORDER BY o), '')
-                     FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o));
         EXECUTE pg_catalog.format(
             'WITH new AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events, '
             '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches '
@@ -475,10 +457,9 @@ BEGIN
             '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
             'SELECT pg_catalog.count(*) FROM ins',
             pipeline._correction_select(def, s, m.metric),
-            (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', r.%1$I AS %1$I', x->>'name'), '' ORDER BY o), '')
-               FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS y(x, o)),
+            pipeline._dims_aliased(def, 'r.'),
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-            CASE WHEN dims_r = '' THEN '()' ELSE dims_r END,
+            pipeline._dims_group(def, 'r.'),
             m.metric || '_corrections', pipeline._dims(def), pipeline._daily_names(def),
             pipeline._dims(def, 'new.'),
             pipeline._correction_values(def, m.metric, s.raw_table, s.event_time, COALESCE(def->>'filter', 'true')))
@@ -534,9 +515,8 @@ CREATE FUNCTION pipeline._correction_values(def jsonb, metric text, raw regclass
                ELSE pg_catalog.format('new.%I', m->>'name')
              END, ', ' ORDER BY o)
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
-           LATERAL (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND x.%1$I IS NOT DISTINCT FROM new.%1$I', d->>'name'), ''), '') AS dim_match,
-                           COALESCE(pg_catalog.string_agg(pg_catalog.format(' AND r.%1$I IS NOT DISTINCT FROM new.%1$I', d->>'name'), ''), '') AS raw_match
-                      FROM pg_catalog.jsonb_array_elements(def->'dimensions') AS d) AS j);
+           LATERAL (SELECT pipeline._dims_match(def, 'x', 'new') AS dim_match,
+                           pipeline._dims_match(def, 'r', 'new') AS raw_match) AS j);
 
 CREATE FUNCTION pipeline._close_days(as_of timestamptz)
     RETURNS TABLE (metric text, day date, action text)
