@@ -21,6 +21,10 @@ REGRESS_OPTS = --inputdir=.
 #   unused-parameter   fmgr.h (PG_FUNCTION_ARGS) and bufpage.h inlines
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
+# pipeline.schedule() reaches pg_cron's database over libpq (src/schedule.c)
+PG_CPPFLAGS += -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK += -lpq
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

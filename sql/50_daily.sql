@@ -53,6 +53,12 @@ SELECT platform, orders, revenue, buyers, status, frozen_at FROM metrics.sales_d
 SELECT status, version, events_frozen, digest IS NOT NULL AS has_digest FROM pipeline.day_closures
  WHERE metric = 'sales' AND day = '2026-03-08';
 SELECT pipeline.verify_day('sales', '2026-03-08') AS digest_matches;
+-- from a session with other display settings too
+SET TimeZone = 'Asia/Tokyo';
+SET DateStyle = 'German';
+SELECT pipeline.verify_day('sales', '2026-03-08') AS digest_matches_elsewhere;
+SET TimeZone = 'UTC';
+SET DateStyle = ISO;
 -- a frozen day does not move when close_days runs again
 SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03-08';
 

@@ -575,9 +575,15 @@ REVOKE EXECUTE ON FUNCTION pipeline._close_days(timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION pipeline._close_days(timestamptz) IS
     'internal: the work of close_days, run as the extension owner';
 
+-- The rows are digested as text, and text depends on the session's
+-- settings: pinned, so that a day digests the same from any session.
 CREATE FUNCTION pipeline._day_digest(metric text, d date) RETURNS text
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET TimeZone = 'UTC'
+    SET DateStyle = 'ISO, YMD'
+    SET IntervalStyle = 'postgres'
+    SET extra_float_digits = 1
     AS $fn$
 DECLARE
     digest text;

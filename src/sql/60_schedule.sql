@@ -1,0 +1,45 @@
+-- Scheduled jobs (src/schedule.c): pipeline.schedule() creates or updates
+-- this database's pg_cron jobs, pipeline.unschedule() removes them, and
+-- pipeline.maintain() is what the hourly maintenance job runs.
+--
+-- pg_cron lives in one database (cron.database_name), so the C functions
+-- connect there over the server's Unix socket as the calling role, and the
+-- jobs run as that role.  No pipeline.jobs view: cron.job is in the other
+-- database.
+
+CREATE FUNCTION pipeline.schedule(close_days_schedule text DEFAULT '*/5 * * * *') RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_schedule';
+COMMENT ON FUNCTION pipeline.schedule(text) IS
+    'creates or updates, idempotently, the pg_cron jobs of the current database, owned by and run as the caller: '
+    '''pipeline:<db>:close_days'' (SELECT pipeline.close_days(), every 5 minutes unless close_days_schedule says '
+    'otherwise) and ''pipeline:<db>:maintenance'' (SELECT pipeline.maintain(), hourly at minute 17).  Connects to '
+    'cron.database_name over the local socket as the caller; commits there at once, whatever the calling '
+    'transaction does next';
+
+CREATE FUNCTION pipeline.unschedule() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_unschedule';
+COMMENT ON FUNCTION pipeline.unschedule() IS
+    'removes the pg_cron jobs of the current database (the caller''s own; a superuser''s call removes every '
+    'role''s); no jobs is not an error.  Commits in cron.database_name at once';
+
+-- Housekeeping that is not per metric.  Later work adds retention here;
+-- for now it only keeps the planner's statistics of the receipts table
+-- fresh (folds and closes look batches up by source, xid and event time)
+-- and deletes nothing.  Run by the maintenance job as the role that called
+-- pipeline.schedule(); ANALYZE skips, with a warning, a table that role may
+-- not analyze.
+CREATE FUNCTION pipeline.maintain() RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    ANALYZE pipeline.batch_log;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.maintain() IS
+    'hourly housekeeping run by the ''pipeline:<db>:maintenance'' pg_cron job: for now ANALYZE of the receipts '
+    '(pipeline.batch_log); deletes nothing';
