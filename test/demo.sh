@@ -28,9 +28,14 @@ stop_cluster "$data"
 start_cluster "$data" "$port"
 
 psql_demo() { as_cluster_user $PGBIN/psql -X -h "$demo" -p "$port" "$@"; }
-psql_demo -q -d postgres -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
+psql_demo -q -d postgres -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
+    -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
 cp "$top/test/demo.sql" "$demo/demo.sql"
 psql_demo -d demo -v ON_ERROR_STOP=1 --echo-queries -f "$demo/demo.sql"
+
+echo
+echo "== the pg_cron jobs pipeline.schedule() created (pg_cron lives in database postgres)"
+psql_demo -d postgres -c "SELECT jobid, jobname, schedule, command, database, username FROM cron.job ORDER BY jobid"
 
 cat <<MSG
 

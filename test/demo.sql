@@ -140,3 +140,6 @@ SELECT wait_for_worker();
 SELECT day, platform, orders_live, orders_daily, orders_restated, events_late_after_freeze, status
   FROM metrics.sales_reconcile
  WHERE day = (now() AT TIME ZONE 'Europe/Paris')::date - 1 ORDER BY platform;
+
+-- Operations: pg_cron closes days every 5 minutes and runs maintenance hourly.
+SELECT pipeline.schedule();
