@@ -31,3 +31,8 @@ include $(PGXS)
 
 pipeline--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+# PGXS does not track header dependencies: every object is rebuilt when a
+# shared header changes (a struct that changed size under a stale object
+# is a crash, not a warning).
+$(OBJS): $(wildcard src/*.h)

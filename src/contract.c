@@ -59,7 +59,7 @@ ConstraintKindName(ConstrType t)
 	}
 }
 
-static void
+void
 RefuseContract(const char *what, const char *detail)
 {
 	ereport(ERROR,
@@ -70,7 +70,7 @@ RefuseContract(const char *what, const char *detail)
 					 "'event_id uuid NOT NULL, event_time timestamptz NOT NULL, amount numeric CHECK (amount >= 0)'.")));
 }
 
-static void
+void
 CheckConstraint(Constraint *c, const char *column)
 {
 	switch (c->contype)
@@ -118,7 +118,7 @@ ParseStep(void *arg)
  * raw_parser() with its syntax errors restated as contract errors: the
  * position it reports is inside our wrapper, not the caller's statement.
  */
-static List *
+List *
 ParseOrExplain(const char *sql)
 {
 	ParseCall	call = {sql, NIL};
@@ -183,7 +183,7 @@ ParseContract(const char *columns)
 	return stmt;
 }
 
-static void
+void
 ExecuteUtility(Node *stmt, const char *sql)
 {
 	PlannedStmt *wrapper = makeNode(PlannedStmt);

@@ -61,6 +61,7 @@ typedef struct CheckState
 {
 	const char *what;			/* "measure \"revenue\"" or "filter" */
 	Oid			raw_relid;		/* the one relation expressions may read */
+	List	   *columns;		/* names of the source columns read, for evolve_source */
 } CheckState;
 
 static void
@@ -203,6 +204,8 @@ CheckAnalyzedExpr(Node *node, CheckState *st)
 
 		if (name == NULL || strncmp(name, "_pl_", 4) == 0)
 			Refuse(st, "only the source's contract columns may be referenced");
+		if (!list_member(st->columns, makeString(name)))
+			st->columns = lappend(st->columns, makeString(name));
 	}
 
 	return expression_tree_walker(node, CheckAnalyzedExpr, st);
@@ -396,6 +399,9 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 	/* measures */
 	st.what = "measures";
 	st.raw_relid = raw_relid;
+	st.columns = NIL;
+	for (int i = 0; i < ndims; i++)
+		st.columns = lappend(st.columns, makeString(TextDatumGetCString(dim_values[i])));
 	select = ParseSelectList(measures, &st);
 	foreach(lc, select->targetList)
 	{
@@ -512,6 +518,27 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 		else
 			k.type = jbvNull;
 		(void) pushJsonbValue(&state, WJB_VALUE, &k);
+	}
+
+	/* every source column the metric reads: evolve_source checks against it */
+	{
+		JsonbValue	k;
+
+		k.type = jbvString;
+		k.val.string.val = "columns";
+		k.val.string.len = strlen("columns");
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+		foreach(lc, st.columns)
+		{
+			JsonbValue	v;
+
+			v.type = jbvString;
+			v.val.string.val = strVal(lfirst(lc));
+			v.val.string.len = strlen(v.val.string.val);
+			(void) pushJsonbValue(&state, WJB_ELEM, &v);
+		}
+		(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	}
 
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);

@@ -41,6 +41,7 @@ typedef struct ContractColumn
 	FmgrInfo	input;
 	Oid			ioparam;
 	ExprState  *default_expr;	/* NULL: no DEFAULT */
+	List	   *aliases;		/* old names after renames (char *) */
 } ContractColumn;
 
 typedef struct ContractCheck

@@ -11,6 +11,9 @@
 
 #include "postgres.h"
 
+#include "nodes/nodes.h"
+#include "nodes/pg_list.h"
+
 /* settings (defined in pipeline.c) */
 extern bool pipeline_enabled;
 extern int	pipeline_hot_interval_ms;
@@ -18,6 +21,13 @@ extern int	pipeline_launcher_interval_s;
 extern int	pipeline_max_future_skew_s;
 extern bool pipeline_preloaded;
 extern char *pipeline_batch_key;
+
+/* contract.c: shared with evolve.c */
+struct Constraint;
+extern void RefuseContract(const char *what, const char *detail) pg_attribute_noreturn();
+extern void CheckConstraint(struct Constraint *c, const char *column);
+extern List *ParseOrExplain(const char *sql);
+extern void ExecuteUtility(Node *stmt, const char *sql);
 
 /* subxact.c */
 typedef void (*PipelineStep) (void *arg);

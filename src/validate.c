@@ -13,7 +13,10 @@
  *	- NOT NULL, the event-time sanity rules and every CHECK constraint are
  *	  evaluated here, so that a bad event becomes a dead letter instead of
  *	  failing the whole INSERT;
- *	- fields the contract does not name are kept in _pl_extra and counted.
+ *	- fields the contract does not name are kept in _pl_extra and counted;
+ *	  the old name of a renamed column (pipeline.column_aliases) still fills
+ *	  it while the new name is absent, so producers not yet updated keep
+ *	  working.
  * Rule violations are returned as a Rejection.  Errors raised by input
  * functions or expressions are not caught here: ingest.c runs the loop in a
  * subtransaction and uses current_field to name the culprit.
@@ -23,6 +26,7 @@
 #include "access/tupdesc.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "nodes/nodeFuncs.h"
@@ -119,6 +123,37 @@ ContractCompile(SourceInfo *src, Relation raw)
 	if (c->id_col < 0 || c->time_col < 0)
 		elog(ERROR, "source \"%s\": event-id or event-time column missing from %s",
 			 src->name, RelationGetRelationName(raw));
+
+	/* aliases of renamed columns (SPI is connected: we run inside a batch) */
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			argtype = TEXTOID;
+		Datum		arg = CStringGetTextDatum(src->name);
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if (plan == NULL)
+		{
+			SPIPlanPtr	p = SPI_prepare("SELECT alias, column_name FROM pipeline.column_aliases"
+										" WHERE source = $1", 1, &argtype);
+
+			if (p == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(p);
+			plan = p;
+		}
+		if (SPI_execute_plan(plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pipeline.column_aliases");
+		MemoryContextSwitchTo(cxt);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			char	   *alias = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			char	   *column = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+
+			for (int i = 0; i < c->ncols; i++)
+				if (strcmp(c->cols[i].name, column) == 0)
+					c->cols[i].aliases = lappend(c->cols[i].aliases, pstrdup(alias));
+		}
+	}
 
 	if (constr != NULL && constr->num_check > 0)
 	{
@@ -296,15 +331,50 @@ JsonValueText(JsonbValue *v)
 	}
 }
 
+static bool
+SameName(const char *a, const char *name, int len)
+{
+	return strncmp(a, name, len) == 0 && a[len] == '\0';
+}
+
+/* the column a field fills, by name or by an alias; -1 for an unknown field */
 static int
 FindColumn(Contract *c, const char *name, int len)
 {
 	for (int i = 0; i < c->ncols; i++)
 	{
-		if (strncmp(c->cols[i].name, name, len) == 0 && c->cols[i].name[len] == '\0')
+		ListCell   *lc;
+
+		if (SameName(c->cols[i].name, name, len))
 			return i;
+		foreach(lc, c->cols[i].aliases)
+			if (SameName(lfirst(lc), name, len))
+				return i;
 	}
 	return -1;
+}
+
+/* the field of a column, or else of one of its aliases */
+static JsonbValue *
+FindField(JsonbContainer *event, ContractColumn *col)
+{
+	JsonbValue	key;
+	JsonbValue *v;
+	ListCell   *lc;
+
+	key.type = jbvString;
+	key.val.string.val = col->name;
+	key.val.string.len = strlen(col->name);
+	v = findJsonbValueFromContainer(event, JB_FOBJECT, &key);
+	foreach(lc, col->aliases)
+	{
+		if (v != NULL)
+			break;
+		key.val.string.val = lfirst(lc);
+		key.val.string.len = strlen(lfirst(lc));
+		v = findJsonbValueFromContainer(event, JB_FOBJECT, &key);
+	}
+	return v;
 }
 
 static void
@@ -381,16 +451,12 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 	for (int i = 0; i < c->ncols; i++)
 	{
 		ContractColumn *col = &c->cols[i];
-		JsonbValue	key;
 		JsonbValue *v;
 		char	   *text;
 		TimestampTz ts;
 
 		c->current_field = col->name;
-		key.type = jbvString;
-		key.val.string.val = col->name;
-		key.val.string.len = strlen(col->name);
-		v = findJsonbValueFromContainer(event, JB_FOBJECT, &key);
+		v = FindField(event, col);
 
 		if (v == NULL)
 		{

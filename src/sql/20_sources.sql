@@ -161,7 +161,7 @@ BEGIN
         'CREATE TABLE pipeline.%I (event_id %s PRIMARY KEY, _pl_batch bigint NOT NULL)',
         source || '_ids', id_type);
     -- lets the fold find a batch's rows without a btree on every insert
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON pipeline.%I USING brin (_pl_batch)',
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON pipeline.%I USING brin (_pl_batch) WITH (autosummarize = on)',
         source || '_raw_batch', source || '_raw');
 
     PERFORM pipeline._depend_on_extension(raw_oid::regclass);

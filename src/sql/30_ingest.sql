@@ -43,7 +43,12 @@ CREATE TABLE pipeline.dead_letters (
     error            text NOT NULL,
     error_code       text NOT NULL,
     field            text,
-    contract_version integer NOT NULL
+    contract_version integer NOT NULL,
+    -- replay_dead_letters: when it was ingested after all, through which
+    -- batch; how many replays it failed
+    replayed_at      timestamptz,
+    replay_batch_id  bigint,
+    replay_attempts  integer NOT NULL DEFAULT 0
 );
 CREATE INDEX dead_letters_source ON pipeline.dead_letters (source, received_at);
 COMMENT ON TABLE pipeline.dead_letters IS
@@ -60,10 +65,13 @@ CREATE TABLE pipeline.drift_counts (
 COMMENT ON TABLE pipeline.drift_counts IS 'internal: fields seen in accepted events that the contract does not name; read pipeline.contract_drift';
 
 CREATE VIEW pipeline.contract_drift AS
-    SELECT d.source, d.field, d.events, d.first_seen, d.last_seen
+    SELECT d.source, d.field, d.events, d.first_seen, d.last_seen,
+           pg_catalog.round(d.events::numeric / NULLIF((
+               SELECT pg_catalog.sum(b.accepted) FROM pipeline.batch_log AS b
+                WHERE b.source = d.source AND b.received_at >= d.first_seen), 0), 4) AS share_since_first_seen
       FROM pipeline.drift_counts AS d;
 COMMENT ON VIEW pipeline.contract_drift IS
-    'unknown fields in accepted events (kept in the raw row''s _pl_extra), counted per source and field';
+    'unknown fields in accepted events (kept in the raw row''s _pl_extra): how many events carried each, since when, and their share of the source''s events since then';
 
 GRANT SELECT ON pipeline.batches, pipeline.contract_drift TO pipeline_reader, pipeline_writer;
 -- a metric's fold runs as the metric's owner and finds its batches here;

@@ -374,7 +374,7 @@ CREATE FUNCTION pipeline._source_days(source text)
       FROM pipeline.source_catalog AS s
       JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table
       JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-     WHERE s.source = _source_days.source
+     WHERE s.source = _source_days.source AND c.relname ~ '_raw_[0-9]{8}$'
      ORDER BY 1
 $fn$;
 COMMENT ON FUNCTION pipeline._source_days(text) IS 'internal: the local days a source has raw partitions for';
