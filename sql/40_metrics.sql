@@ -159,9 +159,14 @@ SELECT count(*) AS no_bad_metric FROM pipeline.metrics WHERE metric = 'bad';
 
 SELECT pipeline.create_metric('bad', 'orders', measures => 'sum(qty)::bigint AS q');
 -- names that would collide with the columns pipeline adds to its tables and views
-SELECT pipeline.create_metric('bad', 'orders', measures => 'count(*) AS events');
+SELECT pipeline.create_metric('bad', 'orders', measures => 'count(*) AS late_events');
 SELECT pipeline.create_metric('bad', 'orders', measures => 'count(*) AS bucket');
 SELECT pipeline.create_metric('bad', 'orders', measures => 'count(DISTINCT user_id) AS u, count(*) AS u_sketch');
+
+-- every default: count(*) AS events per minute
+SELECT pipeline.create_metric('defaults', 'orders');
+SELECT measures, bucket, hot_retention FROM pipeline.metrics WHERE metric = 'defaults';
+SELECT pipeline.drop_metric('defaults');
 
 -- allowed: casts, CASE, COALESCE, arithmetic and simple built-in functions
 SELECT pipeline.create_metric('shapes', 'orders', '{platform}',

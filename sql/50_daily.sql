@@ -71,7 +71,7 @@ SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03
 SELECT * FROM pipeline.close_days('2026-03-11 00:00:00+00') WHERE day = '2026-03-08';
 SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
 SELECT day, platform, orders_delta, revenue_delta, smallest, avg_amount_sum_delta, avg_amount_count_delta,
-       buyers_delta, events, batch_ids = ARRAY[:late_batch]::bigint[] AS attributed_to_late_batch
+       buyers_delta, late_events, batch_ids = ARRAY[:late_batch]::bigint[] AS attributed_to_late_batch
   FROM metrics.sales_corrections ORDER BY platform;
 -- frozen values did not move; restated = frozen + corrections
 SELECT platform, orders, revenue, buyers FROM metrics.sales_daily WHERE day = '2026-03-08' ORDER BY platform;

@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "access/genam.h"
@@ -115,16 +116,25 @@ PipelineExtensionOwner(void)
 	return owner;
 }
 
+/*
+ * Runs what follows as another role, with search_path pinned to pg_catalog
+ * for as long: the statements run then must not resolve an operator, a
+ * function or a type through a schema the caller controls.
+ */
 void
 PipelineBecome(Oid role, RoleSwitch *saved)
 {
 	GetUserIdAndSecContext(&saved->saved_uid, &saved->saved_sec);
 	SetUserIdAndSecContext(role, saved->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	saved->guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 void
 PipelineRestoreRole(RoleSwitch *saved)
 {
+	AtEOXact_GUC(true, saved->guc_nest);
 	SetUserIdAndSecContext(saved->saved_uid, saved->saved_sec);
 }
 

@@ -37,6 +37,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ingest.h"
 #include "pipeline.h"
 
 #define MAX_BACKOFF_S 300
@@ -151,8 +152,8 @@ SummarizeNewRanges(void)
 					"  JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam AND am.amname = 'brin'"
 					" WHERE EXISTS (SELECT FROM pipeline.metric_catalog AS m WHERE m.source = s.source)"
 					/* a filter may run before the join: guard the date parse */
-					"   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}$'"
-					"            THEN pg_catalog.to_date(pg_catalog.right(p.relname, 8), 'YYYYMMDD')"
+					"   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'"
+					"            THEN pg_catalog.to_date(pg_catalog.substring(p.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')"
 					"       END >= CURRENT_DATE - 3",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not summarize BRIN ranges");
@@ -201,4 +202,62 @@ PipelineRunHot(void)
 		PG_END_TRY();
 	}
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * pipeline.run_hot(metric DEFAULT NULL): the same folds, on demand, in the
+ * caller's transaction; each one as the metric's owner, never as the
+ * caller (who may be a superuser).
+ */
+PG_FUNCTION_INFO_V1(pipeline_run_hot);
+Datum
+pipeline_run_hot(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	int64		total = 0;
+	uint64		n;
+	MetricToFold *metrics;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	if (SPI_execute_with_args("SELECT metric, owner::oid FROM pipeline.metric_catalog"
+							  " WHERE $1 IS NULL OR metric = $1 ORDER BY metric",
+							  1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.metric_catalog");
+	n = SPI_processed;
+	if (n == 0 && !PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("metric \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(0))),
+				 errhint("Create it with pipeline.create_metric(), or list metrics in pipeline.metrics.")));
+	metrics = SPI_palloc(sizeof(MetricToFold) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		metrics[i].name = SPI_palloc(strlen(name) + 1);
+		strcpy(metrics[i].name, name);
+		metrics[i].owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		RoleSwitch	role;
+		bool		isnull;
+
+		args[0] = CStringGetTextDatum(metrics[i].name);
+		PipelineBecome(metrics[i].owner, &role);
+		if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
+								  false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "fold of metric \"%s\" failed", metrics[i].name);
+		total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		PipelineRestoreRole(&role);
+	}
+	SPI_finish();
+	PG_RETURN_INT64(total);
 }

@@ -140,6 +140,7 @@ typedef struct RoleSwitch
 {
 	Oid			saved_uid;
 	int			saved_sec;
+	int			guc_nest;		/* search_path is pinned at this level */
 } RoleSwitch;
 
 /* catalog.c */

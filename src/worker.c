@@ -51,6 +51,7 @@
 #include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -510,6 +511,13 @@ pipeline_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pipeline worker");
+
+	/*
+	 * The worker is a superuser: a search_path set for the database (ALTER
+	 * DATABASE ... SET) must not lead its statements to a database owner's
+	 * operators or functions.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!ClaimSlot(dboid))
 		proc_exit(0);

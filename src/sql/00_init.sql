@@ -12,6 +12,20 @@ CREATE FUNCTION pipeline._require_preload() RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_require_preload';
 SELECT pipeline._require_preload();
 
+-- The schema must be the one CREATE EXTENSION made for us: in a schema that
+-- another role created beforehand, that role could rename, replace or add
+-- to our functions, and the pipeline's privileged code would run them.
+DO $check$
+BEGIN
+    IF (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname OPERATOR(pg_catalog.=) 'pipeline')
+       OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+        RAISE EXCEPTION 'schema "pipeline" already exists and belongs to another role'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION pipeline again: the extension creates its own.';
+    END IF;
+END
+$check$;
+
 -- Roles are cluster-wide: the first database to install the extension
 -- creates them, the others reuse them.
 DO $roles$

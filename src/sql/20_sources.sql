@@ -70,10 +70,11 @@ CREATE FUNCTION pipeline._depend_on_extension(rel regclass)
 COMMENT ON FUNCTION pipeline._depend_on_extension(regclass) IS
     'internal: makes a source table depend on the extension, so DROP EXTENSION refuses or cascades to it';
 
--- Catalog rows are written here, as the extension owner, and only for the
--- raw and id tables of that name that the caller owns: creating a source
--- takes what creating its tables by hand would take (CREATE on schema
--- pipeline), nothing more.  Safe to call by anyone for that reason.
+-- Catalog rows are written here, as the extension owner, and only for raw
+-- and id tables of that name that this very transaction created (the
+-- create_source that calls it): creating a source takes what creating its
+-- tables by hand would take (CREATE on schema pipeline), nothing more, and
+-- nobody can register tables someone else made.
 CREATE FUNCTION pipeline._register_source(source text, columns text, event_id text,
         event_time text, allowed_lateness interval, freeze_after interval,
         day_timezone text)
@@ -87,8 +88,11 @@ DECLARE
     raw_owner oid;
     ids_owner oid;
 BEGIN
-    SELECT c.relowner INTO raw_owner FROM pg_catalog.pg_class AS c WHERE c.oid = raw;
-    SELECT c.relowner INTO ids_owner FROM pg_catalog.pg_class AS c WHERE c.oid = ids;
+    -- only tables this very transaction created (create_source, just now)
+    SELECT c.relowner INTO raw_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = raw AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    SELECT c.relowner INTO ids_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = ids AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
     IF raw_owner IS NULL OR ids_owner IS DISTINCT FROM raw_owner
        OR NOT pg_catalog.pg_has_role(session_user, raw_owner, 'USAGE') THEN
         RAISE EXCEPTION 'permission denied to register source %', source

@@ -100,7 +100,9 @@ CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
 DECLARE
     s pipeline.source_catalog;
     d date;
+    base text;
     name text;
+    n integer;
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _ensure_partitions.source;
     FOR d IN SELECT DISTINCT (t AT TIME ZONE s.day_timezone)::date
@@ -108,17 +110,31 @@ BEGIN
     LOOP
         lo := d::timestamp AT TIME ZONE s.day_timezone;
         hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
-        name := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
-        IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NULL THEN
+        base := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
+        FOR attempt IN 1..2 LOOP
+            -- the day's partition is the raw table's child of that name (a
+            -- table of the same name that is not its child is not used)
+            SELECT i.inhrelid::regclass INTO part
+              FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+             WHERE i.inhparent = s.raw_table
+               AND (c.relname = base OR c.relname ~ ('^' || base || '_[0-9]+$'));
+            EXIT WHEN part IS NOT NULL OR attempt = 2;
             EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
-            IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NULL THEN
-                EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                                          name, s.raw_table);
-                EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION pipeline.%I FOR VALUES FROM (%L) TO (%L)',
-                                          s.raw_table, name, lo, hi);
-            END IF;
+        END LOOP;
+        IF part IS NULL THEN
+            -- if another role took the name, the next free one
+            name := base;
+            n := 0;
+            WHILE pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NOT NULL LOOP
+                n := n + 1;
+                name := base || '_' || n;
+            END LOOP;
+            EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                      name, s.raw_table);
+            EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION pipeline.%I FOR VALUES FROM (%L) TO (%L)',
+                                      s.raw_table, name, lo, hi);
+            part := pg_catalog.format('pipeline.%I', name)::regclass;
         END IF;
-        part := pg_catalog.format('pipeline.%I', name)::regclass;
         RETURN NEXT;
     END LOOP;
 END
@@ -148,11 +164,13 @@ GRANT EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(te
 -- The bulk path: COPY into pipeline.<source>_load (see src/load.c).
 CREATE FUNCTION pipeline._load_row() RETURNS trigger
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_load_row';
 COMMENT ON FUNCTION pipeline._load_row() IS
     'internal: BEFORE ROW trigger of <source>_load tables: buffers each row as an event, stores nothing';
 CREATE FUNCTION pipeline._load_finish() RETURNS trigger
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_load_finish';
 COMMENT ON FUNCTION pipeline._load_finish() IS
     'internal: AFTER STATEMENT trigger of <source>_load tables: ingests what is left and writes the receipt';

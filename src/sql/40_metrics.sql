@@ -8,10 +8,11 @@ CREATE FUNCTION pipeline._compile_metric(raw regclass, dimensions text[], measur
 COMMENT ON FUNCTION pipeline._compile_metric(regclass, text[], text, text) IS
     'internal: parses and checks dimensions, measures and filter against a raw table; returns them deparsed';
 
--- One row per metric.  Rows are written by the metric's owner (as invoker),
--- so row-level security keeps each role to the rows of roles it belongs
--- to: the fold updates its own checkpoint in the same transaction as the
--- hot rows, without any SECURITY DEFINER code.
+-- One row per metric.  Rows are created and removed by pipeline functions
+-- only (_register_metric generates the executable parts itself); the fold
+-- updates its own checkpoint columns as the metric's owner, in the same
+-- transaction as the hot rows, and row-level security keeps each role to
+-- the rows of roles it belongs to.
 CREATE TABLE pipeline.metric_catalog (
     metric          text PRIMARY KEY,
     source          text NOT NULL REFERENCES pipeline.source_catalog,
@@ -40,13 +41,9 @@ CREATE TABLE pipeline.metric_catalog (
 COMMENT ON TABLE pipeline.metric_catalog IS 'internal: one row per metric with its fold checkpoint; read pipeline.metrics and pipeline.status';
 ALTER TABLE pipeline.metric_catalog ENABLE ROW LEVEL SECURITY;
 CREATE POLICY metric_catalog_read ON pipeline.metric_catalog FOR SELECT USING (true);
-CREATE POLICY metric_catalog_owner_insert ON pipeline.metric_catalog FOR INSERT
-    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
 CREATE POLICY metric_catalog_owner_update ON pipeline.metric_catalog FOR UPDATE
     USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
-CREATE POLICY metric_catalog_owner_delete ON pipeline.metric_catalog FOR DELETE
-    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
-GRANT SELECT, INSERT, DELETE ON pipeline.metric_catalog TO PUBLIC;
+GRANT SELECT ON pipeline.metric_catalog TO PUBLIC;
 GRANT UPDATE (fold_snapshot, events_folded, max_event_time, last_fold_at, last_fold_ms,
               last_cleanup_at, failures, last_error, last_error_at)
     ON pipeline.metric_catalog TO PUBLIC;
@@ -202,8 +199,8 @@ BEGIN
         ('hot table', ARRAY['bucket'] || dims || states),
         ('live view', ARRAY['bucket', 'settled'] || dims || names || sketches),
         ('daily table', ARRAY['day', 'status', 'computed_at', 'frozen_at'] || dims || names || hidden),
-        ('corrections table', ARRAY['correction_id', 'day', 'events', 'batch_ids', 'created_at'] || dims || names || hidden),
-        ('corrections view', ARRAY['day', 'events', 'batch_ids', 'created_at'] || dims || deltas),
+        ('corrections table', ARRAY['correction_id', 'day', 'late_events', 'batch_ids', 'created_at'] || dims || names || hidden),
+        ('corrections view', ARRAY['day', 'late_events', 'batch_ids', 'created_at'] || dims || deltas),
         ('restated view', ARRAY['day', 'corrected'] || dims || names),
         ('reconcile view', ARRAY['day', 'events_late_after_freeze', 'hot_covers_day',
                                  'distinct_is_approximate_in_live', 'status', 'frozen_at'] || dims || reconcile)
@@ -212,7 +209,7 @@ BEGIN
         IF dup IS NOT NULL THEN
             RAISE EXCEPTION 'the name "%" collides with a column of the metric''s %', dup, relation
                 USING ERRCODE = 'duplicate_column',
-                      DETAIL = 'pipeline adds bucket, settled, day, status, frozen_at, events, batch_ids, created_at, corrected and per-measure _sketch, _delta, _live, _daily, _restated and _difference columns.',
+                      DETAIL = 'pipeline adds bucket, settled, day, status, frozen_at, late_events, batch_ids, created_at, corrected and per-measure _sketch, _delta, _live, _daily, _restated and _difference columns.',
                       HINT = 'Rename the measure or dimension with AS.';
         END IF;
     END LOOP;
@@ -220,6 +217,108 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._check_generated_names(jsonb) IS
     'internal: refuses dimension and measure names that collide with the columns pipeline generates';
+
+-- A metric's compiled definition: dimensions, measures (an avg keeps a sum,
+-- numeric for exact types, and a count) and filter, deparsed.
+CREATE FUNCTION pipeline._metric_definition(raw regclass, dimensions text[], measures text, filter text)
+    RETURNS jsonb
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.jsonb_set(d, '{measures}', (
+        SELECT pg_catalog.jsonb_agg(CASE WHEN e->>'agg' = 'avg'
+                   THEN e || pg_catalog.jsonb_build_object('sum_type',
+                          CASE WHEN e->>'type' = 'double precision' THEN 'double precision'
+                               WHEN e->>'type' = 'interval' THEN 'interval'
+                               ELSE 'numeric' END)
+                   ELSE e END ORDER BY o)
+          FROM pg_catalog.jsonb_array_elements(d->'measures') WITH ORDINALITY AS x(e, o)))
+      FROM (SELECT pipeline._compile_metric(raw, dimensions, measures, filter) AS d) AS c);
+COMMENT ON FUNCTION pipeline._metric_definition(regclass, text[], text, text) IS
+    'internal: a metric''s checked, deparsed definition with the states its measures keep';
+
+-- The catalog row of a new metric is written here, as the extension owner:
+-- the definition is compiled again and the fold statement generated here,
+-- so nothing a caller writes is ever executed by the worker, run_hot or
+-- close_days.  It registers only a hot table created in this very
+-- transaction (by create_metric), and its owner owns the metric.
+CREATE FUNCTION pipeline._register_metric(metric text, source text, dimensions text[], measures text,
+        bucket interval, filter text, hot_retention interval)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    hot text := metric || '_hot';
+    hot_oid regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot'));
+    hot_owner oid;
+    def jsonb;
+    dims text;
+    fold text;
+BEGIN
+    PERFORM pipeline._check_name('metric', metric);
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _register_metric.source;
+    SELECT c.relowner INTO hot_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = hot_oid AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    IF hot_owner IS NULL OR EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _register_metric.metric) THEN
+        RAISE EXCEPTION 'metric "%" cannot be registered', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
+    END IF;
+    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    dims := pipeline._dims(def);
+
+    -- $1 batch ids, $2/$3 their event-time range (partition pruning),
+    -- $4 the oldest bucket hot retention keeps
+    fold := pg_catalog.format(
+        'INSERT INTO pipeline.%1$I AS h (bucket%2$s, %3$s) '
+        'SELECT pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) AS bucket%7$s, %8$s '
+        'FROM %9$s AS r '
+        'WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        'AND r.%5$I OPERATOR(pg_catalog.>=) $2 AND r.%5$I OPERATOR(pg_catalog.<=) $3 '
+        'AND pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) OPERATOR(pg_catalog.>=) $4 '
+        'AND (%10$s) '
+        'GROUP BY %11$s '
+        'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
+        hot, dims,
+        (SELECT pg_catalog.string_agg(
+                  CASE WHEN e->>'agg' = 'avg'
+                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
+                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        bucket, s.event_time, '2000-01-01 00:00:00+00',
+        pipeline._dims(def, 'r.'),
+        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
+        (SELECT pg_catalog.string_agg(i::text, ', ')
+           FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
+        hot || '_key', pipeline._fold_merge(def));
+
+    -- an empty snapshot: the first fold takes every batch already stored
+    INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
+            hot_retention, definition, fold_sql, hot_table, owner, fold_snapshot)
+        VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
+                hot_oid, hot_owner::regrole, '1:1:'::pg_snapshot);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._register_metric(text, text, text[], text, interval, text, interval) IS
+    'internal: records a metric whose hot table this transaction created, with the fold statement generated here';
+
+-- Removes a metric's catalog row once its hot table is gone: dropping the
+-- table is what takes ownership (drop_metric does it first, as its caller).
+CREATE FUNCTION pipeline._unregister_metric(metric text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot')) IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied to unregister metric %', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
+    END IF;
+    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric.metric;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._unregister_metric(text) IS 'internal: removes the catalog row of a metric whose hot table was dropped';
 
 CREATE FUNCTION pipeline.create_metric(metric text, source text,
         dimensions text[] DEFAULT '{}',
@@ -238,7 +337,6 @@ DECLARE
     live text := metric || '_live';
     dims text := '';
     dim_defs text := '';
-    fold text;
 BEGIN
     PERFORM pipeline._check_name('metric', metric);
     IF measures IS NULL OR bucket IS NULL OR hot_retention IS NULL OR dimensions IS NULL THEN
@@ -281,17 +379,8 @@ BEGIN
                                            s.raw_table, s.raw_table, current_user);
     END IF;
 
-    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
+    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
     PERFORM pipeline._check_generated_names(def);
-    -- avg keeps a sum and a count: numeric sums for exact types
-    def := pg_catalog.jsonb_set(def, '{measures}', (
-        SELECT pg_catalog.jsonb_agg(CASE WHEN e->>'agg' = 'avg'
-                   THEN e || pg_catalog.jsonb_build_object('sum_type',
-                          CASE WHEN e->>'type' = 'double precision' THEN 'double precision'
-                               WHEN e->>'type' = 'interval' THEN 'interval'
-                               ELSE 'numeric' END)
-                   ELSE e END ORDER BY o)
-          FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)));
 
     dims := pipeline._dims(def);
     dim_defs := pipeline._dims_typed(def);
@@ -301,31 +390,6 @@ BEGIN
         'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
         hot, dim_defs, pipeline._hot_columns(def), hot || '_key', dims);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
-
-    -- $1 batch ids, $2/$3 their event-time range (partition pruning),
-    -- $4 the oldest bucket hot retention keeps
-    fold := pg_catalog.format(
-        'INSERT INTO pipeline.%1$I AS h (bucket%2$s, %3$s) '
-        'SELECT pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) AS bucket%7$s, %8$s '
-        'FROM %9$s AS r '
-        'WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
-        'AND r.%5$I OPERATOR(pg_catalog.>=) $2 AND r.%5$I OPERATOR(pg_catalog.<=) $3 '
-        'AND pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) OPERATOR(pg_catalog.>=) $4 '
-        'AND (%10$s) '
-        'GROUP BY %11$s '
-        'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
-        hot, dims,
-        (SELECT pg_catalog.string_agg(
-                  CASE WHEN e->>'agg' = 'avg'
-                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
-                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
-        bucket, s.event_time, '2000-01-01 00:00:00+00',
-        pipeline._dims(def, 'r.'),
-        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
-        (SELECT pg_catalog.string_agg(i::text, ', ')
-           FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
-        hot || '_key', pipeline._fold_merge(def));
 
     EXECUTE pg_catalog.format(
         'CREATE VIEW metrics.%I AS SELECT h.bucket%s, %s, '
@@ -338,17 +402,46 @@ BEGIN
     EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
         pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
 
-    -- an empty snapshot: the first fold takes every batch already stored
-    INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
-            hot_retention, definition, fold_sql, hot_table, owner, fold_snapshot)
-        VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
-                pg_catalog.format('pipeline.%I', hot)::regclass, current_user::regrole,
-                '1:1:'::pg_snapshot);
+    PERFORM pipeline._register_metric(metric, s.source, dimensions, measures, bucket, filter, hot_retention);
     PERFORM pipeline._create_daily(metric);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
     'creates a metric: checks measures and filter, creates its hot table and metrics.<metric>_live';
+
+-- Generated statements call pipeline's functions by name.  Roles that may
+-- create sources and metrics have CREATE on schema pipeline, so one could
+-- add an overload that a generated call would pick (a distinct_sketch
+-- taking integer, say): the layers that run generated SQL refuse to while
+-- the schema holds a function or operator that is not the extension's.
+CREATE FUNCTION pipeline._check_schema() RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    stranger text;
+BEGIN
+    SELECT x.what INTO stranger
+      FROM (SELECT pg_catalog.format('function %s (owned by %s)', p.oid::regprocedure, p.proowner::regrole) AS what,
+                   'pg_catalog.pg_proc'::regclass AS cls, p.oid
+              FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = 'pipeline'::regnamespace
+            UNION ALL
+            SELECT pg_catalog.format('operator %s (owned by %s)', o.oid::regoperator, o.oprowner::regrole),
+                   'pg_catalog.pg_operator'::regclass, o.oid
+              FROM pg_catalog.pg_operator AS o WHERE o.oprnamespace = 'pipeline'::regnamespace) AS x
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                        WHERE d.classid = x.cls AND d.objid = x.oid AND d.deptype = 'e'
+                          AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pipeline'))
+     LIMIT 1;
+    IF stranger IS NOT NULL THEN
+        RAISE EXCEPTION 'schema pipeline holds % that is not part of the extension', stranger
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the extension''s own functions and operators may live in schema pipeline; drop it.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_schema() IS
+    'internal: refuses to go on while schema pipeline holds functions or operators that are not the extension''s';
 
 -- The fold of one metric, exactly once: the batches to fold are those whose
 -- transaction is visible in a snapshot taken now but was not in the
@@ -375,6 +468,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
+    PERFORM pipeline._check_schema();
 
     SELECT pg_catalog.array_agg(b.batch_id), COALESCE(pg_catalog.sum(b.accepted), 0),
            pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
@@ -412,30 +506,16 @@ $fn$;
 COMMENT ON FUNCTION pipeline._fold(text) IS
     'internal: folds the batches committed since the last fold of one metric into its hot table, exactly once';
 
+-- Each metric is folded as its owner (the hot table and whatever the
+-- owner attached to it are the owner's; a superuser calling run_hot() must
+-- not run them as a superuser).
 CREATE FUNCTION pipeline.run_hot(metric text DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE c
     SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    total bigint := 0;
-    name text;
-BEGIN
-    IF metric IS NOT NULL AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = run_hot.metric) THEN
-        RAISE EXCEPTION 'metric "%" does not exist', metric
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create it with pipeline.create_metric(), or list metrics in pipeline.metrics.';
-    END IF;
-    FOR name IN SELECT c.metric FROM pipeline.metric_catalog AS c
-                 WHERE run_hot.metric IS NULL OR c.metric = run_hot.metric ORDER BY 1
-    LOOP
-        total := total + pipeline._fold(name);
-    END LOOP;
-    RETURN total;
-END
-$fn$;
+    AS 'MODULE_PATHNAME', 'pipeline_run_hot';
 COMMENT ON FUNCTION pipeline.run_hot(text) IS
-    'folds newly accepted events into the hot tables (one metric, or all); returns the number of events folded. The worker calls it every pipeline.hot_interval';
+    'folds newly accepted events into the hot tables (one metric, or all), each as the metric''s owner; returns the number of events folded. The worker does this every pipeline.hot_interval';
 
 CREATE FUNCTION pipeline.drop_metric(metric text)
     RETURNS void
@@ -456,10 +536,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', m.owner);
     END IF;
-    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I', m.metric || '_live');
-    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = m.metric;
-    PERFORM pipeline._drop_daily(m.metric);
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I',
+                              m.metric || '_live', m.metric || '_reconcile');
     EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
+    PERFORM pipeline._unregister_metric(m.metric);
+    PERFORM pipeline._drop_daily(m.metric);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';

@@ -195,7 +195,7 @@ BEGIN
 
     EXECUTE pg_catalog.format(
         'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
-        'day date NOT NULL%s, %s, events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
+        'day date NOT NULL%s, %s, late_events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
         'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
         corr, pipeline._dims_typed(def),
         -- deltas: bigint for counts and distinct counts, the sum's type for
@@ -217,7 +217,7 @@ BEGIN
            FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
         daily);
     EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
+        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.late_events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
         corr, pipeline._dims(def, 'c.'),
         (SELECT pg_catalog.string_agg(
                   CASE WHEN e->>'agg' IN ('min', 'max')
@@ -310,7 +310,7 @@ BEGIN
               FROM pipeline.%5$I AS h
              GROUP BY 1%6$s),
         corr AS (
-            SELECT c.day%7$s, pg_catalog.sum(c.events)::bigint AS events
+            SELECT c.day%7$s, pg_catalog.sum(c.late_events)::bigint AS events
               FROM pipeline.%8$I AS c GROUP BY c.day%7$s)
         SELECT r.day%9$s, %10$s,
                COALESCE(k.events, 0) AS events_late_after_freeze,
@@ -354,8 +354,9 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
     END IF;
     PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
-    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I, metrics.%I',
-        metric || '_reconcile', metric || '_restated', metric || '_corrections', metric || '_daily');
+    -- (the reconcile view reads the hot table: drop_metric dropped it first)
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I',
+        metric || '_restated', metric || '_corrections', metric || '_daily');
     EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
         metric || '_daily', metric || '_corrections');
     DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
@@ -370,11 +371,11 @@ CREATE FUNCTION pipeline._source_days(source text)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $fn$
-    SELECT pg_catalog.to_date(pg_catalog.right(c.relname, 8), 'YYYYMMDD')
+    SELECT DISTINCT pg_catalog.to_date(pg_catalog.substring(c.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')
       FROM pipeline.source_catalog AS s
       JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table
       JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-     WHERE s.source = _source_days.source AND c.relname ~ '_raw_[0-9]{8}$'
+     WHERE s.source = _source_days.source AND c.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'
      ORDER BY 1
 $fn$;
 COMMENT ON FUNCTION pipeline._source_days(text) IS 'internal: the local days a source has raw partitions for';
@@ -453,7 +454,7 @@ BEGIN
             '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches '
             '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
             '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
-            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, events, batch_ids) '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
             '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
             'SELECT pg_catalog.count(*) FROM ins',
             pipeline._correction_select(def, s, m.metric),
@@ -532,6 +533,7 @@ DECLARE
     snap pg_snapshot;
     n bigint;
 BEGIN
+    PERFORM pipeline._check_schema();
     FOR m IN SELECT * FROM pipeline.metric_catalog ORDER BY 1 LOOP
         SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
         FOR d IN SELECT pipeline._source_days(s.source) LOOP
@@ -612,6 +614,7 @@ COMMENT ON FUNCTION pipeline.verify_day(text, date) IS
 CREATE FUNCTION pipeline.close_days(as_of timestamptz DEFAULT pg_catalog.now())
     RETURNS TABLE (metric text, day date, action text)
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_close_days';
 COMMENT ON FUNCTION pipeline.close_days(timestamptz) IS
     'closes days as of the given time: provisional after end + allowed_lateness (recomputed each run), frozen at end + freeze_after, then corrections for later events';
@@ -632,6 +635,7 @@ DECLARE
     snap pg_snapshot;
     n bigint;
 BEGIN
+    PERFORM pipeline._check_schema();
     SELECT * INTO STRICT m FROM pipeline.metric_catalog AS x WHERE x.metric = _restate_day.metric;
     SELECT * INTO c FROM pipeline.day_closures AS x
      WHERE x.metric = _restate_day.metric AND x.day = _restate_day.day FOR UPDATE;
@@ -670,6 +674,7 @@ COMMENT ON FUNCTION pipeline._restate_day(text, date, text, text) IS
 CREATE FUNCTION pipeline.restate_day(metric text, day date, reason text)
     RETURNS bigint
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_restate_day';
 COMMENT ON FUNCTION pipeline.restate_day(text, date, text) IS
     'recomputes a frozen day from raw, absorbing its corrections; the previous version, who and why are kept in pipeline.restatements';

@@ -149,9 +149,7 @@ COMMENT ON FUNCTION pipeline.evolve_source(text, text) IS
 -- Replaying a dead letter is ingesting its payload again, as its own batch
 -- keyed replay:<dead letter id>:v<contract version>: the receipt links to
 -- the letter, and a second replay under the same contract applies nothing.
--- This records the outcome on the letter.  It runs as the extension owner
--- (dead letters are not writable otherwise) and acts only on what the
--- batch key proves: the batch replayed this very letter.
+-- This records the outcome on the letter, for _replay_one only.
 CREATE FUNCTION pipeline._settle_dead_letter(letter bigint, batch bigint)
     RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -191,6 +189,51 @@ $fn$;
 COMMENT ON FUNCTION pipeline._settle_dead_letter(bigint, bigint) IS
     'internal: records on a dead letter the outcome of the batch that replayed it';
 
+-- One letter replayed: the payload comes from the dead letter itself, so
+-- that no caller can settle a letter with a batch of its own making.  As
+-- the extension owner (dead letters are not writable otherwise); for
+-- members of pipeline_writer, like ingest.
+CREATE FUNCTION pipeline._replay_one(letter bigint)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    d pipeline.dead_letters;
+    s pipeline.source_catalog;
+    r record;
+    wrapped jsonb;
+    key text;
+BEGIN
+    SELECT * INTO d FROM pipeline.dead_letters AS x WHERE x.id = letter FOR UPDATE;
+    IF NOT FOUND OR d.replayed_at IS NOT NULL THEN
+        RETURN 'skipped';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = d.source;
+    key := pg_catalog.format('replay:%s:v%s', d.id, s.contract_version);
+    -- one letter is one event: a payload that is itself a JSON array goes
+    -- in wrapped, so that it stays one (rejected) event
+    IF pg_catalog.ltrim(d.payload) LIKE '[%' THEN
+        BEGIN
+            wrapped := pg_catalog.jsonb_build_array(d.payload::jsonb);
+        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+            wrapped := NULL;    -- not JSON after all: the text form dead-letters it again
+        END;
+    END IF;
+    IF wrapped IS NOT NULL THEN
+        SELECT * INTO r FROM pipeline.ingest(s.source, wrapped, key);
+    ELSE
+        SELECT * INTO r FROM pipeline.ingest(s.source, d.payload, key);
+    END IF;
+    RETURN pipeline._settle_dead_letter(d.id, r.batch_id);
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._replay_one(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pipeline._replay_one(bigint) TO pipeline_writer;
+REVOKE EXECUTE ON FUNCTION pipeline._settle_dead_letter(bigint, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._replay_one(bigint) IS
+    'internal: replays one dead letter from its own payload and records the outcome';
+
 CREATE FUNCTION pipeline.replay_dead_letters(source text, since timestamptz DEFAULT NULL,
                                              error_like text DEFAULT NULL)
     RETURNS TABLE (replayed bigint, accepted bigint, duplicates bigint, still_rejected bigint)
@@ -199,9 +242,7 @@ CREATE FUNCTION pipeline.replay_dead_letters(source text, since timestamptz DEFA
     AS $fn$
 DECLARE
     s pipeline.source_catalog;
-    d record;
-    r record;
-    wrapped jsonb;
+    letter bigint;
     outcome text;
 BEGIN
     SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = replay_dead_letters.source;
@@ -210,30 +251,14 @@ BEGIN
             USING ERRCODE = 'undefined_object', HINT = 'See pipeline.sources for the sources of this database.';
     END IF;
     replayed := 0; accepted := 0; duplicates := 0; still_rejected := 0;
-    FOR d IN SELECT x.id, x.payload FROM pipeline.dead_letters AS x
-              WHERE x.source = s.source AND x.replayed_at IS NULL
-                AND (since IS NULL OR x.received_at >= since)
-                AND (error_like IS NULL OR x.error LIKE error_like)
-              ORDER BY x.id
+    FOR letter IN SELECT x.id FROM pipeline.dead_letters AS x
+                   WHERE x.source = s.source AND x.replayed_at IS NULL
+                     AND (since IS NULL OR x.received_at >= since)
+                     AND (error_like IS NULL OR x.error LIKE error_like)
+                   ORDER BY x.id
     LOOP
-        -- one letter is one event: a payload that is itself a JSON array
-        -- goes in wrapped, so that it stays one (rejected) event
-        wrapped := NULL;
-        IF pg_catalog.ltrim(d.payload) LIKE '[%' THEN
-            BEGIN
-                wrapped := pg_catalog.jsonb_build_array(d.payload::jsonb);
-            EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-                wrapped := NULL;    -- not JSON after all: the text form dead-letters it again
-            END;
-        END IF;
-        IF wrapped IS NOT NULL THEN
-            SELECT * INTO r FROM pipeline.ingest(s.source, wrapped,
-                                                 pg_catalog.format('replay:%s:v%s', d.id, s.contract_version));
-        ELSE
-            SELECT * INTO r FROM pipeline.ingest(s.source, d.payload,
-                                                 pg_catalog.format('replay:%s:v%s', d.id, s.contract_version));
-        END IF;
-        outcome := pipeline._settle_dead_letter(d.id, r.batch_id);
+        outcome := pipeline._replay_one(letter);
+        CONTINUE WHEN outcome = 'skipped';
         replayed := replayed + 1;
         CASE outcome
             WHEN 'accepted' THEN accepted := accepted + 1;

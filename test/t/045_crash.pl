@@ -364,13 +364,13 @@ is(verify_days('daily'), 'true|true', '2b: both frozen days still verify');
 is(close_days('daily'), "$d1|corrected,$d2|corrected", '2b: the next run corrects both days');
 is($node->safe_psql('daily', q{
 		SELECT string_agg(day || ':' || groups || ':' || events, ',' ORDER BY day)
-		  FROM (SELECT day, count(*) AS groups, sum(events) AS events FROM metrics.m_corrections GROUP BY day) AS c}),
+		  FROM (SELECT day, count(*) AS groups, sum(late_events) AS events FROM metrics.m_corrections GROUP BY day) AS c}),
 	"$d1:3:30,$d2:3:30", '2b: one correction per day and platform, covering the 30 late events of each day');
 is(daily_vs_raw('daily', 'm_daily', 'order_id <= 400'), '0|6|400', '2b: the frozen rows did not move');
 is(daily_vs_raw('daily', 'm_restated', 'true'), '0|6|460',
 	'2b: restated (frozen + corrections) equals a hand-written GROUP BY over all of raw');
 is(close_days('daily'), '', '2b: a further run finds nothing to do');
-is($node->safe_psql('daily', 'SELECT count(*) || \'|\' || sum(events) FROM pipeline.m_corrections'),
+is($node->safe_psql('daily', 'SELECT count(*) || \'|\' || sum(late_events) FROM pipeline.m_corrections'),
 	'6|60', '2b: the corrections were written once');
 is(verify_days('daily'), 'true|true', '2b: both frozen days verify');
 
