@@ -131,6 +131,23 @@ RESET ROLE;
 DROP OWNED BY regress_analyst;
 DROP ROLE regress_analyst;
 
+-- a failing check of severity 'block' holds days from freezing, until the
+-- check passes or the owner releases the day (on the record)
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 600, "event_time": "2026-03-20T12:00:00Z", "user_id": "u1", "platform": "web", "amount": 2},
+    {"order_id": 601, "event_time": "2026-03-20T12:00:00Z", "user_id": null, "platform": "web", "amount": 2}]'::jsonb);
+SELECT pipeline.add_check('no_rejects', 'validity', 'orders', '{"window": "100 years", "max_reject_rate": 0}', 'block');
+SELECT check_name, status FROM pipeline.run_checks();
+SELECT * FROM pipeline.close_days('2026-03-22 12:00:00+00') WHERE day = '2026-03-20';
+SELECT day, platform, orders, status FROM metrics.sales_daily WHERE day = '2026-03-20';
+SELECT status FROM pipeline.day_closures WHERE metric = 'sales' AND day = '2026-03-20';
+SELECT pipeline.release_day('sales', '2026-03-21', 'not held');
+SELECT pipeline.release_day('sales', '2026-03-20', 'one known bad event; finance needs the day');
+SELECT released_by = current_user AS by_me, reason, held_by FROM pipeline.day_releases;
+SELECT * FROM pipeline.close_days('2026-03-22 12:00:00+00') WHERE day = '2026-03-20';
+SELECT day, platform, orders, status FROM metrics.sales_daily WHERE day = '2026-03-20';
+SELECT pipeline.drop_check('no_rejects');
+
 -- dropping the metric drops its daily layer, frozen or not
 SELECT pipeline.drop_metric('sales');
 SELECT count(*) AS daily_objects_left FROM pg_class

@@ -12,8 +12,9 @@
  *	- close_days(as_of): anyone may close days up to now; a clock in the
  *	  future (tests, backfills that simulate time) needs a superuser, since
  *	  freezing a day early could only be undone by an audited restatement;
- *	- restate_day(metric, day, reason): members of the metric's owner only;
- *	  the caller's name goes into the history.
+ *	- restate_day(metric, day, reason) and release_day(metric, day, reason):
+ *	  members of the metric's owner only; the caller's name goes into the
+ *	  history.
  */
 #include "postgres.h"
 
@@ -72,9 +73,14 @@ pipeline_close_days(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-PG_FUNCTION_INFO_V1(pipeline_restate_day);
-Datum
-pipeline_restate_day(PG_FUNCTION_ARGS)
+/*
+ * Checks the caller may act for the metric (a member of its owner), then
+ * runs one internal function as the extension owner: sql takes the
+ * metric, the day, the reason and the caller's name.  Returns the first
+ * column of its result.
+ */
+static Datum
+RunAsOwnerOfMetric(FunctionCallInfo fcinfo, const char *fname, const char *verb, const char *sql)
 {
 	Oid			argtypes[4] = {TEXTOID, DATEOID, TEXTOID, TEXTOID};
 	Datum		args[4];
@@ -83,13 +89,13 @@ pipeline_restate_day(PG_FUNCTION_ARGS)
 	Oid			owner;
 	bool		isnull;
 	char	   *metric;
-	int64		version;
+	Datum		result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) ||
 		strlen(text_to_cstring(PG_GETARG_TEXT_PP(2))) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("restate_day needs a metric, a day and a reason"),
+				 errmsg("%s needs a metric, a day and a reason", fname),
 				 errhint("The reason is kept in the day's history for auditors.")));
 	metric = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
@@ -108,19 +114,37 @@ pipeline_restate_day(PG_FUNCTION_ARGS)
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to restate metric \"%s\"", metric),
-				 errhint("Only members of the metric's owner, %s, may restate its days.",
-						 GetUserNameFromId(owner, false))));
+				 errmsg("permission denied to %s metric \"%s\"", verb, metric),
+				 errhint("Only members of the metric's owner, %s, may %s its days.",
+						 GetUserNameFromId(owner, false), verb)));
 
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_GETARG_DATUM(2);
 	args[3] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	PipelineBecome(PipelineExtensionOwner(), &role);
-	if (SPI_execute_with_args("SELECT pipeline._restate_day($1, $2, $3, $4)",
-							  4, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pipeline._restate_day failed");
+	if (SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "%s failed", sql);
 	PipelineRestoreRole(&role);
-	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	SPI_finish();
-	PG_RETURN_INT64(version);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(pipeline_restate_day);
+Datum
+pipeline_restate_day(PG_FUNCTION_ARGS)
+{
+	Datum		version = RunAsOwnerOfMetric(fcinfo, "restate_day", "restate",
+											 "SELECT pipeline._restate_day($1, $2, $3, $4)");
+
+	PG_RETURN_INT64((int64) DatumGetInt32(version));
+}
+
+PG_FUNCTION_INFO_V1(pipeline_release_day);
+Datum
+pipeline_release_day(PG_FUNCTION_ARGS)
+{
+	(void) RunAsOwnerOfMetric(fcinfo, "release_day", "release",
+							  "SELECT pipeline._release_day($1, $2, $3, $4)");
+	PG_RETURN_VOID();
 }

@@ -29,8 +29,10 @@
 #include "executor/spi.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
 #include "parser/parse_oper.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
@@ -384,8 +386,8 @@ CountDrift(DriftCounter *drift, const char *name, int len)
 	char		key[NAMEDATALEN * 2];
 	bool		found;
 
-	/* long field names are counted by their first 127 bytes */
-	len = Min(len, (int) sizeof(key) - 1);
+	/* long field names are counted by their first 127 bytes, cut on a character boundary */
+	len = pg_mbcliplen(name, len, (int) sizeof(key) - 1);
 	memset(key, 0, sizeof(key));
 	memcpy(key, name, len);
 	e = hash_search(drift->fields, key, HASH_ENTER, &found);
@@ -488,6 +490,20 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 			continue;
 		}
 		nulls[i] = false;
+		/*
+		 * An object or array is a value for json, jsonb and string columns
+		 * (which keep its JSON text), not for others: their input functions
+		 * would read its text ("[2026-01-01]" is a date to timestamptz_in).
+		 */
+		if (v->type == jbvBinary && col->typid != JSONBOID && col->typid != JSONOID &&
+			TypeCategory(col->typid) != TYPCATEGORY_STRING)
+		{
+			Reject(why, ERRCODE_INVALID_TEXT_REPRESENTATION, col->name,
+				   "field \"%s\" is a JSON %s where %s is expected", col->name,
+				   JsonContainerIsArray(v->val.binary.data) ? "array" : "object",
+				   format_type_be(col->typid));
+			return false;
+		}
 		if (col->typid == TIMESTAMPTZOID && v->type == jbvString &&
 			ParseRfc3339(v->val.string.val, v->val.string.len, &ts))
 		{

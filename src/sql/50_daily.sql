@@ -6,6 +6,9 @@
 -- or 25-hour DST day is one day), driven by close_days(as_of):
 --   open         until D's end + allowed_lateness: nothing in _daily;
 --   provisional  recomputed exactly from raw at every close_days run;
+--   held         due to freeze while a check of severity 'block' on the
+--                metric or its source fails: recomputed like provisional
+--                until the check passes or release_day() releases it;
 --   frozen       at D's end + freeze_after: computed one last time, then
 --                immutable.  The freeze records the snapshot its numbers
 --                were read with: every batch that snapshot does not see is,
@@ -16,7 +19,7 @@
 CREATE TABLE pipeline.day_closures (
     metric        text NOT NULL,
     day           date NOT NULL,
-    status        text NOT NULL CHECK (status IN ('provisional', 'frozen')),
+    status        text NOT NULL CHECK (status IN ('provisional', 'held', 'frozen')),
     version       integer NOT NULL DEFAULT 0,
     computed_at   timestamptz,
     frozen_at     timestamptz,
@@ -47,7 +50,22 @@ CREATE TABLE pipeline.restatements (
 COMMENT ON TABLE pipeline.restatements IS
     'the audit history of restate_day: the previous version of the day, its corrections, who, when and why';
 
-GRANT SELECT ON pipeline.day_closures, pipeline.restatements TO PUBLIC;
+-- A day held from freezing by a failing check of severity 'block' freezes
+-- once the check passes, or once someone releases it, on the record.
+CREATE TABLE pipeline.day_releases (
+    metric       text NOT NULL,
+    day          date NOT NULL,
+    released_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    released_by  text NOT NULL,
+    reason       text NOT NULL,
+    held_by      text[] NOT NULL,
+    PRIMARY KEY (metric, day)
+);
+COMMENT ON TABLE pipeline.day_releases IS
+    'days released for freezing while checks of severity block were failing: who, when, why, and which checks';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.day_releases', '');
+
+GRANT SELECT ON pipeline.day_closures, pipeline.restatements, pipeline.day_releases TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.day_closures', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.restatements', '');
 
@@ -552,6 +570,15 @@ BEGIN
                     action := 'corrected';
                     RETURN NEXT;
                 END IF;
+            ELSIF as_of >= day_end + s.freeze_after
+                  AND pg_catalog.cardinality(pipeline._blocking_checks(m.metric)) > 0
+                  AND NOT EXISTS (SELECT FROM pipeline.day_releases AS r WHERE r.metric = m.metric AND r.day = d) THEN
+                -- held: still recomputed exactly, not frozen while a blocking check fails
+                PERFORM pipeline._compute_day(m, d, 'held', as_of);
+                UPDATE pipeline.day_closures AS x SET status = 'held', computed_at = pg_catalog.now()
+                 WHERE x.metric = m.metric AND x.day = d;
+                action := 'held';
+                RETURN NEXT;
             ELSIF as_of >= day_end + s.freeze_after THEN
                 SELECT * INTO snap, n FROM pipeline._compute_day(m, d, 'frozen', as_of);
                 UPDATE pipeline.day_closures AS x
@@ -678,3 +705,34 @@ CREATE FUNCTION pipeline.restate_day(metric text, day date, reason text)
     AS 'MODULE_PATHNAME', 'pipeline_restate_day';
 COMMENT ON FUNCTION pipeline.restate_day(text, date, text) IS
     'recomputes a frozen day from raw, absorbing its corrections; the previous version, who and why are kept in pipeline.restatements';
+
+CREATE FUNCTION pipeline._release_day(metric text, day date, reason text, released_by text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    c pipeline.day_closures;
+BEGIN
+    SELECT * INTO c FROM pipeline.day_closures AS x
+     WHERE x.metric = _release_day.metric AND x.day = _release_day.day FOR UPDATE;
+    IF NOT FOUND OR c.status <> 'held' THEN
+        RAISE EXCEPTION 'day % of metric % is not held', day, metric
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a day held by a failing check of severity block can be released.';
+    END IF;
+    INSERT INTO pipeline.day_releases (metric, day, released_by, reason, held_by)
+        VALUES (metric, day, released_by, reason, pipeline._blocking_checks(metric));
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._release_day(text, date, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._release_day(text, date, text, text) IS
+    'internal: the work of release_day, run as the extension owner';
+
+CREATE FUNCTION pipeline.release_day(metric text, day date, reason text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_release_day';
+COMMENT ON FUNCTION pipeline.release_day(text, date, text) IS
+    'lets a day held by a failing blocking check freeze at the next close_days; who and why are kept in pipeline.day_releases';
