@@ -1,0 +1,183 @@
+-- Lateness sketches (src/quantile.c): the type, the aggregates that build
+-- and merge sketches of intervals, their quantiles, and
+-- pipeline.source_lateness, the arrival lateness of each source's events
+-- over the last hour.
+--
+-- The C functions here do not pin search_path: they resolve no names, and
+-- a SET clause would route every call (one per row for the transition
+-- functions) through a GUC save and restore.
+
+CREATE TYPE pipeline.lateness_sketch;
+
+CREATE FUNCTION pipeline._lateness_sketch_in(cstring) RETURNS pipeline.lateness_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_sketch_in';
+COMMENT ON FUNCTION pipeline._lateness_sketch_in(cstring) IS
+    'internal: input function of pipeline.lateness_sketch (''\x'' hex of the binary form, checked)';
+
+CREATE FUNCTION pipeline._lateness_sketch_out(pipeline.lateness_sketch) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_sketch_out';
+COMMENT ON FUNCTION pipeline._lateness_sketch_out(pipeline.lateness_sketch) IS
+    'internal: output function of pipeline.lateness_sketch (''\x'' hex of the binary form)';
+
+CREATE FUNCTION pipeline._lateness_sketch_recv(internal) RETURNS pipeline.lateness_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_sketch_recv';
+COMMENT ON FUNCTION pipeline._lateness_sketch_recv(internal) IS
+    'internal: binary receive function of pipeline.lateness_sketch (the binary form, checked)';
+
+CREATE FUNCTION pipeline._lateness_sketch_send(pipeline.lateness_sketch) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_sketch_send';
+COMMENT ON FUNCTION pipeline._lateness_sketch_send(pipeline.lateness_sketch) IS
+    'internal: binary send function of pipeline.lateness_sketch (the binary form)';
+
+CREATE TYPE pipeline.lateness_sketch (
+    INPUT = pipeline._lateness_sketch_in,
+    OUTPUT = pipeline._lateness_sketch_out,
+    RECEIVE = pipeline._lateness_sketch_recv,
+    SEND = pipeline._lateness_sketch_send,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+COMMENT ON TYPE pipeline.lateness_sketch IS
+    'mergeable quantile sketch of intervals: counts over logarithmic buckets 1% wide (relative), plus the exact '
+    'minimum and maximum; quantiles within 1% of percentile_cont.  Text form: ''\x'' then the hex of the binary '
+    'form, which is: version byte 1; varints (LEB128): number of values, then unless 0: zeros, minimum and maximum '
+    'in microseconds (zigzag), and for negative then positive values the bucket count, first bucket index and '
+    'per-bucket counts.  Build with pipeline.lateness_sketch(x), merge with pipeline.lateness_merge, read with '
+    'pipeline.lateness_quantile and pipeline.lateness_count';
+
+-- Aggregate support.  The transition functions are not strict: they create
+-- the internal state on the first non-NULL input and skip NULLs.
+CREATE FUNCTION pipeline._lateness_add(internal, interval) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_add';
+COMMENT ON FUNCTION pipeline._lateness_add(internal, interval) IS
+    'internal: transition function of pipeline.lateness_sketch (counts one interval in its bucket)';
+
+CREATE FUNCTION pipeline._lateness_merge_add(internal, pipeline.lateness_sketch) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_merge_add';
+COMMENT ON FUNCTION pipeline._lateness_merge_add(internal, pipeline.lateness_sketch) IS
+    'internal: transition function of pipeline.lateness_merge (adds one sketch''s counts)';
+
+CREATE FUNCTION pipeline._lateness_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_combine';
+COMMENT ON FUNCTION pipeline._lateness_combine(internal, internal) IS
+    'internal: combine function of the lateness aggregates (sum of two partial states)';
+
+CREATE FUNCTION pipeline._lateness_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_serialize';
+COMMENT ON FUNCTION pipeline._lateness_serialize(internal) IS
+    'internal: serial function of the lateness aggregates (the state as the binary form)';
+
+CREATE FUNCTION pipeline._lateness_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_deserialize';
+COMMENT ON FUNCTION pipeline._lateness_deserialize(bytea, internal) IS
+    'internal: deserial function of the lateness aggregates';
+
+CREATE FUNCTION pipeline._lateness_final(internal) RETURNS pipeline.lateness_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_final';
+COMMENT ON FUNCTION pipeline._lateness_final(internal) IS
+    'internal: final function of the lateness aggregates';
+
+CREATE AGGREGATE pipeline.lateness_sketch(interval) (
+    SFUNC = pipeline._lateness_add,
+    STYPE = internal,
+    FINALFUNC = pipeline._lateness_final,
+    COMBINEFUNC = pipeline._lateness_combine,
+    SERIALFUNC = pipeline._lateness_serialize,
+    DESERIALFUNC = pipeline._lateness_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.lateness_sketch(interval) IS
+    'quantile sketch of the non-NULL intervals (NULL when there are none), e.g. of received_at - event_time; '
+    'months count as 30 days, as in interval comparison';
+
+CREATE AGGREGATE pipeline.lateness_merge(pipeline.lateness_sketch) (
+    SFUNC = pipeline._lateness_merge_add,
+    STYPE = internal,
+    FINALFUNC = pipeline._lateness_final,
+    COMBINEFUNC = pipeline._lateness_combine,
+    SERIALFUNC = pipeline._lateness_serialize,
+    DESERIALFUNC = pipeline._lateness_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.lateness_merge(pipeline.lateness_sketch) IS
+    'merge of sketches (NULLs skipped; NULL when there are none): equal, byte for byte, to the sketch of all '
+    'their values, in any order';
+
+CREATE FUNCTION pipeline.lateness_quantile(sketch pipeline.lateness_sketch, q double precision) RETURNS interval
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_quantile';
+COMMENT ON FUNCTION pipeline.lateness_quantile(pipeline.lateness_sketch, double precision) IS
+    'the q-quantile (0 <= q <= 1) of a sketch''s values, interpolated like percentile_cont: within 1% of '
+    'percentile_cont''s answer (where the values around it have one sign), to the microsecond; q = 0 and q = 1 '
+    'are the exact minimum and maximum; NULL for an empty sketch';
+
+CREATE FUNCTION pipeline.lateness_count(sketch pipeline.lateness_sketch) RETURNS bigint
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_lateness_count';
+COMMENT ON FUNCTION pipeline.lateness_count(pipeline.lateness_sketch) IS
+    'the number of values in a sketch';
+
+-- Arrival lateness per source: for the events of the batches received
+-- since a point in time, received_at (of their batch) - event time.  Reads
+-- only those batches' rows (their event-time range prunes partitions, the
+-- BRIN index on _pl_batch finds them), as the caller: sources whose raw
+-- table the caller may not read are left out.
+CREATE FUNCTION pipeline._source_lateness(since timestamptz)
+    RETURNS TABLE (source text, events bigint, p50 interval, p95 interval, p99 interval,
+                   sketch pipeline.lateness_sketch)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    ids bigint[];
+    lo timestamptz;
+    hi timestamptz;
+BEGIN
+    FOR s IN SELECT * FROM pipeline.source_catalog AS c
+              WHERE pg_catalog.has_table_privilege(c.raw_table, 'SELECT') ORDER BY c.source
+    LOOP
+        SELECT pg_catalog.array_agg(b.batch_id), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
+          INTO ids, lo, hi
+          FROM pipeline.batch_log AS b
+         WHERE b.source = s.source AND b.received_at >= since AND b.accepted > 0;
+        source := s.source;
+        sketch := NULL;
+        IF ids IS NOT NULL THEN
+            EXECUTE pg_catalog.format(
+                'SELECT pipeline.lateness_sketch(b.received_at OPERATOR(pg_catalog.-) r.%1$I) '
+                '  FROM %2$s AS r JOIN pipeline.batch_log AS b ON b.batch_id OPERATOR(pg_catalog.=) r._pl_batch '
+                ' WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+                '   AND r.%1$I OPERATOR(pg_catalog.>=) $2 AND r.%1$I OPERATOR(pg_catalog.<=) $3',
+                s.event_time, s.raw_table)
+              INTO sketch USING ids, lo, hi;
+        END IF;
+        events := COALESCE(pipeline.lateness_count(sketch), 0);
+        p50 := pipeline.lateness_quantile(sketch, 0.5);
+        p95 := pipeline.lateness_quantile(sketch, 0.95);
+        p99 := pipeline.lateness_quantile(sketch, 0.99);
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._source_lateness(timestamptz) IS
+    'internal: per source the caller may read, the lateness sketch and quantiles of the events of batches received since a time';
+
+CREATE VIEW pipeline.source_lateness AS
+    SELECT l.source, l.events, l.p50, l.p95, l.p99, l.sketch
+      FROM pipeline._source_lateness(pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour') AS l;
+COMMENT ON VIEW pipeline.source_lateness IS
+    'per source (those whose raw table you may read): arrival lateness of the events received in the last hour, '
+    'their batch''s received_at minus their event time, as p50, p95 and p99 (within 1%) and the sketch, to merge '
+    'or ask other quantiles of (pipeline.lateness_quantile)';
+GRANT SELECT ON pipeline.source_lateness TO PUBLIC;
