@@ -16,6 +16,7 @@
  * names are unique per pg_cron user, across databases):
  *	pipeline:<db>:close_days	every 5 minutes		SELECT pipeline.close_days()
  *	pipeline:<db>:maintenance	hourly, minute 17	SELECT pipeline.maintain()
+ *	pipeline:<db>:checks		every 5 minutes		SELECT pipeline.run_checks()
  * cron.schedule_in_database() with an existing name updates that job's
  * schedule and command (pg_cron >= 1.4), so schedule() is idempotent; both
  * jobs are written by one statement, so either both change or neither.
@@ -55,6 +56,9 @@ PG_FUNCTION_INFO_V1(pipeline_unschedule);
 #define JOB_MAINTENANCE			"maintenance"
 #define JOB_MAINTENANCE_SCHEDULE "17 * * * *"
 #define JOB_MAINTENANCE_COMMAND	"SELECT pipeline.maintain()"
+#define JOB_CHECKS				"checks"
+#define JOB_CHECKS_SCHEDULE		"*/5 * * * *"
+#define JOB_CHECKS_COMMAND		"SELECT pg_catalog.count(*) FROM pipeline.run_checks()"
 
 /* the signature pg_cron 1.4 gives it, for hints */
 #define SCHEDULE_IN_DATABASE_SIGNATURE \
@@ -403,7 +407,7 @@ pipeline_schedule(PG_FUNCTION_ARGS)
 {
 	CronConnection *cc;
 	char	   *close_days_schedule;
-	const char *params[7];
+	const char *params[10];
 	PGresult   *res;
 
 	if (PG_ARGISNULL(0))
@@ -422,16 +426,20 @@ pipeline_schedule(PG_FUNCTION_ARGS)
 	params[4] = JOB_MAINTENANCE_SCHEDULE;
 	params[5] = JOB_MAINTENANCE_COMMAND;
 	params[6] = get_database_name(MyDatabaseId);
+	params[7] = JobName(JOB_CHECKS);
+	params[8] = JOB_CHECKS_SCHEDULE;
+	params[9] = JOB_CHECKS_COMMAND;
 
 	PG_TRY();
 	{
 		CronConnect(cc);
 		CronCheckAccess(cc, true);
-		/* one statement: both jobs change, or neither does */
+		/* one statement: all jobs change, or none does */
 		res = CronQuery(cc,
 						"SELECT cron.schedule_in_database($1::text, $2::text, $3::text, $7::text),"
-						"       cron.schedule_in_database($4::text, $5::text, $6::text, $7::text)",
-						7, params);
+						"       cron.schedule_in_database($4::text, $5::text, $6::text, $7::text),"
+						"       cron.schedule_in_database($8::text, $9::text, $10::text, $7::text)",
+						10, params);
 		PQclear(res);
 	}
 	PG_FINALLY();
@@ -451,12 +459,13 @@ Datum
 pipeline_unschedule(PG_FUNCTION_ARGS)
 {
 	CronConnection *cc;
-	const char *params[2];
+	const char *params[3];
 	PGresult   *res;
 
 	cc = CronPrepare();
 	params[0] = JobName(JOB_CLOSE_DAYS);
 	params[1] = JobName(JOB_MAINTENANCE);
+	params[2] = JobName(JOB_CHECKS);
 
 	PG_TRY();
 	{
@@ -466,8 +475,8 @@ pipeline_unschedule(PG_FUNCTION_ARGS)
 		res = CronQuery(cc,
 						"SELECT pg_catalog.count(cron.unschedule(j.jobid))"
 						"  FROM cron.job AS j"
-						" WHERE j.jobname IN ($1::name, $2::name)",
-						2, params);
+						" WHERE j.jobname IN ($1::name, $2::name, $3::name)",
+						3, params);
 		PQclear(res);
 	}
 	PG_FINALLY();

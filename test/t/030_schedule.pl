@@ -1,7 +1,7 @@
 # pipeline.schedule() and pipeline.unschedule(): from a database that is not
 # cron.database_name, create, update and remove this database's pg_cron
 # jobs; the jobs belong to and run as the caller, a plain role included;
-# calling twice leaves two jobs; a job really runs; every missing piece
+# calling twice leaves the same three jobs; a job really runs; every missing piece
 # (pg_cron not preloaded or not installed, privileges, pg_hba.conf) is an
 # error that names the fix; a wait on pg_cron's database can be cancelled.
 use strict;
@@ -41,16 +41,17 @@ like($err, qr/HINT:  Run CREATE EXTENSION pg_cron in database "postgres"/, '... 
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 
-# --- the two jobs, as the caller, idempotent --------------------------------
+# --- the three jobs, as the caller, idempotent ------------------------------
 $node->safe_psql('app', 'SELECT pipeline.schedule()');
 is(jobs(), join("\n",
+		"pipeline:app:checks|*/5 * * * *|SELECT pg_catalog.count(*) FROM pipeline.run_checks()|app|$su|t",
 		"pipeline:app:close_days|*/5 * * * *|SELECT pipeline.close_days()|app|$su|t",
 		"pipeline:app:maintenance|17 * * * *|SELECT pipeline.maintain()|app|$su|t"),
-	'schedule() creates the close_days and maintenance jobs for database app, owned by the caller');
+	'schedule() creates the checks, close_days and maintenance jobs for database app, owned by the caller');
 my $ids = job_ids($su);
 
 $node->safe_psql('app', 'SELECT pipeline.schedule()');
-is(job_ids($su), $ids, 'calling schedule() again leaves the same two jobs');
+is(job_ids($su), $ids, 'calling schedule() again leaves the same three jobs');
 
 $node->safe_psql('app', q{SELECT pipeline.schedule(close_days_schedule => '* * * * *')});
 is(job_ids($su), $ids, 'a new schedule updates the jobs in place');
@@ -95,8 +96,8 @@ $node->safe_psql('app', q{SELECT pipeline.schedule('* * * * *')}, @alice);
 $node->safe_psql('app', q{SELECT pipeline.schedule('* * * * *')}, @alice);
 is($node->safe_psql('postgres', q{
 		SELECT string_agg(jobname || '|' || database, ',' ORDER BY jobname) FROM cron.job WHERE username = 'alice'}),
-	'pipeline:app:close_days|app,pipeline:app:maintenance|app',
-	'a plain role gets two jobs of its own, under its own name, after two calls');
+	'pipeline:app:checks|app,pipeline:app:close_days|app,pipeline:app:maintenance|app',
+	'a plain role gets three jobs of its own, under its own name, after two calls');
 is(job_ids($su), $ids, "... and the superuser's jobs are untouched");
 
 # --- the jobs really run, in database app, as the role that scheduled them ---
@@ -196,7 +197,7 @@ $node->safe_psql('other', 'SELECT pipeline.schedule()');
 $node->safe_psql('app', 'SELECT pipeline.schedule()');
 $node->safe_psql('app', 'SELECT pipeline.unschedule()');
 is($node->safe_psql('postgres', q{SELECT string_agg(jobname || '|' || database, ',' ORDER BY jobname) FROM cron.job}),
-	'pipeline:other:close_days|other,pipeline:other:maintenance|other',
+	'pipeline:other:checks|other,pipeline:other:close_days|other,pipeline:other:maintenance|other',
 	"each database has its own jobs; unschedule() leaves the other database's");
 
 $node->stop;
