@@ -215,7 +215,7 @@ SELECT accepted FROM pipeline.ingest('orders', pg_temp.orders(1400, '2026-03-08 
 SELECT * FROM pipeline.run_checks('2026-03-08 11:00+00');
 -- alerts: failing now, since the first failing run; history keeps every run
 SELECT * FROM pipeline.run_checks('2026-03-08 11:05+00') WHERE status = 'fail';
-SELECT check_name, kind, target, severity, since, last_ran_at, observed, threshold FROM pipeline.alerts ORDER BY check_name;
+SELECT check_name, kind, target, severity, status, since, last_ran_at, observed, threshold FROM pipeline.alerts ORDER BY check_name;
 SELECT check_name, run_no, ran_at, status, observed FROM pipeline.check_results ORDER BY check_name, run_no;
 -- the block check on the source holds the metrics of that source
 SELECT pipeline._blocking_checks('sales') AS blocking_sales;

@@ -65,7 +65,21 @@ COMMENT ON TABLE pipeline.day_releases IS
     'days released for freezing while checks of severity block were failing: who, when, why, and which checks';
 SELECT pg_catalog.pg_extension_config_dump('pipeline.day_releases', '');
 
-GRANT SELECT ON pipeline.day_closures, pipeline.restatements, pipeline.day_releases TO PUBLIC;
+-- How far close_days has gone for each metric: the latest as_of it ran
+-- with.  A day without events has no raw partition, so close_days never
+-- gives it a day_closures row; this tells such a day, closed and empty,
+-- from a day close_days has not reached yet (the sla check reads it).
+CREATE TABLE pipeline.close_runs (
+    metric       text PRIMARY KEY,
+    closed_as_of timestamptz NOT NULL,
+    ran_at       timestamptz NOT NULL
+);
+COMMENT ON TABLE pipeline.close_runs IS
+    'per metric, the latest as_of close_days has run with (closed_as_of) and when (ran_at): every day ending '
+    'allowed_lateness before closed_as_of has been closed, including days without events';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.close_runs', '');
+
+GRANT SELECT ON pipeline.day_closures, pipeline.restatements, pipeline.day_releases, pipeline.close_runs TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.day_closures', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.restatements', '');
 
@@ -378,6 +392,7 @@ BEGIN
     EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
         metric || '_daily', metric || '_corrections');
     DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
+    DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
     PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
 END
 $fn$;
@@ -597,6 +612,12 @@ BEGIN
                 RETURN NEXT;
             END IF;
         END LOOP;
+        -- this run passed over every day ending allowed_lateness before
+        -- as_of, those without events too (never later than a run before)
+        INSERT INTO pipeline.close_runs AS x (metric, closed_as_of, ran_at)
+            VALUES (m.metric, as_of, pg_catalog.now())
+            ON CONFLICT ON CONSTRAINT close_runs_pkey
+            DO UPDATE SET closed_as_of = GREATEST(x.closed_as_of, EXCLUDED.closed_as_of), ran_at = EXCLUDED.ran_at;
     END LOOP;
 END
 $fn$;

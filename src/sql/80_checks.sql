@@ -2,6 +2,15 @@
 -- history, the alerts view and NOTIFY pipeline_alerts; and explain(), how
 -- a daily number came to be.
 --
+-- A run of a check has a status: pass, warn or fail.  warn is the early
+-- warning of a daily SLA (kind sla) whose deadline is near: no other kind
+-- gives it.  (A check's severity, warn | fail | block, is another thing:
+-- how much a failure of the check matters.)  The statuses are ordered,
+-- pass < warn < fail: pipeline.alerts lists the checks whose latest run is
+-- warn or fail, and each run that makes a check worse than its previous
+-- run (none -> warn or fail, pass -> warn or fail, warn -> fail) is sent as
+-- NOTIFY pipeline_alerts.  Only fail holds days from freezing (block).
+--
 -- A check belongs to the role that added it, and always runs as that role
 -- (like a metric's fold runs as the metric's owner): run_checks() evaluates
 -- the checks of the roles whose privileges its caller has (all of them for
@@ -21,7 +30,7 @@
 CREATE TABLE pipeline.checks (
     check_name  text PRIMARY KEY,
     kind        text NOT NULL CHECK (kind IN ('freshness', 'completeness', 'validity', 'referential',
-                                              'volume', 'not_null', 'accepted_values', 'digest')),
+                                              'volume', 'not_null', 'accepted_values', 'digest', 'sla')),
     target      text NOT NULL,
     target_type text NOT NULL CHECK (target_type IN ('source', 'metric')),
     -- validated, with every default filled in
@@ -48,14 +57,16 @@ CREATE TABLE pipeline.check_results (
     check_name  text NOT NULL REFERENCES pipeline.checks ON DELETE CASCADE,
     run_no      bigint NOT NULL,
     ran_at      timestamptz NOT NULL,
-    status      text NOT NULL CHECK (status IN ('pass', 'fail')),
+    -- warn: an SLA's early warning (kind sla only)
+    status      text NOT NULL CHECK (status IN ('pass', 'warn', 'fail')),
     observed    numeric,
     threshold   numeric,
     detail      text,
     PRIMARY KEY (check_name, run_no)
 );
 COMMENT ON TABLE pipeline.check_results IS
-    'the history of check runs: when (the run''s as_of), pass or fail, the observed value, the threshold and why';
+    'the history of check runs: when (the run''s as_of), pass, warn (an SLA''s early warning) or fail, the observed value, '
+    'the threshold and why';
 ALTER TABLE pipeline.check_results ENABLE ROW LEVEL SECURITY;
 CREATE POLICY check_results_read ON pipeline.check_results FOR SELECT USING (true);
 CREATE POLICY check_results_owner_insert ON pipeline.check_results FOR INSERT
@@ -65,24 +76,29 @@ CREATE POLICY check_results_owner_insert ON pipeline.check_results FOR INSERT
 GRANT SELECT, INSERT ON pipeline.check_results TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.check_results', '');
 
--- The checks failing now: their latest run failed.  since is the first
--- failing run after the last passing one.
+-- The checks failing now and the SLAs missed or at risk: their latest run
+-- is fail or warn (status).  since is when the check reached its status:
+-- the first run after the last one that was better (for fail, the last
+-- pass or warn; for warn, the last pass), so a warning that turns into a
+-- failure is failing since the failure.
 CREATE VIEW pipeline.alerts AS
-    SELECT c.check_name, c.kind, c.target, c.severity,
+    SELECT c.check_name, c.kind, c.target, c.severity, l.status,
            (SELECT r.ran_at FROM pipeline.check_results AS r
              WHERE r.check_name = c.check_name
                AND r.run_no > COALESCE((SELECT p.run_no FROM pipeline.check_results AS p
-                                         WHERE p.check_name = c.check_name AND p.status = 'pass'
+                                         WHERE p.check_name = c.check_name
+                                           AND (p.status = 'pass' OR (p.status = 'warn' AND l.status = 'fail'))
                                          ORDER BY p.run_no DESC LIMIT 1), 0)
              ORDER BY r.run_no LIMIT 1) AS since,
            l.ran_at AS last_ran_at, l.observed, l.threshold, l.detail
       FROM pipeline.checks AS c
       JOIN LATERAL (SELECT r.* FROM pipeline.check_results AS r
                      WHERE r.check_name = c.check_name
-                     ORDER BY r.run_no DESC LIMIT 1) AS l ON l.status = 'fail';
+                     ORDER BY r.run_no DESC LIMIT 1) AS l ON l.status IN ('warn', 'fail');
 COMMENT ON VIEW pipeline.alerts IS
-    'the checks failing now (their latest run failed): severity, since when, and the latest observed value, threshold '
-    'and detail.  Each new failure is also sent as NOTIFY pipeline_alerts with a JSON payload';
+    'the checks failing now and the daily SLAs missed or about to be (their latest run is fail, or warn: an SLA''s early '
+    'warning): severity, status, since when, and the latest observed value, threshold and detail.  Each run that makes '
+    'a check worse (to warn or fail) is also sent as NOTIFY pipeline_alerts with a JSON payload';
 GRANT SELECT ON pipeline.alerts TO PUBLIC;
 
 -- --- validation ----------------------------------------------------------
@@ -104,16 +120,19 @@ CREATE FUNCTION pipeline._check_kind_params(kind text, OUT required text[], OUT 
         ('not_null', '{column}', '{max_null_rate,window}', '{"column": "user_id", "max_null_rate": 0, "window": "1 day"}'),
         ('accepted_values', '{column,values}', '{max_unexpected_rate,window}',
          '{"column": "platform", "values": ["web", "ios", "android"], "window": "1 day"}'),
-        ('digest', '{}', '{}', '{}')) AS k(kind, required, optional, example)
+        ('digest', '{}', '{}', '{}'),
+        ('sla', '{ready_by}', '{warn_before}', '{"ready_by": "07:00", "warn_before": "1 hour"}')) AS k(kind, required, optional, example)
      WHERE k.kind = _check_kind_params.kind
 $fn$;
 COMMENT ON FUNCTION pipeline._check_kind_params(text) IS
     'internal: the required and optional params of a check kind, and an example';
 
 -- One param, checked against what it must be; returns it (or the default).
---   want: interval (a positive interval as a string), rate (a number from
---   0 to 1), nonnegative (a number >= 0), count (a whole number >= 0),
---   days (a whole number from 1 to 3660), string (a non-empty string)
+--   want: interval (a positive interval as a string), interval_or_zero (an
+--   interval >= 0 as a string), time (a time of day "HH:MM" or "HH:MM:SS"
+--   as a string), rate (a number from 0 to 1), nonnegative (a number >= 0),
+--   count (a whole number >= 0), days (a whole number from 1 to 3660),
+--   string (a non-empty string)
 CREATE FUNCTION pipeline._check_param(kind text, params jsonb, key text, want text, dflt jsonb DEFAULT NULL)
     RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -134,7 +153,7 @@ BEGIN
         END IF;
         RETURN dflt;
     END IF;
-    IF want = 'interval' THEN
+    IF want IN ('interval', 'interval_or_zero') THEN
         IF pg_catalog.jsonb_typeof(v) <> 'string' THEN
             bad := 'must be an interval written as a string, e.g. "1 hour"';
         ELSE
@@ -143,9 +162,18 @@ BEGIN
             EXCEPTION WHEN data_exception THEN
                 bad := pg_catalog.format('must be an interval, e.g. "1 hour", not %s', v);
             END;
-            IF bad IS NULL AND iv <= interval '0' THEN
+            IF bad IS NULL AND want = 'interval' AND iv <= interval '0' THEN
                 bad := pg_catalog.format('must be a positive interval, not %s', v);
+            ELSIF bad IS NULL AND iv < interval '0' THEN
+                bad := pg_catalog.format('must not be a negative interval, not %s', v);
             END IF;
+        END IF;
+    ELSIF want = 'time' THEN
+        -- a local time of day: nothing else (a zone or "24:00" would be
+        -- accepted by the time type and mean something else)
+        IF pg_catalog.jsonb_typeof(v) <> 'string'
+           OR v #>> '{}' !~ '^\s*([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?\s*$' THEN
+            bad := pg_catalog.format('must be a local time of day written as a string "HH:MM", e.g. "07:00", not %s', v);
         END IF;
     ELSIF want = 'string' THEN
         IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' = '' THEN
@@ -288,7 +316,7 @@ BEGIN
     -- the target: a source or a metric, as the kind requires
     SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = target;
     SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = target;
-    IF kind IN ('completeness', 'digest') THEN
+    IF kind IN ('completeness', 'digest', 'sla') THEN
         target_type := 'metric';
     ELSIF kind = 'freshness' THEN
         v := pipeline._check_param(kind, params, 'target_type', 'string', 'null');
@@ -315,7 +343,9 @@ BEGIN
     IF target_type = 'metric' AND m.metric IS NULL THEN
         RAISE EXCEPTION 'metric "%" does not exist', target
             USING ERRCODE = 'undefined_object',
-                  HINT = pg_catalog.format('A %s check watches a metric; see pipeline.metrics.', kind);
+                  HINT = CASE WHEN s.source IS NOT NULL
+                              THEN pg_catalog.format('"%s" is a source; a %s check watches a metric of it: see pipeline.metrics.', target, kind)
+                              ELSE pg_catalog.format('A %s check watches a metric; see pipeline.metrics.', kind) END;
     END IF;
 
     -- what the check will read, as its owner (the caller): refused now rather than failing at every run
@@ -422,6 +452,24 @@ BEGIN
             checked := checked || pg_catalog.jsonb_build_object('values', v,
                 'max_unexpected_rate', pipeline._check_param(kind, params, 'max_unexpected_rate', 'rate', '0'));
         END IF;
+    ELSIF kind = 'sla' THEN
+        checked := pg_catalog.jsonb_build_object(
+            'ready_by', pipeline._check_param(kind, params, 'ready_by', 'time'),
+            'warn_before', pipeline._check_param(kind, params, 'warn_before', 'interval_or_zero', '"1 hour"'));
+        -- a day is provisional at the earliest allowed_lateness after its
+        -- end: a deadline before that could never be met
+        SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+        IF (checked ->> 'ready_by')::time::interval < s.allowed_lateness THEN
+            RAISE EXCEPTION 'params.ready_by of a sla check is %, before metric "%" can have yesterday provisional',
+                    checked ->> 'ready_by', m.metric
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = pg_catalog.format('Source %s allows events %s late: a day becomes provisional that long after it ends, at the earliest.',
+                                                 s.source, s.allowed_lateness),
+                      HINT = CASE WHEN s.allowed_lateness < interval '1 day'
+                                  THEN pg_catalog.format('Choose a ready_by of %s or later.',
+                                                         pipeline._check_time_text(time '00:00' + s.allowed_lateness))
+                                  ELSE 'No time of day can be met: lower the source''s allowed_lateness first.' END;
+        END IF;
     END IF;
 END
 $fn$;
@@ -445,12 +493,19 @@ BEGIN
     IF pipeline._check_kind_params(kind) IS NULL THEN
         RAISE EXCEPTION 'unknown check kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The kinds are freshness, completeness, validity, referential, volume, not_null, accepted_values and digest.';
+                  HINT = 'The kinds are freshness, completeness, validity, referential, volume, not_null, accepted_values, digest and sla.';
     END IF;
     IF severity NOT IN ('warn', 'fail', 'block') THEN
         RAISE EXCEPTION 'unknown severity "%"', severity
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use warn, fail or block (block holds the metric''s days from freezing while the check fails).';
+    END IF;
+    -- a missed SLA says the days are late, not wrong: holding the older
+    -- days from freezing would only make them later
+    IF kind = 'sla' AND severity = 'block' THEN
+        RAISE EXCEPTION 'a sla check cannot have severity block'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A missed SLA means a day is late, not wrong: use warn or fail.';
     END IF;
     IF EXISTS (SELECT FROM pipeline.checks AS c WHERE c.check_name = add_check.check_name) THEN
         RAISE EXCEPTION 'check "%" already exists', check_name
@@ -463,7 +518,7 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline.add_check(text, text, text, jsonb, text) IS
     'adds a data-quality check of a source or metric (kinds: freshness, completeness, validity, referential, volume, '
-    'not_null, accepted_values, digest); params are validated and stored with their defaults; severity warn, fail or block';
+    'not_null, accepted_values, digest, sla); params are validated and stored with their defaults; severity warn, fail or block';
 
 CREATE FUNCTION pipeline.drop_check(check_name text)
     RETURNS void
@@ -983,6 +1038,108 @@ $fn$;
 COMMENT ON FUNCTION pipeline._check_digest(pipeline.checks, timestamptz) IS
     'internal: the frozen days of a metric whose rows no longer match the digest taken when they froze';
 
+-- a time of day for details: 07:00, or 07:00:30 when it has seconds
+CREATE FUNCTION pipeline._check_time_text(t time) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.to_char(t, CASE WHEN pg_catalog.date_part('second', t) = 0 THEN 'HH24:MI' ELSE 'HH24:MI:SS' END);
+COMMENT ON FUNCTION pipeline._check_time_text(time) IS 'internal: a time of day written HH:MM, or HH:MM:SS';
+
+-- The daily SLA of a metric: on day D (in its source's day time zone,
+-- D being the local date of as_of), day D - 1 must be provisional by
+-- ready_by, a local time of D.  warn from ready_by - warn_before, fail from
+-- ready_by, until the day is done.
+--
+-- Done means close_days has computed it: its day_closures row says
+-- provisional, held or frozen.  A held day is provisional data held from
+-- freezing by a failing block check: it is on time for the SLA (the
+-- block check has its own alert).  A day without events has no raw
+-- partition, so close_days gives it no row: it is done once close_days has
+-- run for the metric with an as_of at least allowed_lateness past the
+-- day's end (pipeline.close_runs), which is when it would have made the
+-- day provisional had it had events.  Without this a quiet source would
+-- miss its SLA every day; with it a quiet day still misses the SLA when
+-- close_days does not run.  A day with events and no row is open:
+-- close_days has not closed it yet (not run since it ended, or the events
+-- arrived after its last run).
+--
+-- observed is as_of - deadline in seconds (negative: time left) while the
+-- day is not done, NULL once it is; threshold is 0, the deadline.
+CREATE FUNCTION pipeline._check_sla(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog := pipeline._check_target_metric(c);
+    s pipeline.source_catalog;
+    ready_by time := (c.params ->> 'ready_by')::time;
+    warn_before interval := (c.params ->> 'warn_before')::interval;
+    today date;
+    yesterday date;
+    deadline timestamptz;
+    warn_from timestamptz;
+    state text;
+    closed_as_of timestamptz;
+    has_events boolean;
+    due text;
+    why text;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    today := (as_of AT TIME ZONE s.day_timezone)::date;
+    yesterday := today - 1;
+    deadline := (today + ready_by) AT TIME ZONE s.day_timezone;
+    warn_from := deadline - warn_before;
+    threshold := 0;
+    due := pg_catalog.format('%s %s', pipeline._check_time_text(ready_by), s.day_timezone);
+
+    SELECT x.status INTO state FROM pipeline.day_closures AS x WHERE x.metric = m.metric AND x.day = yesterday;
+    IF state IS NOT NULL THEN
+        status := 'pass';
+        detail := pg_catalog.format('%s %s is %s%s; due by %s', m.metric, yesterday, state,
+                                    CASE WHEN state = 'held' THEN ' (provisional, held from freezing by a block check)' ELSE '' END,
+                                    due);
+        RETURN;
+    END IF;
+    SELECT r.closed_as_of INTO closed_as_of FROM pipeline.close_runs AS r WHERE r.metric = m.metric;
+    has_events := EXISTS (SELECT FROM pipeline._source_days(s.source) AS d WHERE d = yesterday);
+    IF NOT has_events AND closed_as_of >= (today::timestamp AT TIME ZONE s.day_timezone) + s.allowed_lateness THEN
+        status := 'pass';
+        detail := pg_catalog.format('%s %s had no events, and close_days has passed it (last run as of %s); due by %s',
+                                    m.metric, yesterday, closed_as_of, due);
+        RETURN;
+    END IF;
+
+    -- open: not done yet
+    observed := pg_catalog.round(pg_catalog.date_part('epoch', as_of - deadline)::numeric, 3);
+    why := CASE WHEN has_events THEN 'its events await close_days' ELSE 'it had no events, and close_days has not passed it' END
+           || CASE WHEN closed_as_of IS NULL THEN ' (close_days has never run for the metric)'
+                   ELSE pg_catalog.format(' (last run as of %s)', closed_as_of) END;
+    IF as_of >= deadline THEN
+        status := 'fail';
+        detail := pg_catalog.format('SLA missed: %s %s not provisional by %s; it is open: %s',
+                                    m.metric, yesterday, due, why);
+    ELSIF as_of >= warn_from THEN
+        status := 'warn';
+        detail := pg_catalog.format('SLA at risk: %s %s not provisional yet, due by %s in %s; it is open: %s',
+                                    m.metric, yesterday, due,
+                                    pg_catalog.justify_hours(pg_catalog.date_trunc('second', deadline - as_of)), why);
+    ELSE
+        status := 'pass';
+        detail := pg_catalog.format('%s %s is not provisional yet, due by %s (%s); it is open: %s',
+                                    m.metric, yesterday, due,
+                                    CASE WHEN warn_before = interval '0' THEN 'no early warning'
+                                         WHEN (warn_from AT TIME ZONE s.day_timezone)::date = today
+                                         THEN 'early warning from ' || pipeline._check_time_text((warn_from AT TIME ZONE s.day_timezone)::time)
+                                         ELSE 'early warning from ' || pg_catalog.to_char(warn_from AT TIME ZONE s.day_timezone, 'YYYY-MM-DD HH24:MI:SS') END,
+                                    why);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_sla(pipeline.checks, timestamptz) IS
+    'internal: the daily SLA of a metric: yesterday (in the source''s day time zone) provisional by ready_by; '
+    'warn from ready_by - warn_before, fail from ready_by';
+
 -- --- running checks ---------------------------------------------------------------
 
 CREATE FUNCTION pipeline.run_checks(as_of timestamptz DEFAULT pg_catalog.now())
@@ -1041,11 +1198,12 @@ BEGIN
         check_name := c.check_name;
         INSERT INTO pipeline.check_results AS x (check_name, run_no, ran_at, status, observed, threshold, detail)
             VALUES (c.check_name, next_no, as_of, status, observed, threshold, detail);
-        -- a new failure: the first run, or the first after a pass
-        IF status = 'fail' AND prev IS DISTINCT FROM 'fail' THEN
+        -- worse than the run before (pass < warn < fail; no run before is a
+        -- pass): a new failure, a new warning, or a warning turned failure
+        IF status <> 'pass' AND (prev IS NULL OR prev = 'pass' OR (prev = 'warn' AND status = 'fail')) THEN
             PERFORM pg_catalog.pg_notify('pipeline_alerts', pg_catalog.jsonb_build_object(
                 'check_name', c.check_name, 'kind', c.kind, 'target', c.target, 'severity', c.severity,
-                'observed', observed, 'threshold', threshold,
+                'status', status, 'observed', observed, 'threshold', threshold,
                 'detail', pg_catalog.left(detail, 2000), 'ran_at', as_of)::text);
         END IF;
         RETURN NEXT;
@@ -1055,10 +1213,12 @@ $fn$;
 COMMENT ON FUNCTION pipeline.run_checks(timestamptz) IS
     'evaluates, as of the given time, the checks of the roles the caller has the privileges of (all, for a superuser), '
     'each as its owner; records each result in pipeline.check_results and sends NOTIFY pipeline_alerts (a JSON payload: '
-    'check_name, kind, target, severity, observed, threshold, detail, ran_at) for each new failure';
+    'check_name, kind, target, severity, status, observed, threshold, detail, ran_at) for each run that makes a check '
+    'worse: a new failure, a new SLA warning, or a warning turned failure';
 
 -- The 'block' checks failing now for a metric (on the metric or its source):
--- what holds its days from freezing.
+-- what holds its days from freezing.  (Only fail holds: warn is an SLA's
+-- early warning, and an sla check cannot be of severity block anyway.)
 CREATE FUNCTION pipeline._blocking_checks(metric text) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -1066,7 +1226,7 @@ CREATE FUNCTION pipeline._blocking_checks(metric text) RETURNS text[]
     SELECT COALESCE(pg_catalog.array_agg(a.check_name ORDER BY a.check_name), '{}')
       FROM pipeline.alerts AS a
       JOIN pipeline.checks AS c ON c.check_name = a.check_name
-     WHERE a.severity = 'block'
+     WHERE a.severity = 'block' AND a.status = 'fail'
        AND ((c.target_type = 'metric' AND c.target = _blocking_checks.metric)
             OR (c.target_type = 'source'
                 AND c.target = (SELECT m.source FROM pipeline.metric_catalog AS m WHERE m.metric = _blocking_checks.metric)))

@@ -885,8 +885,10 @@ is($node->safe_psql('postgres', q{
 		SELECT string_agg(concat_ws('|', jobname, command, database, username), E'\n' ORDER BY username = 'sam', jobname)
 		  FROM cron.job}),
 	join("\n",
+		"pipeline:hostile:checks|SELECT pg_catalog.count(*) FROM pipeline.run_checks()|hostile|$su",
 		"pipeline:hostile:close_days|SELECT pipeline.close_days()|hostile|$su",
 		"pipeline:hostile:maintenance|SELECT pipeline.maintain()|hostile|$su",
+		'pipeline:hostile:checks|SELECT pg_catalog.count(*) FROM pipeline.run_checks()|hostile|sam',
 		'pipeline:hostile:close_days|SELECT pipeline.close_days()|hostile|sam',
 		'pipeline:hostile:maintenance|SELECT pipeline.maintain()|hostile|sam'),
 	'a plain role\'s jobs are its own; a schedule argument is data, never the command');
@@ -906,7 +908,7 @@ like($err, qr/must be superuser to alter username/, 'cron.alter_job() to another
 like($err, qr/permission denied for table job/, 'cron.job cannot be written directly');
 $node->safe_psql('hostile', 'SELECT pipeline.unschedule()', @sam);
 is($node->safe_psql('postgres', q{SELECT string_agg(username, ',' ORDER BY jobname) FROM cron.job}),
-	"$su,$su", 'unschedule() by a plain role removes its own jobs only');
+	"$su,$su,$su", 'unschedule() by a plain role removes its own jobs only');
 is(is_superuser('sam'), 'f', 'and the plain role is still a plain role');
 
 $node->stop;

@@ -2,7 +2,8 @@
 # new failure of a check (its first run failing, or a pass turning into a
 # fail), none while the check stays failing or passes, none from a run that
 # rolls back, and one only when two sessions run the checks at the same
-# time.  Every wait is on an observable condition: each round ends with a
+# time; for a daily SLA, one for its early warning and one more when the
+# warning turns into a miss.  Every wait is on an observable condition: each round ends with a
 # sentinel NOTIFY, and the listener reads until the sentinel arrives, so
 # "no alert" means none was sent before it.
 use strict;
@@ -83,12 +84,13 @@ is(run_checks('2026-03-08 11:00+00'), 'platform_set=fail,platforms=pass', 'event
 my @a = alerts();
 is(scalar(@a), 1, 'one alert for the new failure');
 is_deeply([ sort keys %{ $a[0] } ],
-	[qw(check_name detail kind observed ran_at severity target threshold)],
-	'the payload has check_name, kind, target, severity, observed, threshold, detail and ran_at');
+	[qw(check_name detail kind observed ran_at severity status target threshold)],
+	'the payload has check_name, kind, target, severity, status, observed, threshold, detail and ran_at');
 is($a[0]{check_name}, 'platform_set', '... check_name');
 is($a[0]{kind}, 'not_null', '... kind');
 is($a[0]{target}, 'orders', '... target');
 is($a[0]{severity}, 'fail', '... severity');
+is($a[0]{status}, 'fail', '... status');
 is($a[0]{observed}, 0.090909, '... observed (5 of 55 events)');
 is($a[0]{threshold}, 0, '... threshold');
 like($a[0]{detail}, qr/^5 of 55 events .*: no platform;/, '... detail');
@@ -157,6 +159,52 @@ is($node->safe_psql('app', q{SELECT count(*) FROM pipeline.check_results WHERE c
 	'both runs are in the history');
 $first->quit;
 $second->quit;
+
+# --- a daily SLA: the early warning, then the miss: two alerts ------------------
+# yesterday (2026-03-08, UTC) is due provisional by 07:00 on 2026-03-09,
+# with a warning from 06:00; nobody has run close_days yet
+$node->safe_psql('app', q{
+	SELECT pipeline.create_metric('sales', 'orders', measures => 'count(*) AS orders');
+	SELECT pipeline.add_check('sales_sla', 'sla', 'sales', '{"ready_by": "07:00", "warn_before": "1 hour"}', 'fail')});
+is(scalar(alerts()), 0, 'adding the SLA sends nothing');
+
+# the other checks keep their statuses (no alerts of theirs): count the SLA's
+sub sla_alerts { return grep { $_->{check_name} eq 'sales_sla' } alerts(); }
+
+like(run_checks('2026-03-09 05:00+00'), qr/sales_sla=pass/, 'before the warning window the SLA passes');
+is(scalar(sla_alerts()), 0, '... and sends nothing');
+
+like(run_checks('2026-03-09 06:30+00'), qr/sales_sla=warn/, 'inside the window: an early warning');
+@a = sla_alerts();
+is(scalar(@a), 1, 'the warning is announced');
+is($a[0]{status}, 'warn', '... with status warn');
+is($a[0]{kind}, 'sla', '... kind sla');
+is($a[0]{severity}, 'fail', '... and the check\'s severity');
+like($a[0]{detail}, qr/^SLA at risk: sales 2026-03-08 not provisional yet, due by 07:00 UTC in 00:30:00;/, '... detail');
+is($a[0]{observed}, -1800, '... observed: 30 minutes before the deadline');
+is($node->safe_psql('app', q{SELECT status FROM pipeline.alerts WHERE check_name = 'sales_sla'}), 'warn',
+	'pipeline.alerts shows the warning');
+
+like(run_checks('2026-03-09 06:45+00'), qr/sales_sla=warn/, 'still warning');
+is(scalar(sla_alerts()), 0, '... sends nothing');
+
+like(run_checks('2026-03-09 07:00+00'), qr/sales_sla=fail/, 'at 07:00 the SLA is missed');
+@a = sla_alerts();
+is(scalar(@a), 1, 'the warning turned miss is announced');
+is($a[0]{status}, 'fail', '... with status fail');
+like($a[0]{detail}, qr/^SLA missed: sales 2026-03-08 not provisional by 07:00 UTC; it is open/, '... detail');
+like($a[0]{ran_at}, qr/^2026-03-09T07:00:00/, '... ran_at');
+is($node->safe_psql('app', q{SELECT status || ' ' || (since = '2026-03-09 07:00+00') FROM pipeline.alerts WHERE check_name = 'sales_sla'}),
+	'fail true', 'pipeline.alerts: failing since the miss, not since the warning');
+
+like(run_checks('2026-03-09 07:05+00'), qr/sales_sla=fail/, 'still missed');
+is(scalar(sla_alerts()), 0, '... sends nothing');
+
+$node->safe_psql('app', q{SELECT count(*) FROM pipeline.close_days('2026-03-09 07:10+00')});
+like(run_checks('2026-03-09 07:15+00'), qr/sales_sla=pass/, 'once close_days made the day provisional, it passes');
+is(scalar(sla_alerts()), 0, '... and passing sends nothing');
+is($node->safe_psql('app', q{SELECT count(*) FROM pipeline.alerts WHERE check_name = 'sales_sla'}), '0',
+	'... and the alert is gone');
 
 $listener->quit;
 $node->stop;
