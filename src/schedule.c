@@ -24,6 +24,11 @@
  * The remote work commits on its own: the caller's transaction rolling back
  * afterwards does not undo it (pg_cron offers no two-phase hook).
  *
+ * cron_jobs() reads cron.job and cron.job_run_details there, as the caller,
+ * so pg_cron's row security shows a plain role only its own jobs (a
+ * superuser sees every role's).  pipeline.status calls it once per query,
+ * and turns any error into a row rather than failing (src/sql/90_status.sql).
+ *
  * Every value sent to the other database (names, schedules, commands) is an
  * out-of-line query parameter, never spliced into SQL text.  Waits on the
  * connection go through the latch, so a cancel or a statement_timeout
@@ -34,6 +39,7 @@
 
 #include "commands/dbcommands.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "libpq-fe.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -42,6 +48,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
@@ -49,6 +56,7 @@
 
 PG_FUNCTION_INFO_V1(pipeline_schedule);
 PG_FUNCTION_INFO_V1(pipeline_unschedule);
+PG_FUNCTION_INFO_V1(pipeline_cron_jobs);
 
 /* the jobs: name suffix, schedule (close_days' can be overridden), command */
 #define JOB_CLOSE_DAYS			"close_days"
@@ -64,6 +72,12 @@ PG_FUNCTION_INFO_V1(pipeline_unschedule);
 #define SCHEDULE_IN_DATABASE_SIGNATURE \
 	"cron.schedule_in_database(text, text, text, text, text, boolean)"
 
+/*
+ * cron_jobs() gives up on the pg_cron database after this long: a status
+ * view polled by a dashboard must not hang behind a lock on cron.job
+ */
+#define CRON_JOBS_TIMEOUT		"5s"
+
 /* a connection to the pg_cron database, with what error messages need */
 typedef struct CronConnection
 {
@@ -74,17 +88,24 @@ typedef struct CronConnection
 
 
 /*
- * The database pg_cron lives in.  Its setting exists only when pg_cron is
- * preloaded: otherwise there is no such setting, or only a placeholder left
- * by a postgresql.conf line that no library claimed.
+ * Whether pg_cron is loaded.  Its setting cron.database_name exists only
+ * when pg_cron is preloaded: otherwise there is no such setting, or only a
+ * placeholder left by a postgresql.conf line that no library claimed.
  */
+static bool
+CronIsLoaded(void)
+{
+	return GetConfigOption("cron.database_name", true, false) != NULL &&
+		(GetConfigOptionFlags("cron.database_name", true) & GUC_CUSTOM_PLACEHOLDER) == 0;
+}
+
+/* the database pg_cron lives in */
 static const char *
 CronDatabaseName(void)
 {
 	const char *name = GetConfigOption("cron.database_name", true, false);
 
-	if (name == NULL ||
-		(GetConfigOptionFlags("cron.database_name", true) & GUC_CUSTOM_PLACEHOLDER) != 0)
+	if (!CronIsLoaded())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_cron is not loaded"),
@@ -131,7 +152,7 @@ LocalSocketDirectory(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the server listens on no Unix socket"),
-				 errdetail("pipeline.schedule() reaches the pg_cron database over the server's own Unix socket."),
+				 errdetail("pipeline reaches the pg_cron database over the server's own Unix socket."),
 				 errhint("Set unix_socket_directories in postgresql.conf and restart the server.")));
 	dir = (char *) linitial(dirs);
 	/* relative to the data directory, which is every backend's cwd */
@@ -221,7 +242,7 @@ CronConnect(CronConnection *cc)
 				 errmsg("could not connect to the pg_cron database \"%s\" as role \"%s\"",
 						cc->database, cc->role),
 				 errdetail_internal("%s", pchomp(PQerrorMessage(cc->conn))),
-				 errhint("pipeline.schedule() connects over the server's Unix socket, without a password; "
+				 errhint("pipeline connects to the pg_cron database over the server's Unix socket, without a password; "
 						 "allow local connections for role \"%s\" to database \"%s\" in pg_hba.conf. "
 						 "pg_cron's own job runs connect too, unless cron.use_background_workers = on.",
 						 cc->role, cc->database)));
@@ -301,6 +322,13 @@ CronQuery(CronConnection *cc, const char *sql, int nparams, const char *const *p
 		field = last ? PQresultErrorField(last, PG_DIAG_SQLSTATE) : NULL;
 		if (field != NULL && strlen(field) == 5)
 			sqlerrcode = MAKE_SQLSTATE(field[0], field[1], field[2], field[3], field[4]);
+		/*
+		 * A statement cancelled over there (its statement_timeout) is not a
+		 * cancel of this one: keep query_canceled for a real cancel here,
+		 * which exception handlers (pipeline.status's) must not swallow.
+		 */
+		if (sqlerrcode == ERRCODE_QUERY_CANCELED)
+			sqlerrcode = ERRCODE_CONNECTION_FAILURE;
 		field = last ? PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 		message = pstrdup(field ? field : pchomp(PQerrorMessage(cc->conn)));
 		if (last && (field = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL)) != NULL)
@@ -323,9 +351,10 @@ CronQuery(CronConnection *cc, const char *sql, int nparams, const char *const *p
  * caller may read its jobs and (if may_schedule) create them, so that each
  * missing piece gets an error naming the fix rather than pg_cron's own
  * "permission denied".  The catalogs read here are readable by every role.
+ * Returns false, with missing_ok, when pg_cron is not installed there.
  */
-static void
-CronCheckAccess(CronConnection *cc, bool may_schedule)
+static bool
+CronCheckAccess(CronConnection *cc, bool may_schedule, bool missing_ok)
 {
 	PGresult   *res;
 	bool		installed;
@@ -353,6 +382,8 @@ CronCheckAccess(CronConnection *cc, bool may_schedule)
 	}
 	PQclear(res);
 
+	if (!installed && missing_ok)
+		return false;
 	if (!installed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -368,7 +399,7 @@ CronCheckAccess(CronConnection *cc, bool may_schedule)
 				 errhint("In database \"%s\", a superuser can run: GRANT USAGE ON SCHEMA cron TO %s;",
 						 cc->database, quoted_role)));
 	if (!may_schedule)
-		return;
+		return true;
 	if (!has_function)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -382,6 +413,7 @@ CronCheckAccess(CronConnection *cc, bool may_schedule)
 				 errdetail("pg_cron revokes EXECUTE on cron.schedule_in_database() from PUBLIC."),
 				 errhint("In database \"%s\", a superuser can run: GRANT EXECUTE ON FUNCTION %s TO %s;",
 						 cc->database, SCHEDULE_IN_DATABASE_SIGNATURE, quoted_role)));
+	return true;
 }
 
 /*
@@ -433,7 +465,7 @@ pipeline_schedule(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		CronConnect(cc);
-		CronCheckAccess(cc, true);
+		(void) CronCheckAccess(cc, true, false);
 		/* one statement: all jobs change, or none does */
 		res = CronQuery(cc,
 						"SELECT cron.schedule_in_database($1::text, $2::text, $3::text, $7::text),"
@@ -470,7 +502,7 @@ pipeline_unschedule(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		CronConnect(cc);
-		CronCheckAccess(cc, false);
+		(void) CronCheckAccess(cc, false, false);
 		/* cron.job shows a non-superuser only their own jobs (row security) */
 		res = CronQuery(cc,
 						"SELECT pg_catalog.count(cron.unschedule(j.jobid))"
@@ -486,4 +518,121 @@ pipeline_unschedule(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	PG_RETURN_VOID();
+}
+
+/* a timestamptz from microseconds since the Unix epoch, as text; NULL stays NULL */
+static Datum
+UnixMicrosToTimestampTz(const PGresult *res, int row, int col, bool *isnull)
+{
+	*isnull = PQgetisnull(res, row, col);
+	if (*isnull)
+		return (Datum) 0;
+	return TimestampTzGetDatum(pg_strtoint64(PQgetvalue(res, row, col)) -
+							   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+}
+
+/* a text column of the remote result; NULL stays NULL */
+static Datum
+RemoteText(const PGresult *res, int row, int col, bool *isnull)
+{
+	*isnull = PQgetisnull(res, row, col);
+	if (*isnull)
+		return (Datum) 0;
+	return CStringGetTextDatum(PQgetvalue(res, row, col));
+}
+
+/* cron_jobs()'s rows, from the remote result, into the function's tuplestore */
+static void
+CronJobsStore(FunctionCallInfo fcinfo, const PGresult *res)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			row;
+
+	for (row = 0; row < PQntuples(res); row++)
+	{
+		Datum		values[10];
+		bool		nulls[10];
+		int			col;
+
+		values[0] = Int64GetDatum(pg_strtoint64(PQgetvalue(res, row, 0)));
+		nulls[0] = false;
+		for (col = 1; col <= 4; col++)
+			values[col] = RemoteText(res, row, col, &nulls[col]);
+		nulls[5] = PQgetisnull(res, row, 5);
+		values[5] = BoolGetDatum(!nulls[5] && strcmp(PQgetvalue(res, row, 5), "t") == 0);
+		values[6] = UnixMicrosToTimestampTz(res, row, 6, &nulls[6]);
+		values[7] = UnixMicrosToTimestampTz(res, row, 7, &nulls[7]);
+		values[8] = RemoteText(res, row, 8, &nulls[8]);
+		values[9] = RemoteText(res, row, 9, &nulls[9]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * pipeline.cron_jobs(missing_ok boolean) returns this database's pg_cron
+ * jobs that the caller may see, each with its latest run.  With missing_ok,
+ * pg_cron not loaded, or not installed in its database, is no rows rather
+ * than an error; everything else that goes wrong is an error with a hint.
+ *
+ * The latest run is found walking cron.job_run_details backwards by runid
+ * (its primary key), per job: cheap for jobs that ran lately, a scan of the
+ * table for one that never ran.  pg_cron never purges that table itself.
+ */
+Datum
+pipeline_cron_jobs(PG_FUNCTION_ARGS)
+{
+	bool		missing_ok = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
+	CronConnection *cc;
+	char	   *dbname;
+	const char *params[1];
+	PGresult   *volatile res = NULL;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (missing_ok && !CronIsLoaded())
+		PG_RETURN_NULL();
+
+	cc = CronPrepare();
+	dbname = get_database_name(MyDatabaseId);
+	if (dbname == NULL)
+		elog(ERROR, "could not find the name of the current database");
+	/* "pipeline:<db>:", the prefix of JobName()'s names */
+	params[0] = psprintf("pipeline:%s:", dbname);
+
+	PG_TRY();
+	{
+		const char *timeout[1] = {CRON_JOBS_TIMEOUT};
+
+		CronConnect(cc);
+		PQclear(CronQuery(cc, "SELECT pg_catalog.set_config('statement_timeout', $1::text, false)",
+						  1, timeout));
+		if (CronCheckAccess(cc, false, missing_ok))
+		{
+			/* cron.job and its runs show a plain role only its own (row security) */
+			res = CronQuery(cc,
+							"SELECT j.jobid, j.jobname, j.username, j.schedule, j.command, j.active,"
+							"       (EXTRACT(epoch FROM r.start_time) * 1000000)::pg_catalog.int8,"
+							"       (EXTRACT(epoch FROM r.end_time) * 1000000)::pg_catalog.int8,"
+							"       r.status, r.return_message"
+							"  FROM cron.job AS j"
+							"  LEFT JOIN LATERAL ("
+							"        SELECT d.start_time, d.end_time, d.status, d.return_message"
+							"          FROM cron.job_run_details AS d"
+							"         WHERE d.jobid = j.jobid"
+							"         ORDER BY d.runid DESC LIMIT 1) AS r ON true"
+							" WHERE pg_catalog.starts_with(j.jobname::pg_catalog.text, $1::pg_catalog.text)"
+							" ORDER BY j.jobname, j.username",
+							1, params);
+			CronJobsStore(fcinfo, res);
+		}
+	}
+	PG_FINALLY();
+	{
+		/* the result is malloc'd: freed on error too */
+		if (res != NULL)
+			PQclear(res);
+		CronDisconnect(cc);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_NULL();
 }

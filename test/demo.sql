@@ -76,7 +76,12 @@ SELECT source, field, events FROM pipeline.contract_drift;
 
 -- The worker folds new events into the hot tables within a second or so.
 SELECT wait_for_worker();
-SELECT metric, events_folded, backlog, lag_seconds, watermark, worker_state FROM pipeline.status;
+SELECT metric, events_folded, backlog, lag_seconds, watermark, worker_state
+  FROM pipeline.status WHERE kind = 'metric' ORDER BY metric;
+-- Per source: events/s, accept/duplicate/reject rates, arrival lateness.
+SELECT source, events_per_s_1m, events_per_s_15m, accept_rate_15m, duplicate_rate_15m, reject_rate_15m,
+       date_trunc('second', lateness_p50) AS lateness_p50, date_trunc('second', lateness_p99) AS lateness_p99
+  FROM pipeline.status WHERE kind = 'source' ORDER BY source;
 
 -- What a dashboard reads: the last ten minutes of sales, per platform.
 SELECT bucket, platform, orders, revenue, round(avg_order, 2) AS avg_order, buyers, settled
@@ -143,3 +148,7 @@ SELECT day, platform, orders_live, orders_daily, orders_restated, events_late_af
 
 -- Operations: pg_cron closes days every 5 minutes and runs maintenance hourly.
 SELECT pipeline.schedule();
+-- The days per status, and the jobs with their last runs, in the same view.
+SELECT kind, name, days_open, days_provisional, days_held, days_frozen, corrections_7d,
+       job_schedule, last_run_status, last_error
+  FROM pipeline.status WHERE kind IN ('metric', 'job') ORDER BY kind, name;

@@ -25,6 +25,8 @@ CREATE TABLE pipeline.batch_log (
 );
 CREATE INDEX batch_log_source_xid ON pipeline.batch_log (source, xid);
 CREATE INDEX batch_log_source_time ON pipeline.batch_log (source, max_event_time);
+-- pipeline.status: the receipts of the last minutes, per source
+CREATE INDEX batch_log_source_received ON pipeline.batch_log (source, received_at);
 COMMENT ON TABLE pipeline.batch_log IS 'internal: one receipt per ingest call; read pipeline.batches';
 
 CREATE VIEW pipeline.batches AS

@@ -545,29 +545,9 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';
 
--- Status, first version: per metric, how far the fold is behind.
-CREATE VIEW pipeline.status AS
-    SELECT m.metric, m.source, m.last_fold_at, m.last_fold_ms, m.events_folded,
-           COALESCE(p.backlog, 0) AS backlog,
-           CASE WHEN p.oldest IS NULL THEN 0
-                ELSE pg_catalog.date_part('epoch', pg_catalog.now() - p.oldest) END AS lag_seconds,
-           m.max_event_time - s.allowed_lateness AS watermark,
-           m.failures, m.last_error, m.last_error_at,
-           w.state AS worker_state, w.last_tick AS worker_last_tick
-      FROM pipeline.metric_catalog AS m
-      JOIN pipeline.source_catalog AS s ON s.source = m.source
-      LEFT JOIN LATERAL (
-            SELECT pg_catalog.sum(b.accepted) AS backlog, pg_catalog.min(b.received_at) AS oldest
-              FROM pipeline.batch_log AS b
-             WHERE b.source = m.source
-               AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
-               AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot)
-               AND b.accepted > 0) AS p ON true
-      LEFT JOIN pipeline.workers AS w
-        ON w.kind = 'worker' AND w.database = pg_catalog.current_database();
-COMMENT ON VIEW pipeline.status IS
-    'per metric: last fold, events folded, backlog (accepted, not yet folded), lag in seconds, watermark, last error, and the database worker';
-GRANT SELECT ON pipeline.status TO pipeline_reader, pipeline_writer;
+-- pipeline.status, per metric how far the fold is behind (and per source
+-- and pg_cron job), is in src/sql/90_status.sql: it reads the days and
+-- lateness sketches defined after this file.
 
 -- drop_source asks this before dropping: metrics stand on the source.
 CREATE FUNCTION pipeline._drop_source_metrics(source text, cascade boolean)

@@ -4,6 +4,9 @@
 # calling twice leaves the same three jobs; a job really runs; every missing piece
 # (pg_cron not preloaded or not installed, privileges, pg_hba.conf) is an
 # error that names the fix; a wait on pg_cron's database can be cancelled.
+# pipeline.cron_jobs() and the job rows of pipeline.status show the jobs
+# and their last run as pg_cron shows them to the caller; status never
+# fails because pg_cron's database cannot be read: it says why in a row.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -33,11 +36,26 @@ sub job_ids
 		"SELECT string_agg(jobid::text, ',' ORDER BY jobid) FROM cron.job WHERE username = '$_[0]'");
 }
 
+# the job rows of pipeline.status, as one line each
+sub status_jobs
+{
+	my ($db, @opts) = @_;
+	return $node->safe_psql($db, q{
+		SELECT string_agg(concat_ws('|', name, job_user, job_schedule, job_active, last_error),
+		                  E'\n' ORDER BY name, job_user)
+		  FROM pipeline.status WHERE kind = 'job'}, @opts);
+}
+
 # --- pg_cron preloaded but not installed in its database ------------------
 my ($ret, $out, $err) = $node->psql('app', 'SELECT pipeline.schedule()');
 isnt($ret, 0, 'schedule() fails while pg_cron is not installed in cron.database_name');
 like($err, qr/pg_cron is not installed in database "postgres"/, '... saying where it is missing');
 like($err, qr/HINT:  Run CREATE EXTENSION pg_cron in database "postgres"/, '... and naming the fix');
+($ret, $out, $err) = $node->psql('app', 'SELECT * FROM pipeline.cron_jobs()');
+like($err, qr/pg_cron is not installed in database "postgres"/, 'cron_jobs() says so too');
+is($node->safe_psql('app', 'SELECT count(*) FROM pipeline.cron_jobs(missing_ok => true)'), '0',
+	'... and with missing_ok returns no rows');
+is(status_jobs('app'), '', 'status has no job rows (and no error row): nothing can be scheduled');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 
@@ -49,6 +67,19 @@ is(jobs(), join("\n",
 		"pipeline:app:maintenance|17 * * * *|SELECT pipeline.maintain()|app|$su|t"),
 	'schedule() creates the checks, close_days and maintenance jobs for database app, owned by the caller');
 my $ids = job_ids($su);
+is(status_jobs('app'), join("\n",
+		"pipeline:app:checks|$su|*/5 * * * *|t",
+		"pipeline:app:close_days|$su|*/5 * * * *|t",
+		"pipeline:app:maintenance|$su|17 * * * *|t"),
+	'status shows the three jobs, their owner, schedule and state');
+is($node->safe_psql('app', q{
+		SELECT string_agg(concat_ws('|', jobname, command, last_run_start, last_run_status), E'\n' ORDER BY jobname)
+		  FROM pipeline.cron_jobs()}),
+	join("\n",
+		"pipeline:app:checks|SELECT pg_catalog.count(*) FROM pipeline.run_checks()",
+		"pipeline:app:close_days|SELECT pipeline.close_days()",
+		"pipeline:app:maintenance|SELECT pipeline.maintain()"),
+	'cron_jobs() returns them with their commands, not run yet');
 
 $node->safe_psql('app', 'SELECT pipeline.schedule()');
 is(job_ids($su), $ids, 'calling schedule() again leaves the same three jobs');
@@ -140,6 +171,33 @@ note("close_days run as alice: " . $node->safe_psql('postgres', q{
 		 WHERE j.jobname = 'pipeline:app:close_days' AND d.username = 'alice'
 		 ORDER BY d.runid LIMIT 1}));
 
+# the last run as status shows it is pg_cron's latest run of the job (read
+# twice if a run started between the two reads)
+my ($seen, $truth);
+for my $try (1 .. 3)
+{
+	$truth = $node->safe_psql('postgres', qq{
+		SELECT concat_ws('|', d.status, d.start_time, d.end_time, d.return_message)
+		  FROM cron.job_run_details AS d JOIN cron.job AS j USING (jobid)
+		 WHERE j.jobname = 'pipeline:app:close_days' AND j.username = '$su'
+		 ORDER BY d.runid DESC LIMIT 1});
+	$seen = $node->safe_psql('app', qq{
+		SELECT concat_ws('|', last_run_status, last_run_start, last_run_end, last_run_message)
+		  FROM pipeline.status WHERE kind = 'job' AND name = 'pipeline:app:close_days' AND job_user = '$su'});
+	last if $seen eq $truth;
+}
+is($seen, $truth, "status shows the close_days job's latest run: status, start, end and message");
+like($seen, qr/^(succeeded|running|starting|connecting|sending)\|/, '... which did not fail');
+$node->safe_psql('app', 'GRANT pipeline_reader TO alice');
+is($node->safe_psql('app', q{
+		SELECT string_agg(DISTINCT job_user, ',') || ' ' || count(*) FROM pipeline.status WHERE kind = 'job'}, @alice),
+	'alice 3', 'a plain role sees its own three jobs only (pg_cron\'s row security)');
+is($node->safe_psql('app', q{
+		SELECT count(*) FILTER (WHERE last_run_start IS NOT NULL) > 0
+		   AND bool_and((last_run_status IS NOT DISTINCT FROM 'failed') = (last_error IS NOT NULL))
+		  FROM pipeline.status WHERE kind = 'job'}, @alice),
+	't', "... with its runs, a failed last run's message as last_error");
+
 # back to the default schedule, so the rest of the test is not raced by runs
 $node->safe_psql('app', 'SELECT pipeline.schedule()');
 $node->safe_psql('app', 'SELECT pipeline.schedule()', @alice);
@@ -161,6 +219,23 @@ $holder->quit;
 is($node->safe_psql('postgres', "SELECT schedule FROM cron.job WHERE jobname = 'pipeline:app:close_days' AND username = '$su'"),
 	'*/5 * * * *', '... and the cancelled call changed nothing');
 
+# status waits at most 5 s for pg_cron's database, then says why in a row
+$holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK cron.job IN ACCESS EXCLUSIVE MODE;');
+my $started = time;
+is($node->safe_psql('app', q{
+		SELECT count(*) || '|' || bool_and(name IS NULL) || '|' || min(last_error)
+		  FROM pipeline.status WHERE kind = 'job'}),
+	'1|true|pg_cron in database "postgres": canceling statement due to statement timeout',
+	'status with cron.job locked: one job row saying the read timed out');
+cmp_ok(time - $started, '<', 30, '... after a bounded wait, not the lock holder\'s');
+($ret, $out, $err) = $node->psql('app', q{SET statement_timeout = '1s'; SELECT count(*) FROM pipeline.status});
+like($err, qr/ERROR:  canceling statement due to statement timeout/,
+	'a cancel of the status query itself (waiting there) is a cancel, not swallowed into a row');
+unlike($err, qr/pg_cron in database/, '... raised here, not over there');
+$holder->query_safe('COMMIT');
+$holder->quit;
+
 # --- pg_hba.conf refusing the connection: the error names the file --------
 $node->safe_psql('postgres', 'CREATE ROLE blocked LOGIN');
 $node->safe_psql('postgres', 'GRANT USAGE ON SCHEMA cron TO blocked');
@@ -177,6 +252,23 @@ like($err, qr/could not connect to the pg_cron database "postgres" as role "bloc
 like($err, qr/pg_hba\.conf rejects connection/, '... with the server\'s reason');
 like($err, qr/allow local connections for role "blocked" to database "postgres" in pg_hba\.conf/,
 	'... and the fix');
+$node->safe_psql('app', 'GRANT pipeline_reader TO blocked');
+($ret, $out, $err) = $node->psql('app', 'SELECT * FROM pipeline.cron_jobs()', extra_params => [ '-U', 'blocked' ]);
+like($err, qr/could not connect to the pg_cron database "postgres" as role "blocked"/,
+	'cron_jobs() refused by pg_hba.conf is an error');
+$node->safe_psql('app', q{
+	SELECT pipeline.create_source('ev', 'id bigint NOT NULL, event_time timestamptz NOT NULL', event_id => 'id')});
+is($node->safe_psql('app', q{
+		SELECT string_agg(concat_ws('|', kind, COALESCE(name, '-'), last_error IS NOT NULL, last_error_at IS NOT NULL), E'\n'
+		                  ORDER BY kind, name)
+		  FROM pipeline.status}, extra_params => [ '-U', 'blocked' ]),
+	"job|-|t|t\nsource|ev|f|f",
+	'status refused by pg_hba.conf does not fail: the source row, and one job row with the error');
+like($node->safe_psql('app', q{SELECT last_error FROM pipeline.status WHERE kind = 'job'},
+		extra_params => [ '-U', 'blocked' ]),
+	qr/^could not connect to the pg_cron database "postgres" as role "blocked" \(hint: .*pg_hba\.conf/,
+	'... saying what was refused and the fix');
+$node->safe_psql('app', q{SELECT pipeline.drop_source('ev')});
 
 # --- unschedule: one's own jobs; a superuser's call removes every role's ---
 $node->safe_psql('app', 'SELECT pipeline.unschedule()', @alice);
@@ -209,6 +301,12 @@ $bare->safe_psql('postgres', 'CREATE EXTENSION pipeline');
 ($ret, $out, $err) = $bare->psql('postgres', 'SELECT pipeline.schedule()');
 like($err, qr/ERROR:  pg_cron is not loaded/, 'without pg_cron preloaded, schedule() says so');
 like($err, qr/HINT:  Set shared_preload_libraries = 'pg_cron,pipeline'/, '... and names the line to set');
+($ret, $out, $err) = $bare->psql('postgres', 'SELECT * FROM pipeline.cron_jobs()');
+like($err, qr/ERROR:  pg_cron is not loaded/, 'cron_jobs() says so too');
+is($bare->safe_psql('postgres', q{
+		SELECT (SELECT count(*) FROM pipeline.cron_jobs(missing_ok => true)) || '|' ||
+		       (SELECT count(*) FROM pipeline.status WHERE kind = 'job')}),
+	'0|0', '... and with missing_ok, like status, shows no jobs');
 $bare->stop;
 
 done_testing();
