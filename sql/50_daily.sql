@@ -123,6 +123,29 @@ SELECT accepted FROM pipeline.ingest('orders',
   '[{"order_id": 500, "event_time": "2026-03-08T16:00:00Z", "user_id": "u2", "platform": "ios", "amount": 1}]'::jsonb);
 SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
 SELECT platform, orders_delta, buyers_delta FROM metrics.sales_corrections ORDER BY platform;
+-- distinct deltas count a value once per group: new to the day in two
+-- batches of one run (ios "twice"), new in a NULL group (u3), already there
+-- (u2 in ios); then "twice" again in a later run adds nothing
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 510, "event_time": "2026-03-08T16:00:00Z", "user_id": "twice", "platform": "ios", "amount": 1},
+    {"order_id": 511, "event_time": "2026-03-08T16:00:00Z", "user_id": "u3", "platform": null, "amount": 1}]'::jsonb);
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 512, "event_time": "2026-03-08T17:00:00Z", "user_id": "twice", "platform": "ios", "amount": 1},
+    {"order_id": 513, "event_time": "2026-03-08T17:00:00Z", "user_id": "u3", "platform": null, "amount": 1},
+    {"order_id": 514, "event_time": "2026-03-08T17:00:00Z", "user_id": "u2", "platform": "ios", "amount": 1}]'::jsonb);
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 515, "event_time": "2026-03-08T18:00:00Z", "user_id": "twice", "platform": "ios", "amount": 1}]'::jsonb);
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08';
+SELECT platform, orders_delta, buyers_delta, late_events, cardinality(batch_ids) AS batches
+  FROM metrics.sales_corrections ORDER BY created_at, platform NULLS LAST;
+-- restated buyers still equal an exact recount of everything in raw
+SELECT x.platform, x.buyers AS restated, e.buyers AS exact
+  FROM metrics.sales_restated AS x
+  JOIN (SELECT platform, count(DISTINCT user_id) AS buyers FROM pipeline.orders_raw
+         WHERE (event_time AT TIME ZONE 'America/New_York')::date = '2026-03-08' GROUP BY platform) AS e
+    ON e.platform IS NOT DISTINCT FROM x.platform
+ WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
 
 -- a clock in the future is for superusers only; the past is for anyone
 SET ROLE regress_analyst;

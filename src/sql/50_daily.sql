@@ -453,8 +453,9 @@ COMMENT ON FUNCTION pipeline._compute_day(pipeline.metric_catalog, date, text, t
 
 -- Corrections for a frozen day: the batches visible now that neither the
 -- freeze nor an earlier correction saw.  Deltas for counts and sums come
--- from the new events alone; distinct counts are recounted exactly for the
--- groups the new events touch; min and max keep a new extreme.  The rows
+-- from the new events alone; a distinct count grows by the new events'
+-- values that no earlier event of the day and group has (see
+-- _correction_distinct); min and max keep a new extreme.  The rows
 -- and the new cursor commit together; a concurrent close_days waits on the
 -- closure row and then finds nothing new.
 CREATE FUNCTION pipeline._correct_day(m pipeline.metric_catalog, c pipeline.day_closures)
@@ -486,7 +487,7 @@ BEGIN
             'WITH new AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events, '
             '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches '
             '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
-            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
+            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s, '
             '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
             '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
             'SELECT pg_catalog.count(*) FROM ins',
@@ -496,8 +497,9 @@ BEGIN
             pipeline._dims_group(def, 'r.'),
             m.metric || '_corrections', pipeline._dims(def), pipeline._daily_names(def),
             pipeline._dims(def, 'new.'),
-            pipeline._correction_values(def, m.metric, s.raw_table, s.event_time, COALESCE(def->>'filter', 'true')))
-          INTO n USING c.day, lo, hi, ids;
+            pipeline._correction_values(def, m.metric),
+            pipeline._correction_distinct(def, s.raw_table, s.event_time, COALESCE(def->>'filter', 'true')))
+          INTO n USING c.day, lo, hi, ids, cur, s.source;
     END IF;
     UPDATE pipeline.day_closures AS x SET corrected_snapshot = cur
      WHERE x.metric = c.metric AND x.day = c.day;
@@ -523,9 +525,47 @@ CREATE FUNCTION pipeline._correction_select(def jsonb, s pipeline.source_catalog
              END, ', ' ORDER BY o)
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
 
--- the correction row's value of each measure, from "new" and the day's
--- restated values so far (metrics.<metric>_restated, joined per group)
-CREATE FUNCTION pipeline._correction_values(def jsonb, metric text, raw regclass, event_time text, filter text) RETURNS text
+-- inside _correct_day's statement, per distinct measure number N, the
+-- values the new events add to each group:
+--   _pl_new_N    the new events' (group, value) pairs;
+--   _pl_seen_N   those of them some other event of the day already has:
+--                one scan of the day, probing the (few) new values by hash,
+--                instead of a recount of every touched group;
+--   _pl_fresh_N  per group, how many new pairs were not seen: the delta.
+-- "Other events" are those the snapshot cur ($5) saw outside the new
+-- batches ($4): a batch that committed after cur is visible to this
+-- statement but excluded, so that its values count when it is corrected
+-- itself, exactly once.  The frozen value was exact, so each delta is too.
+CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, event_time text, filter text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(
+             ', _pl_new_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+             '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
+             '                     AND (%2$s) IS NOT NULL), '
+             '  _pl_seen_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+             '                   WHERE r._pl_batch <> ALL ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
+             '                     AND (%2$s) IN (SELECT n._pl_v FROM _pl_new_%1$s AS n) '
+             '                     AND r._pl_batch NOT IN (SELECT b.batch_id FROM pipeline.batch_log AS b '
+             '                                              WHERE b.source = $6 '
+             '                                                AND b.xid >= pg_catalog.pg_snapshot_xmin($5) '
+             '                                                AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5))), '
+             '  _pl_fresh_%1$s AS (SELECT %7$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+             '                    WHERE NOT EXISTS (SELECT FROM _pl_seen_%1$s AS x WHERE x._pl_v = n._pl_v%8$s) '
+             '                    GROUP BY %7$s)',
+             o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, filter,
+             CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END,
+             pipeline._dims_match(def, 'x', 'n')), '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o)
+     WHERE m->>'agg' = 'count_distinct');
+COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, text, text) IS
+    'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
+
+-- the correction row's value of each measure, from "new", the distinct
+-- deltas and the day's restated values so far (metrics.<metric>_restated,
+-- joined per group)
+CREATE FUNCTION pipeline._correction_values(def jsonb, metric text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
     RETURN (
@@ -540,17 +580,14 @@ CREATE FUNCTION pipeline._correction_values(def jsonb, metric text, raw regclass
                    '   FROM (SELECT (SELECT x.%1$I FROM metrics.%2$I AS x WHERE x.day = $1%3$s) AS %1$I) AS p)',
                    m->>'name', metric || '_restated', dim_match)
                WHEN 'count_distinct' THEN pg_catalog.format(
-                   -- exact recount of the group over all events now visible, minus what is restated
-                   '(SELECT pg_catalog.count(DISTINCT %1$s) FROM %4$s AS r WHERE r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s)%7$s) '
-                   '- COALESCE((SELECT x.%2$I FROM metrics.%3$I AS x WHERE x.day = $1%8$s), 0)',
-                   m->>'expr', m->>'name', metric || '_restated', raw, event_time, filter, raw_match, dim_match)
+                   'COALESCE((SELECT f._pl_n FROM _pl_fresh_%s AS f WHERE true%s), 0)',
+                   o, pipeline._dims_match(def, 'f', 'new'))
                WHEN 'avg' THEN pg_catalog.format('NULL::%s, new.%I, new.%I', m->>'type',
                    '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
                ELSE pg_catalog.format('new.%I', m->>'name')
              END, ', ' ORDER BY o)
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
-           LATERAL (SELECT pipeline._dims_match(def, 'x', 'new') AS dim_match,
-                           pipeline._dims_match(def, 'r', 'new') AS raw_match) AS j);
+           LATERAL (SELECT pipeline._dims_match(def, 'x', 'new') AS dim_match) AS j);
 
 CREATE FUNCTION pipeline._close_days(as_of timestamptz)
     RETURNS TABLE (metric text, day date, action text)
