@@ -458,10 +458,16 @@ COMMENT ON FUNCTION pipeline._compute_day(pipeline.metric_catalog, date, text, t
 -- _correction_distinct); min and max keep a new extreme.  The rows
 -- and the new cursor commit together; a concurrent close_days waits on the
 -- closure row and then finds nothing new.
+--
+-- enable_sort is off inside: the planner cannot know how many rows the
+-- CTEs hold and picks sorts for the distinct deltas, which sort every
+-- event of a popular value (millions, spilled to disk) where hashing the
+-- few new values costs one scan; measured on a 10M-event day, 11 s -> 5 s.
 CREATE FUNCTION pipeline._correct_day(m pipeline.metric_catalog, c pipeline.day_closures)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET enable_sort = off
     AS $fn$
 DECLARE
     s pipeline.source_catalog;
@@ -531,7 +537,9 @@ CREATE FUNCTION pipeline._correction_select(def jsonb, s pipeline.source_catalog
 --   _pl_seen_N   those of them some other event of the day already has:
 --                one scan of the day, probing the (few) new values by hash,
 --                instead of a recount of every touched group;
---   _pl_fresh_N  per group, how many new pairs were not seen: the delta.
+--   _pl_fresh_N  per group, how many new pairs were not seen: the delta
+--                (MATERIALIZED: read by a subquery per correction row, it
+--                would otherwise be inlined there and run once per group).
 -- "Other events" are those the snapshot cur ($5) saw outside the new
 -- batches ($4): a batch that committed after cur is visible to this
 -- statement but excluded, so that its values count when it is corrected
@@ -551,7 +559,7 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, event_tim
              '                                              WHERE b.source = $6 '
              '                                                AND b.xid >= pg_catalog.pg_snapshot_xmin($5) '
              '                                                AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5))), '
-             '  _pl_fresh_%1$s AS (SELECT %7$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+             '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %7$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
              '                    WHERE NOT EXISTS (SELECT FROM _pl_seen_%1$s AS x WHERE x._pl_v = n._pl_v%8$s) '
              '                    GROUP BY %7$s)',
              o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, filter,
