@@ -3,7 +3,9 @@
 # installs missing packages, builds with -Werror, installs, starts a
 # throwaway cluster with shared_preload_libraries = 'pg_cron,pipeline',
 # runs pg_regress (sql/), the isolation specs (test/isolation/) and the TAP
-# tests (test/t/), stops the cluster and prints "N passed, N failed".
+# tests (test/t/), stops the cluster, runs the benchmarks at smoke size
+# (test/bench/run.sh --smoke: every benchmark's code path, on its own
+# cluster) and prints "N passed, N failed".
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -99,6 +101,21 @@ for t in $(cd "$work/test/t" && ls *.pl | sort); do
         done
     fi
 done
+
+# --- benchmarks, smoke size ----------------------------------------------
+# the figures mean nothing at this size; what counts is that every
+# benchmark still runs and its own checks pass
+echo "== benchmarks (test/bench/run.sh --smoke)"
+set +e
+PIPELINE_BENCH_SKIP_BUILD=1 bash "$top/test/bench/run.sh" --smoke > "$work/bench-smoke.out" 2>&1
+rc=$?
+set -e
+if [ $rc = 0 ]; then
+    passed=$((passed + 1)); echo "ok      bench --smoke"
+else
+    failed=$((failed + 1)); failures+=("bench --smoke"); echo "FAILED  bench --smoke"
+    cat "$work/bench-smoke.out"
+fi
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}  (files kept in $work)"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The benchmark command.
+#
+#   bash test/bench/run.sh           full sizes (a few minutes on 2 cores)
+#   bash test/bench/run.sh --smoke   same code paths, tiny sizes, a few seconds;
+#                                    exits non-zero if anything fails (the test
+#                                    suite calls it)
+#
+# Installs what is missing, builds and installs the extension, starts its own
+# throwaway cluster (port $PIPELINE_BENCH_PORT, default 55433, so it never
+# meets the test cluster on 55432), runs every benchmark, prints one table,
+# stops the cluster and removes its directory (kept on failure, for the logs).
+#
+# A benchmark is test/bench/<name>.sh defining bench_<name>; it reports each
+# figure with bench_report (below).  Add new ones to BENCHMARKS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+. "$top/test/lib.sh"
+
+BENCHMARKS="${PIPELINE_BENCHMARKS:-ingest hot daily e2e}"
+
+SMOKE=0
+case "${1:-}" in
+    --smoke) SMOKE=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+
+# The benchmark cluster runs with production-like settings on top of the
+# ones every pipeline cluster has (lib.sh's cluster_conf; the last setting
+# in postgresql.conf wins, so these override it):
+#   fsync = on                 lib.sh turns it off for tests; a benchmark
+#                              without it measures nothing real
+#   synchronous_commit = on    every commit waits for its WAL flush
+#   wal_level = replica        what a server with a standby or backups runs
+#   shared_buffers = 1GB       a small production server
+#   max_wal_size = 4GB,        so that checkpoints come from the CHECKPOINT
+#   checkpoint_timeout = 15min between measurements, not from WAL volume
+#                              in the middle of one
+# autovacuum stays on, as in production.
+eval "lib_$(declare -f cluster_conf)"
+cluster_conf() {
+    lib_cluster_conf
+    cat <<CONF
+fsync = on
+synchronous_commit = on
+wal_level = replica
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+CONF
+}
+
+ensure_packages
+# the test suite has just built and installed this tree
+[ "${PIPELINE_BENCH_SKIP_BUILD:-0}" = 1 ] || build_and_install "$top"
+
+work=$(make_workdir bench)
+data=$work/data
+port=${PIPELINE_BENCH_PORT:-55433}
+results=$work/results.tsv
+ok=0
+
+cleanup() {
+    stop_cluster "$data"
+    if [ $ok = 1 ]; then
+        rm -rf "$work"
+    else
+        echo "== benchmark FAILED; files kept in $work" >&2
+        [ -f "$data/server.log" ] && { echo "---- server.log (last 40 lines)" >&2; tail -n 40 "$data/server.log" >&2; }
+    fi
+}
+trap cleanup EXIT
+
+# psql on the benchmark cluster, as the cluster user, stopping at the first error
+bench_psql() {
+    as_cluster_user env PGOPTIONS="-c client_min_messages=warning" \
+        $PGBIN/psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$port" "$@"
+}
+
+# bench_report LABEL VALUE UNIT BASELINE BASELINE_UNIT
+#   one line of the table; ratio = VALUE / BASELINE
+bench_report() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"
+}
+
+print_table() {
+    awk -F'\t' '
+        function group(x,   s, r) {          # 1234567 -> 1,234,567
+            s = sprintf("%.0f", x); r = ""
+            while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
+            return s r
+        }
+        BEGIN { printf "%-50s %-16s %-27s %s\n", "benchmark", "pipeline", "baseline (ingest: COPY+PK)", "ratio" }
+        {
+            ratio = ($4 > 0) ? sprintf("%.2f", $2 / $4) : "-"
+            printf "%-50s %-16s %-27s %s\n", $1, group($2) " " $3, group($4) " " $5, ratio
+        }' "$results"
+}
+
+echo "== starting the benchmark cluster in $work (port $port)"
+start_cluster "$data" "$port"
+: > "$results"
+
+for b in $BENCHMARKS; do
+    . "$here/$b.sh"
+    echo "== benchmark: $b"
+    "bench_$b"
+done
+
+echo
+[ $SMOKE = 1 ] && echo "(smoke run: tiny sizes, the figures mean nothing)"
+print_table
+ok=1
