@@ -146,7 +146,18 @@ SELECT day, platform, orders_live, orders_daily, orders_restated, events_late_af
   FROM metrics.sales_reconcile
  WHERE day = (now() AT TIME ZONE 'Europe/Paris')::date - 1 ORDER BY platform;
 
--- Operations: pg_cron closes days every 5 minutes and runs maintenance hourly.
+-- Why is yesterday's web number what it is? explain() adds it up.
+SELECT pipeline.explain('sales', (now() AT TIME ZONE 'Europe/Paris')::date - 1, '{"platform": "web"}')
+       - '{groups,batches,notes,computed_at,frozen_at}'::text[] AS explain_summary;
+
+-- Data quality checks, run where the data is; the demo sent a malformed order
+-- on purpose, so the validity check fails and shows in pipeline.alerts.
+SELECT pipeline.add_check('orders_valid', 'validity', 'orders', '{"window": "1 hour", "max_reject_rate": 0.0001}');
+SELECT pipeline.add_check('sales_complete', 'completeness', 'sales', '{"tolerance": 0}', 'block');
+SELECT check_name, status, observed, threshold FROM pipeline.run_checks() ORDER BY 1;
+SELECT check_name, severity, status, detail FROM pipeline.alerts ORDER BY 1;
+
+-- Operations: pg_cron closes days and runs the checks every 5 minutes, maintenance hourly.
 SELECT pipeline.schedule();
 -- The days per status, and the jobs with their last runs, in the same view.
 SELECT kind, name, days_open, days_provisional, days_held, days_frozen, corrections_7d,
