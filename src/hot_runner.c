@@ -32,9 +32,11 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "ingest.h"
@@ -135,15 +137,33 @@ RecordFailure(MetricToFold *m, const char *message)
 	CommitTransactionCommand();
 }
 
+/*
+ * Summarize the BRIN ranges filled since the last round, so that the fold
+ * finds a batch's rows through the index instead of reading every
+ * unsummarized page.  Only the recent day partitions of sources with
+ * metrics, one short transaction each.
+ *
+ * The heap and index locks are taken conditionally: summarizing needs
+ * SHARE UPDATE EXCLUSIVE, which (auto)vacuum holds for as long as it runs.
+ * Waiting would stall every fold behind a vacuum (and get autovacuum
+ * cancelled, or, for an anti-wraparound one, stall for its whole length);
+ * a partition being vacuumed is simply summarized next round.
+ */
 static void
 SummarizeNewRanges(void)
 {
+	MemoryContext outer = CurrentMemoryContext;
+	List	   *indexes = NIL;
+	List	   *heaps = NIL;
+	ListCell   *li,
+			   *lh;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT pg_catalog.brin_summarize_new_values(x.indexrelid)"
+	if (SPI_execute("SELECT x.indexrelid, x.indrelid"
 					"  FROM pipeline.source_catalog AS s"
 					"  JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table"
 					"  JOIN pg_catalog.pg_class AS p ON p.oid = i.inhrelid"
@@ -155,11 +175,46 @@ SummarizeNewRanges(void)
 					"   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'"
 					"            THEN pg_catalog.to_date(pg_catalog.substring(p.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')"
 					"       END >= CURRENT_DATE - 3",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not summarize BRIN ranges");
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the BRIN indexes to summarize");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		indexes = lappend_oid(indexes, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull)));
+		heaps = lappend_oid(heaps, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 2, &isnull)));
+		MemoryContextSwitchTo(spi);
+	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(outer);
+
+	forboth(li, indexes, lh, heaps)
+	{
+		Oid			index = lfirst_oid(li);
+		Oid			heap = lfirst_oid(lh);
+
+		CHECK_FOR_INTERRUPTS();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		/* in the order brin_summarize_range takes them: heap, then index */
+		if (ConditionalLockRelationOid(heap, ShareUpdateExclusiveLock) &&
+			ConditionalLockRelationOid(index, ShareUpdateExclusiveLock) &&
+			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(index)))
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(index));
+			PopActiveSnapshot();
+		}
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(outer);
+	}
+	list_free(indexes);
+	list_free(heaps);
 }
 
 /* one round: every due metric once */

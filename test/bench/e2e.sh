@@ -55,7 +55,7 @@
 #                         autovacuum tasks cancelled or skipped meanwhile
 # Dashboard latencies are also printed split by whether the query started
 # during a spike (or the second after it).
-# Full: about 19 minutes on 2 cores.  Smoke: rates and batches / 10, about
+# Full: about 16 minutes on 2 cores.  Smoke: rates and batches / 10, about
 # 30 s.
 
 E2E_APP_COLUMNS="event_id uuid NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL, platform text NOT NULL, type text NOT NULL"

@@ -585,20 +585,20 @@ CREATE FUNCTION e2e.dash_split(run text)
 $fn$;
 
 -- Private RSS (RssAnon, MB) of the worker and of the base ingest backends
--- over a run: at the first sample at or after 0, 25, 50, 75 and 100% of
--- the time from the run's start to its last sample (summed over the
--- processes of the kind sampled then).
+-- over a run: at the first sample of the kind at or after 0, 25, 50, 75
+-- and 100% of the time between the kind's first and last samples (summed
+-- over the processes of the kind sampled then).
 CREATE FUNCTION e2e.mem_curve(run text)
     RETURNS TABLE (kind text, pct integer, mb float8)
     LANGUAGE sql AS $fn$
     WITH s AS (SELECT m.* FROM e2e.mem_samples AS m WHERE m.run = mem_curve.run
                                                      AND m.kind IN ('worker', 'e2e_ingest')),
-    span AS (SELECT r.started_at AS t0, (SELECT max(s.t) FROM s) AS t1 FROM e2e.runs AS r WHERE r.run = mem_curve.run)
-    SELECT k.kind, p.pct,
+    span AS (SELECT s.kind, min(s.t) AS t0, max(s.t) AS t1 FROM s GROUP BY s.kind)
+    SELECT span.kind, p.pct,
            (SELECT sum(s.rss_anon_kb) / 1024.0 FROM s
-             WHERE s.kind = k.kind
+             WHERE s.kind = span.kind
                AND s.t = (SELECT min(x.t) FROM s AS x
-                           WHERE x.kind = k.kind AND x.t >= span.t0 + (span.t1 - span.t0) * p.pct / 100.0))
-      FROM span, (VALUES ('worker'), ('e2e_ingest')) AS k(kind), (VALUES (0), (25), (50), (75), (100)) AS p(pct)
+                           WHERE x.kind = span.kind AND x.t >= span.t0 + (span.t1 - span.t0) * p.pct / 100.0))
+      FROM span, (VALUES (0), (25), (50), (75), (100)) AS p(pct)
      ORDER BY 1, 2
 $fn$;
