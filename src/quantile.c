@@ -61,6 +61,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "sketch_io.h"
 
 #define LATENESS_VERSION		1
 
@@ -571,33 +572,16 @@ Datum
 pipeline_lateness_sketch_in(PG_FUNCTION_ARGS)
 {
 	char	   *str = PG_GETARG_CSTRING(0);
-	Size		len = strlen(str);
-	char	   *bytes;
 	Size		nbytes;
+	char	   *bytes = SketchHexDecode(str, strlen(str), "lateness_sketch", &nbytes);
 
-	if (len < 2 || str[0] != '\\' || str[1] != 'x')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type lateness_sketch"),
-				 errdetail("A lateness_sketch is written as \\x followed by the hex digits of its binary form.")));
-	bytes = palloc((len - 2) / 2 + 1);
-	nbytes = hex_decode(str + 2, len - 2, bytes);
 	return SketchFromBytes((const uint8 *) bytes, nbytes, ERRCODE_INVALID_TEXT_REPRESENTATION);
 }
 
 Datum
 pipeline_lateness_sketch_out(PG_FUNCTION_ARGS)
 {
-	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	Size		len = VARSIZE_ANY_EXHDR(sketch);
-	char	   *out = palloc(2 + 2 * len + 1);
-	uint64		n;
-
-	out[0] = '\\';
-	out[1] = 'x';
-	n = hex_encode(VARDATA_ANY(sketch), len, out + 2);
-	out[2 + n] = '\0';
-	PG_RETURN_CSTRING(out);
+	PG_RETURN_CSTRING(SketchHexEncode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
 }
 
 Datum
@@ -613,12 +597,7 @@ pipeline_lateness_sketch_recv(PG_FUNCTION_ARGS)
 Datum
 pipeline_lateness_sketch_send(PG_FUNCTION_ARGS)
 {
-	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	StringInfoData buf;
-
-	pq_begintypsend(&buf);
-	pq_sendbytes(&buf, VARDATA_ANY(sketch), VARSIZE_ANY_EXHDR(sketch));
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(SketchSend(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
 }
 
 /* a stored sketch, read into a state in cxt */

@@ -56,6 +56,7 @@
 #include "utils/typcache.h"
 
 #include "pipeline.h"
+#include "sketch_io.h"
 
 #define SKETCH_VERSION			1
 #define SKETCH_KIND_EXPLICIT	1
@@ -629,16 +630,9 @@ SketchFromBytes(const uint8 *data, Size len, int sqlstate)
 static Datum
 SketchFromHex(const char *str, Size len)
 {
-	char	   *bytes;
 	Size		nbytes;
+	char	   *bytes = SketchHexDecode(str, len, "distinct_sketch", &nbytes);
 
-	if (len < 2 || str[0] != '\\' || str[1] != 'x')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type distinct_sketch"),
-				 errdetail("A distinct_sketch is written as \\x followed by the hex digits of its binary form.")));
-	bytes = palloc((len - 2) / 2 + 1);
-	nbytes = hex_decode(str + 2, len - 2, bytes);
 	return SketchFromBytes((const uint8 *) bytes, nbytes, ERRCODE_INVALID_TEXT_REPRESENTATION);
 }
 
@@ -653,16 +647,7 @@ pipeline_distinct_sketch_in(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_sketch_out(PG_FUNCTION_ARGS)
 {
-	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	Size		len = VARSIZE_ANY_EXHDR(sketch);
-	char	   *out = palloc(2 + 2 * len + 1);
-	uint64		n;
-
-	out[0] = '\\';
-	out[1] = 'x';
-	n = hex_encode(VARDATA_ANY(sketch), len, out + 2);
-	out[2 + n] = '\0';
-	PG_RETURN_CSTRING(out);
+	PG_RETURN_CSTRING(SketchHexEncode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
 }
 
 Datum
@@ -678,12 +663,7 @@ pipeline_distinct_sketch_recv(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_sketch_send(PG_FUNCTION_ARGS)
 {
-	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	StringInfoData buf;
-
-	pq_begintypsend(&buf);
-	pq_sendbytes(&buf, VARDATA_ANY(sketch), VARSIZE_ANY_EXHDR(sketch));
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(SketchSend(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
 }
 
 /*

@@ -127,6 +127,38 @@ CREATE FUNCTION pipeline.lateness_count(sketch pipeline.lateness_sketch) RETURNS
 COMMENT ON FUNCTION pipeline.lateness_count(pipeline.lateness_sketch) IS
     'the number of values in a sketch';
 
+-- The arrival lateness sketch (their batch's received_at - event time) of
+-- the events of some batches of a source, read as the caller: the batch
+-- ids find the rows through the BRIN index on _pl_batch, the batches'
+-- event-time range [lo, hi] prunes partitions.  At most max_events rows
+-- (NULL: all of them).
+CREATE FUNCTION pipeline._batches_lateness(s pipeline.source_catalog, ids bigint[], lo timestamptz,
+                                           hi timestamptz, max_events bigint DEFAULT NULL)
+    RETURNS pipeline.lateness_sketch
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    sketch pipeline.lateness_sketch;
+BEGIN
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'SELECT pipeline.lateness_sketch(t.received_at OPERATOR(pg_catalog.-) t.event_time) '
+        '  FROM (SELECT b.received_at, r.%1$I AS event_time '
+        '          FROM %2$s AS r JOIN pipeline.batch_log AS b ON b.batch_id OPERATOR(pg_catalog.=) r._pl_batch '
+        '         WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        '           AND r.%1$I OPERATOR(pg_catalog.>=) $2 AND r.%1$I OPERATOR(pg_catalog.<=) $3 '
+        '         LIMIT $4) AS t',
+        s.event_time, s.raw_table)
+      INTO sketch USING ids, lo, hi, max_events;
+    RETURN sketch;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._batches_lateness(pipeline.source_catalog, bigint[], timestamptz, timestamptz, bigint) IS
+    'internal: the arrival lateness sketch of the events of some batches of a source (at most max_events of them)';
+
 -- Arrival lateness per source: for the events of the batches received
 -- since a point in time, received_at (of their batch) - event time.  Reads
 -- only those batches' rows (their event-time range prunes partitions, the
@@ -152,16 +184,7 @@ BEGIN
           FROM pipeline.batch_log AS b
          WHERE b.source = s.source AND b.received_at >= since AND b.accepted > 0;
         source := s.source;
-        sketch := NULL;
-        IF ids IS NOT NULL THEN
-            EXECUTE pg_catalog.format(
-                'SELECT pipeline.lateness_sketch(b.received_at OPERATOR(pg_catalog.-) r.%1$I) '
-                '  FROM %2$s AS r JOIN pipeline.batch_log AS b ON b.batch_id OPERATOR(pg_catalog.=) r._pl_batch '
-                ' WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
-                '   AND r.%1$I OPERATOR(pg_catalog.>=) $2 AND r.%1$I OPERATOR(pg_catalog.<=) $3',
-                s.event_time, s.raw_table)
-              INTO sketch USING ids, lo, hi;
-        END IF;
+        sketch := pipeline._batches_lateness(s, ids, lo, hi);
         events := COALESCE(pipeline.lateness_count(sketch), 0);
         p50 := pipeline.lateness_quantile(sketch, 0.5);
         p95 := pipeline.lateness_quantile(sketch, 0.95);

@@ -35,7 +35,6 @@ DECLARE
     ids bigint[];
     lo timestamptz;
     hi timestamptz;
-    sketch pipeline.lateness_sketch;
 BEGIN
     SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _recent_lateness.source;
     IF NOT FOUND OR NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
@@ -51,19 +50,7 @@ BEGIN
                      ORDER BY b.received_at DESC
                      LIMIT 1000) AS n) AS x
      WHERE x.before < max_events;
-    IF ids IS NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'SELECT pipeline.lateness_sketch(t.received_at OPERATOR(pg_catalog.-) t.event_time) '
-        '  FROM (SELECT b.received_at, r.%1$I AS event_time '
-        '          FROM %2$s AS r JOIN pipeline.batch_log AS b ON b.batch_id OPERATOR(pg_catalog.=) r._pl_batch '
-        '         WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
-        '           AND r.%1$I OPERATOR(pg_catalog.>=) $2 AND r.%1$I OPERATOR(pg_catalog.<=) $3 '
-        '         LIMIT $4) AS t',
-        s.event_time, s.raw_table)
-      INTO sketch USING ids, lo, hi, max_events;
-    RETURN sketch;
+    RETURN pipeline._batches_lateness(s, ids, lo, hi, max_events);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._recent_lateness(text, timestamptz, bigint) IS
