@@ -161,7 +161,9 @@ $fn$;
 
 -- per_day events a day for the `days` days before now, as CSV in the
 -- contract's column order, into file (server side); ids are disjoint from
--- the live ones (app: uuids with 'ffff' as the 2nd group; orders: negative)
+-- the live ones (app: uuids with 'ffff' as the 2nd group; orders: negative).
+-- The first 18 app events (3 for orders) take every (platform, type) pair
+-- once, so e2e.check_mix() holds at any size, the smoke's 1,500 included.
 CREATE FUNCTION e2e.write_history(src text, days integer, per_day integer, file text)
     RETURNS bigint LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -178,7 +180,10 @@ BEGIN
                         WHEN ty < 0.85 THEN 'session_start' WHEN ty < 0.93 THEN 'search'
                         WHEN ty < 0.98 THEN 'add_to_cart' ELSE 'purchase' END
               FROM generate_series(1, %s) AS g,
-                   LATERAL (SELECT md5(random()::text || g) AS h, random() AS pr, random() AS ty) AS x
+                   LATERAL (SELECT md5(random()::text || g) AS h,
+                                   CASE WHEN g <= 18 THEN (ARRAY[0.1, 0.5, 0.9])[(g - 1) %% 3 + 1] ELSE random() END AS pr,
+                                   CASE WHEN g <= 18 THEN (ARRAY[0.1, 0.6, 0.8, 0.9, 0.95, 0.99])[(g - 1) / 3 + 1]
+                                        ELSE random() END AS ty) AS x
             ) TO %L (FORMAT csv)$q$, days, days::bigint * per_day, file);
     ELSE
         EXECUTE format($q$COPY (
@@ -186,7 +191,8 @@ BEGIN
                    'u' || floor(exp(random() * ln(1000000)))::int,
                    CASE WHEN pr < 0.45 THEN 'ios' WHEN pr < 0.80 THEN 'android' ELSE 'web' END,
                    round((exp(random() * 6) + random())::numeric, 2)
-              FROM generate_series(1, %s) AS g, LATERAL (SELECT random() + 0 * g AS pr) AS x
+              FROM generate_series(1, %s) AS g,
+                   LATERAL (SELECT CASE WHEN g <= 3 THEN (ARRAY[0.1, 0.5, 0.9])[g] ELSE random() END AS pr) AS x
             ) TO %L (FORMAT csv)$q$, days, days::bigint * per_day, file);
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
