@@ -14,9 +14,15 @@
  *	  makes it fail as a whole if any id is already stored, or is being
  *	  stored by a concurrent batch (the index waits for that transaction,
  *	  then refuses).  It is not used at all when triggers or row-level
- *	  security are on the tables: the executor must see those rows;
+ *	  security are on the tables: the executor must see those rows.
+ *	  When it fails on a stored id, the chunk drops the ids the store holds
+ *	  (a probe of the id table's primary key) and tries once more.  After
+ *	  such a chunk the next chunks of the source probe first, until a probe
+ *	  finds nothing: producers that retry keep retrying, and a fresh stream
+ *	  pays no probe;
  *
- *	- the statement path, when the direct one fails on a duplicate:
+ *	- the statement path, when the direct one fails twice (a concurrent
+ *	  batch stored one of the ids meanwhile):
  *
  *	 WITH new_ids AS (INSERT INTO ids SELECT ... ON CONFLICT DO NOTHING
  *					  RETURNING event_id)
@@ -28,18 +34,23 @@
  *	  id once without a unique violation.
  *
  * Both take index locks in ascending id order, so concurrent batches cannot
- * deadlock one another.  Re-sent events cost the direct attempt plus the
- * statement; new events (the common case) only the direct path.
+ * deadlock one another.  New events cost the direct path, re-sent ones a
+ * probe as well (and, for the first chunk that has them, a failed attempt);
+ * only a race with concurrent batches over the same ids costs the statement.
  *
- * Per backend we cache, for each raw table, the prepared statement and the
- * [lo, hi) bounds and oid of the partitions known to exist, so that most
- * batches never call pipeline._ensure_partitions().  A relcache
+ * Per backend we cache, for each raw table, the prepared statement, whether
+ * to probe first, and the [lo, hi) bounds and oid of the partitions known
+ * to exist, so that most batches never call pipeline._ensure_partitions().
+ * A relcache
  * invalidation of the raw table (a partition attached, detached or dropped,
  * a contract change) forgets the bounds.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -57,6 +68,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "ingest.h"
@@ -77,6 +89,7 @@ typedef struct RawStoreEntry
 	Oid			raw_relid;		/* hash key */
 	int			contract_version;
 	SPIPlanPtr	insert_plan;
+	bool		probe_first;	/* this source's last chunk re-sent stored ids */
 	int			nranges;
 	int			maxranges;
 	PartitionRange *ranges;
@@ -136,6 +149,7 @@ GetEntry(SourceInfo *src)
 	if (!found)
 	{
 		e->insert_plan = NULL;
+		e->probe_first = false;
 		e->nranges = 0;
 		e->maxranges = 8;
 		e->ranges = MemoryContextAlloc(TopMemoryContext, sizeof(PartitionRange) * e->maxranges);
@@ -513,29 +527,117 @@ InsertByStatement(ChunkRows *rows)
 	return (int64) SPI_processed;
 }
 
+/* ---------------------------------------------------------------------
+ * The probe
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Drops from the chunk, keeping its order, the rows whose ids the store
+ * already holds, and tells whether there were any.  One lookup in the id
+ * table's primary key per id, under the latest snapshot (ids committed by
+ * now, or written by this transaction's earlier statements).  Done through
+ * the index directly, not by a planned query: a plan cached while the id
+ * table was small would scan it whole once it is large.
+ */
+static bool
+DropStoredIds(ChunkRows *rows)
+{
+	Contract   *c = rows->contract;
+	Relation	ids = table_open(c->source->ids_relid, AccessShareLock);
+	Relation	pk = index_open(RelationGetPrimaryKeyIndex(ids), AccessShareLock);
+	Oid			eqop = get_opfamily_member(pk->rd_opfamily[0], pk->rd_opcintype[0],
+										   pk->rd_opcintype[0], BTEqualStrategyNumber);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *slot = table_slot_create(ids, NULL);
+	IndexScanDesc scan = index_beginscan(ids, pk, snapshot, 1, 0);
+	Datum	   *id = rows->values[c->id_col];
+	int			kept = 0;
+
+	for (int i = 0; i < rows->nrows; i++)
+	{
+		ScanKeyData key;
+
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, pk->rd_opcintype[0],
+							   pk->rd_indcollation[0], get_opcode(eqop), id[i]);
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+			continue;
+		for (int j = 0; j < c->ncols; j++)
+		{
+			rows->values[j][kept] = rows->values[j][i];
+			rows->nulls[j][kept] = rows->nulls[j][i];
+		}
+		rows->extra[kept] = rows->extra[i];
+		rows->extra_null[kept] = rows->extra_null[i];
+		kept++;
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(pk, AccessShareLock);
+	table_close(ids, AccessShareLock);
+
+	if (kept == rows->nrows)
+		return false;
+	rows->nrows = kept;
+	return true;
+}
+
 /*
  * Inserts one chunk's rows (column-major, deduplicated within the batch,
- * sorted by id) and returns how many were new to the store.
+ * sorted by id) and returns how many were new to the store.  The arrays
+ * are compacted in place (stored ids dropped).
  */
 int64
 RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 			   Datum **values, bool **nulls, Datum *extra, bool *extra_null)
 {
 	ChunkRows	rows = {c, batch_id, nrows, values, nulls, extra, extra_null, NULL};
-	DirectCall	call = {&rows, false};
-	ErrorData  *edata;
+	RawStoreEntry *e = GetEntry(c->source);
+	bool		probed = false;
 
 	if (nrows == 0)
 		return 0;
 	rows.partition = palloc(sizeof(Oid) * nrows);
-	EnsurePartitions(c->source, values[c->time_col], nrows, rows.partition);
 
-	edata = PipelineCatchError(DirectStep, &call);
-	if (edata == NULL && call.done)
-		return nrows;
-	if (edata != NULL &&
-		edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION &&
-		edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
-		ReThrowError(edata);
+	/*
+	 * A producer that re-sends ids tends to keep doing so: after a chunk
+	 * with stored ids, probe before writing, until a probe finds none.
+	 */
+	if (e->probe_first)
+	{
+		e->probe_first = DropStoredIds(&rows);
+		probed = true;
+	}
+
+	for (;;)
+	{
+		DirectCall	call = {&rows, false};
+		ErrorData  *edata;
+
+		if (rows.nrows == 0)
+			return 0;
+		EnsurePartitions(c->source, values[c->time_col], rows.nrows, rows.partition);
+		edata = PipelineCatchError(DirectStep, &call);
+		if (edata == NULL && call.done)
+			return rows.nrows;
+		if (edata != NULL &&
+			edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION &&
+			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+			ReThrowError(edata);
+		if (edata == NULL || probed)
+			break;				/* not direct-writable, or a race lost twice */
+
+		/*
+		 * A stored id (a committed batch's: the unique check waited for an
+		 * in-progress one to end): drop the stored ones and try again.
+		 */
+		e->probe_first = true;
+		probed = true;
+		if (!DropStoredIds(&rows))
+			break;
+	}
 	return InsertByStatement(&rows);
 }
