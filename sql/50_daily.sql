@@ -147,6 +147,32 @@ SELECT x.platform, x.buyers AS restated, e.buyers AS exact
     ON e.platform IS NOT DISTINCT FROM x.platform
  WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
 
+-- the first of those corrections indexed the buyers column of the day's
+-- partition: later ones look their new values up there
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) ~ '\(user_id\)$' AS on_user_id
+  FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass ORDER BY 1;
+-- a distinct measure of an expression gets no index (it could fail on the
+-- rows its filter leaves out: here 100 / 0); its corrections scan the day,
+-- and are as exact
+SELECT pipeline.create_metric('price_points', 'orders', dimensions => '{platform}', filter => 'amount > 0',
+    measures => 'count(DISTINCT round(100 / amount)) AS points', hot_retention => '100 years');
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE metric = 'price_points' AND day = '2026-03-08';
+SELECT accepted FROM pipeline.ingest('orders',
+  '[{"order_id": 520, "event_time": "2026-03-08T19:00:00Z", "user_id": "u9", "platform": "ios", "amount": 0},
+    {"order_id": 521, "event_time": "2026-03-08T19:00:00Z", "user_id": "u9", "platform": "ios", "amount": 0.3},
+    {"order_id": 522, "event_time": "2026-03-08T19:00:00Z", "user_id": "u9", "platform": "web", "amount": 1}]'::jsonb);
+SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE day = '2026-03-08' ORDER BY metric;
+SELECT platform, points_delta FROM metrics.price_points_corrections ORDER BY platform;
+SELECT x.platform, x.points AS restated, e.points AS exact
+  FROM metrics.price_points_restated AS x
+  JOIN (SELECT platform, count(DISTINCT round(100 / amount)) AS points FROM pipeline.orders_raw
+         WHERE (event_time AT TIME ZONE 'America/New_York')::date = '2026-03-08' AND amount > 0
+         GROUP BY platform) AS e
+    ON e.platform IS NOT DISTINCT FROM x.platform
+ WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
+SELECT pipeline.drop_metric('price_points');
+
 -- a clock in the future is for superusers only; the past is for anyone
 SET ROLE regress_analyst;
 SELECT count(*) >= 0 AS closed FROM pipeline.close_days();

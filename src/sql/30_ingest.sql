@@ -94,6 +94,21 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
 -- days), and acquiring it makes a waiter see the partition the holder
 -- created before it checks again.  Inserts take ROW EXCLUSIVE, which that
 -- lock does not block, so ingest into existing days goes on meanwhile.
+-- A source's partition for a local day: the raw table's child named
+-- <source>_raw_YYYYMMDD, or <source>_raw_YYYYMMDD_<n> when another table
+-- had that name (a table of the name that is not its child is not used).
+CREATE FUNCTION pipeline._day_partition(s pipeline.source_catalog, d date) RETURNS regclass
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT i.inhrelid::regclass
+      FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+     WHERE i.inhparent = s.raw_table
+       AND (c.relname = s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD')
+            OR c.relname ~ ('^' || s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD') || '_[0-9]+$')));
+COMMENT ON FUNCTION pipeline._day_partition(pipeline.source_catalog, date) IS
+    'internal: the raw partition of a source for a local day, NULL if there is none';
+
 CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
     RETURNS TABLE (lo timestamptz, hi timestamptz, part regclass)
     LANGUAGE plpgsql
@@ -114,12 +129,7 @@ BEGIN
         hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
         base := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
         FOR attempt IN 1..2 LOOP
-            -- the day's partition is the raw table's child of that name (a
-            -- table of the same name that is not its child is not used)
-            SELECT i.inhrelid::regclass INTO part
-              FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-             WHERE i.inhparent = s.raw_table
-               AND (c.relname = base OR c.relname ~ ('^' || base || '_[0-9]+$'));
+            part := pipeline._day_partition(s, d);
             EXIT WHEN part IS NOT NULL OR attempt = 2;
             EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
         END LOOP;
