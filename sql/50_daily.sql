@@ -149,7 +149,7 @@ SELECT x.platform, x.buyers AS restated, e.buyers AS exact
 
 -- the first of those corrections indexed the buyers column of the day's
 -- partition: later ones look their new values up there
-SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) ~ '\(user_id\)$' AS on_user_id
+SELECT indexrelid::regclass AS index, substring(pg_get_indexdef(indexrelid) FROM 'USING .*') AS definition
   FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass ORDER BY 1;
 -- a distinct measure of an expression gets no index (it could fail on the
 -- rows its filter leaves out: here 100 / 0); its corrections scan the day,
@@ -171,7 +171,9 @@ SELECT x.platform, x.points AS restated, e.points AS exact
     ON e.platform IS NOT DISTINCT FROM x.platform
  WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
+-- dropping a metric keeps the value index another metric still needs
 SELECT pipeline.drop_metric('price_points');
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
 
 -- a clock in the future is for superusers only; the past is for anyone
 SET ROLE regress_analyst;
@@ -202,6 +204,8 @@ SELECT pipeline.drop_metric('sales');
 SELECT count(*) AS daily_objects_left FROM pg_class
  WHERE relname LIKE 'sales\_%' AND relnamespace IN ('pipeline'::regnamespace, 'metrics'::regnamespace);
 SELECT count(*) AS closures_left FROM pipeline.day_closures WHERE metric = 'sales';
+-- and the value index no metric needs any more
+SELECT indexrelid::regclass AS index FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
 
 -- leave the database as it was found
 SET client_min_messages = warning;

@@ -380,6 +380,8 @@ CREATE FUNCTION pipeline._drop_daily(metric text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $fn$
+DECLARE
+    idx regclass;
 BEGIN
     IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _drop_daily.metric) THEN
         RAISE EXCEPTION 'metric "%" still exists', metric
@@ -394,6 +396,22 @@ BEGIN
     DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
     DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
     PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
+    -- the value indexes of frozen days (_index_day_values) that no metric
+    -- left counts distinct
+    FOR idx IN
+        SELECT i.indexrelid::regclass
+          FROM pipeline.source_catalog AS s
+          JOIN pg_catalog.pg_inherits AS h ON h.inhparent = s.raw_table
+          JOIN pg_catalog.pg_index AS i ON i.indrelid = h.inhrelid
+          JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+         WHERE c.relname ~ '_pl_v[0-9a-f]{8}$'
+           AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m,
+                                       pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
+                            WHERE m.source = s.source AND x->>'agg' = 'count_distinct'
+                              AND c.relname = pipeline._value_index_name(h.inhrelid::regclass, x->>'expr'))
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
@@ -462,6 +480,16 @@ CREATE FUNCTION pipeline._raw_column(raw regclass, expr text) RETURNS boolean
 COMMENT ON FUNCTION pipeline._raw_column(regclass, text) IS
     'internal: whether a measure expression is a plain column of a raw table';
 
+-- the name of the value index of a column on a day partition:
+-- <partition>_pl_v<8 hex digits of the column's md5>
+CREATE FUNCTION pipeline._value_index_name(part regclass, col text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT pg_catalog.left(c.relname, 45) || '_pl_v' || pg_catalog.left(pg_catalog.md5(col), 8)
+              FROM pg_catalog.pg_class AS c WHERE c.oid = part);
+COMMENT ON FUNCTION pipeline._value_index_name(regclass, text) IS
+    'internal: the name of the index _index_day_values builds for a column on a day partition';
+
 -- The first correction of a frozen day with distinct measures indexes the
 -- values of each of them on the day's raw partition, so that it and every
 -- later correction of that day look their few new values up in the index
@@ -469,9 +497,11 @@ COMMENT ON FUNCTION pipeline._raw_column(regclass, text) IS
 -- seconds per correction without it, milliseconds with it.  Only days that
 -- receive events after their freeze pay the build (one scan and sort of the
 -- day, under a SHARE lock: ingest into that day waits for it, other days do
--- not).  Only measures of a plain column are indexed: an expression such
+-- not).  The index includes the columns a lookup checks besides the value,
+-- so that on a vacuumed day a lookup reads no heap page.  Only measures of a plain column are indexed: an expression such
 -- as 100 / amount may fail on rows the metric's filter leaves out, and its
--- correction scans the day instead.  The indexes go with their partition.
+-- correction scans the day instead.  The indexes go with their partition,
+-- or with the last metric that counts their column (_drop_daily).
 CREATE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline.source_catalog, part regclass)
     RETURNS void
     LANGUAGE plpgsql
@@ -480,17 +510,29 @@ CREATE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline
 DECLARE
     col text;
     idx text;
+    included text;
 BEGIN
     FOR col IN
         SELECT DISTINCT x->>'expr'
           FROM pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
          WHERE x->>'agg' = 'count_distinct' AND pipeline._raw_column(s.raw_table, x->>'expr')
     LOOP
-        idx := pg_catalog.left((SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = part), 50)
-               || '_v' || pg_catalog.left(pg_catalog.md5(col), 8);
-        IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx)) IS NULL THEN
-            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, part, col);
-        END IF;
+        idx := pipeline._value_index_name(part, col);
+        CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx)) IS NOT NULL;
+        -- what a lookup checks besides the value, so that it reads the
+        -- index alone: the batch, the event time, and the dimensions of
+        -- every metric of the source that counts this column
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO included
+          FROM (SELECT '_pl_batch' AS c
+                UNION SELECT s.event_time
+                UNION SELECT d->>'name'
+                        FROM pipeline.metric_catalog AS o,
+                             pg_catalog.jsonb_array_elements(o.definition->'dimensions') AS e(d)
+                       WHERE o.source = s.source
+                         AND EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(o.definition->'measures') AS f(x)
+                                      WHERE x->>'agg' = 'count_distinct' AND x->>'expr' = col)) AS u
+         WHERE pg_catalog.quote_ident(c) <> col;
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s) INCLUDE (%s)', idx, part, col, included);
     END LOOP;
 END
 $fn$;
