@@ -553,13 +553,14 @@ DropStoredIds(ChunkRows *rows)
 	IndexScanDesc scan = index_beginscan(ids, pk, snapshot, 1, 0);
 	Datum	   *id = rows->values[c->id_col];
 	int			kept = 0;
+	ScanKeyData key;
 
+	/* the operator's function is looked up once; each id only sets the argument */
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, pk->rd_opcintype[0],
+						   pk->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
 	for (int i = 0; i < rows->nrows; i++)
 	{
-		ScanKeyData key;
-
-		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, pk->rd_opcintype[0],
-							   pk->rd_indcollation[0], get_opcode(eqop), id[i]);
+		key.sk_argument = id[i];
 		index_rescan(scan, &key, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 			continue;
