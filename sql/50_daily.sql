@@ -151,6 +151,18 @@ SELECT x.platform, x.buyers AS restated, e.buyers AS exact
 -- partition: later ones look their new values up there
 SELECT indexrelid::regclass AS index, substring(pg_get_indexdef(indexrelid) FROM 'USING .*') AS definition
   FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass ORDER BY 1;
+-- index names fit in an identifier and stay one per day even when the
+-- partitions of a 40-character source differ only past the cut
+SELECT pipeline.create_source('s234567890123456789012345678901234567890',
+    'id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text', event_id => 'id');
+SELECT accepted FROM pipeline.ingest('s234567890123456789012345678901234567890',
+  '[{"id": 1, "event_time": "2026-03-08T12:00:00Z", "user_id": "a"},
+    {"id": 2, "event_time": "2026-03-09T12:00:00Z", "user_id": "a"}]'::jsonb);
+SELECT count(*) AS partitions,
+       count(DISTINCT pipeline._value_index_name(inhrelid::regclass, 'user_id')) AS index_names,
+       max(length(pipeline._value_index_name(inhrelid::regclass, 'user_id'))) <= 63 AS fits
+  FROM pg_inherits WHERE inhparent = 'pipeline.s234567890123456789012345678901234567890_raw'::regclass;
+SELECT pipeline.drop_source('s234567890123456789012345678901234567890');
 -- a distinct measure of an expression gets no index (it could fail on the
 -- rows its filter leaves out: here 100 / 0); its corrections scan the day,
 -- and are as exact

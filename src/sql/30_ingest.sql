@@ -86,14 +86,6 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
 
--- Partitions appear on demand, one per day of the source's time zone (so a
--- 23- or 25-hour DST day is one partition).  Runs as the source owner
--- (ingest switches to it).  Creators serialize on SHARE UPDATE EXCLUSIVE on
--- the parent, the lock ATTACH PARTITION takes anyway: one lock for every
--- day means one lock order (no deadlock between creators of different
--- days), and acquiring it makes a waiter see the partition the holder
--- created before it checks again.  Inserts take ROW EXCLUSIVE, which that
--- lock does not block, so ingest into existing days goes on meanwhile.
 -- A source's partition for a local day: the raw table's child named
 -- <source>_raw_YYYYMMDD, or <source>_raw_YYYYMMDD_<n> when another table
 -- had that name (a table of the name that is not its child is not used).
@@ -109,6 +101,14 @@ CREATE FUNCTION pipeline._day_partition(s pipeline.source_catalog, d date) RETUR
 COMMENT ON FUNCTION pipeline._day_partition(pipeline.source_catalog, date) IS
     'internal: the raw partition of a source for a local day, NULL if there is none';
 
+-- Partitions appear on demand, one per day of the source's time zone (so a
+-- 23- or 25-hour DST day is one partition).  Runs as the source owner
+-- (ingest switches to it).  Creators serialize on SHARE UPDATE EXCLUSIVE on
+-- the parent, the lock ATTACH PARTITION takes anyway: one lock for every
+-- day means one lock order (no deadlock between creators of different
+-- days), and acquiring it makes a waiter see the partition the holder
+-- created before it checks again.  Inserts take ROW EXCLUSIVE, which that
+-- lock does not block, so ingest into existing days goes on meanwhile.
 CREATE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
     RETURNS TABLE (lo timestamptz, hi timestamptz, part regclass)
     LANGUAGE plpgsql

@@ -481,11 +481,15 @@ COMMENT ON FUNCTION pipeline._raw_column(regclass, text) IS
     'internal: whether a measure expression is a plain column of a raw table';
 
 -- the name of the value index of a column on a day partition:
--- <partition>_pl_v<8 hex digits of the column's md5>
+-- <partition>_pl_v<8 hex digits of the md5 of partition and column>.  The
+-- partition's name is cut to 45 characters to fit in an identifier (a
+-- 40-character source's partitions differ only after that), so the hash
+-- takes the whole name: every day gets its own index.
 CREATE FUNCTION pipeline._value_index_name(part regclass, col text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN (SELECT pg_catalog.left(c.relname, 45) || '_pl_v' || pg_catalog.left(pg_catalog.md5(col), 8)
+    RETURN (SELECT pg_catalog.left(c.relname, 45) || '_pl_v'
+                   || pg_catalog.left(pg_catalog.md5(c.relname || ' ' || col), 8)
               FROM pg_catalog.pg_class AS c WHERE c.oid = part);
 COMMENT ON FUNCTION pipeline._value_index_name(regclass, text) IS
     'internal: the name of the index _index_day_values builds for a column on a day partition';
@@ -498,10 +502,11 @@ COMMENT ON FUNCTION pipeline._value_index_name(regclass, text) IS
 -- receive events after their freeze pay the build (one scan and sort of the
 -- day, under a SHARE lock: ingest into that day waits for it, other days do
 -- not).  The index includes the columns a lookup checks besides the value,
--- so that on a vacuumed day a lookup reads no heap page.  Only measures of a plain column are indexed: an expression such
--- as 100 / amount may fail on rows the metric's filter leaves out, and its
--- correction scans the day instead.  The indexes go with their partition,
--- or with the last metric that counts their column (_drop_daily).
+-- so that on a vacuumed day a lookup reads no heap page.  Only measures of
+-- a plain column are indexed: an expression such as 100 / amount may fail
+-- on rows the metric's filter leaves out, and its correction scans the day
+-- instead.  The indexes go with their partition, or with the last metric
+-- that counts their column (_drop_daily).
 CREATE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline.source_catalog, part regclass)
     RETURNS void
     LANGUAGE plpgsql
@@ -653,9 +658,9 @@ CREATE FUNCTION pipeline._correction_select(def jsonb, s pipeline.source_catalog
 -- lookup reads the partition itself, not the raw table: through the parent
 -- the planner keeps only the cheapest full scan of the child (a bitmap
 -- scan, which reads every entry of the value), not the index scan that
--- stops at the first.  For
--- an expression there is no index: _pl_seen_N collects, in one scan of
--- the day that hashes the few new values, those some other event has.
+-- stops at the first.  For an expression there is no index: _pl_seen_N
+-- collects, in one scan of the day that hashes the few new values, those
+-- some other event has.
 -- "Other events" are those the snapshot cur ($5) saw outside the new
 -- batches ($4): a batch that committed after cur is visible to this
 -- statement but excluded, so that its values count when it is corrected
