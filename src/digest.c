@@ -79,16 +79,6 @@ typedef struct DigestState
 	uint64		sum2;			/* sum of hashes under DIGEST_SEED_2, mod 2^64 */
 } DigestState;
 
-static MemoryContext
-DigestAggContext(FunctionCallInfo fcinfo, const char *name)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", name);
-	return aggcxt;
-}
-
 static inline void
 DigestAddHashes(DigestState *s, uint64 h1, uint64 h2)
 {
@@ -124,7 +114,7 @@ DigestAddBytes(DigestState *s, const char *data, int len)
 Datum
 pipeline_digest_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = DigestAggContext(fcinfo, "pipeline_digest_add");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_digest_add");
 	DigestState *s;
 
 	if (PG_ARGISNULL(0))
@@ -153,7 +143,7 @@ pipeline_digest_add(PG_FUNCTION_ARGS)
 Datum
 pipeline_digest_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = DigestAggContext(fcinfo, "pipeline_digest_combine");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_digest_combine");
 	DigestState *s1 = PG_ARGISNULL(0) ? NULL : (DigestState *) PG_GETARG_POINTER(0);
 	DigestState *s2 = PG_ARGISNULL(1) ? NULL : (DigestState *) PG_GETARG_POINTER(1);
 
@@ -181,7 +171,7 @@ pipeline_digest_serialize(PG_FUNCTION_ARGS)
 	DigestState *s = (DigestState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
 
-	DigestAggContext(fcinfo, "pipeline_digest_serialize");
+	PipelineAggContext(fcinfo, "pipeline_digest_serialize");
 	pq_begintypsend(&buf);
 	pq_sendint64(&buf, (int64) s->count);
 	pq_sendint64(&buf, (int64) s->sum1);
@@ -205,7 +195,7 @@ pipeline_digest_deserialize(PG_FUNCTION_ARGS)
 	const char *data = VARDATA_ANY(bytes);
 	DigestState *s;
 
-	DigestAggContext(fcinfo, "pipeline_digest_deserialize");
+	PipelineAggContext(fcinfo, "pipeline_digest_deserialize");
 	if (VARSIZE_ANY_EXHDR(bytes) != DIGEST_STATE_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -231,7 +221,7 @@ pipeline_digest_final(PG_FUNCTION_ARGS)
 	DigestState *s;
 	char		out[DIGEST_TEXT_LEN + 1];
 
-	DigestAggContext(fcinfo, "pipeline_digest_final");
+	PipelineAggContext(fcinfo, "pipeline_digest_final");
 	s = PG_ARGISNULL(0) ? &empty : (DigestState *) PG_GETARG_POINTER(0);
 	snprintf(out, sizeof(out),
 			 "%02x%016" INT64_MODIFIER "x%016" INT64_MODIFIER "x%016" INT64_MODIFIER "x",

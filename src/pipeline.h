@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "nodes/nodes.h"
 #include "nodes/pg_list.h"
 
@@ -32,6 +33,21 @@ extern void ExecuteUtility(Node *stmt, const char *sql);
 /* subxact.c */
 typedef void (*PipelineStep) (void *arg);
 extern ErrorData *PipelineCatchError(PipelineStep step, void *arg);
+
+/*
+ * The memory context of the aggregate an aggregate support function
+ * (sketch.c, quantile.c, digest.c) is called for; an error if called
+ * directly.
+ */
+static inline MemoryContext
+PipelineAggContext(FunctionCallInfo fcinfo, const char *name)
+{
+	MemoryContext aggcxt;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "%s called in non-aggregate context", name);
+	return aggcxt;
+}
 
 /* hot_runner.c */
 extern void PipelineRunHot(void);

@@ -613,21 +613,11 @@ StateFromDatum(MemoryContext cxt, Datum d)
 
 /* --- aggregates ------------------------------------------------------------ */
 
-static MemoryContext
-AggContextOrError(FunctionCallInfo fcinfo, const char *name)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", name);
-	return aggcxt;
-}
-
 /* transition of lateness_sketch(interval): adds one value, skips NULLs */
 Datum
 pipeline_lateness_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_lateness_add");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_lateness_add");
 	LatenessState *s = PG_ARGISNULL(0) ? NULL : (LatenessState *) PG_GETARG_POINTER(0);
 
 	if (PG_ARGISNULL(1))
@@ -646,7 +636,7 @@ pipeline_lateness_add(PG_FUNCTION_ARGS)
 Datum
 pipeline_lateness_merge_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_lateness_merge_add");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_lateness_merge_add");
 	LatenessState *s = PG_ARGISNULL(0) ? NULL : (LatenessState *) PG_GETARG_POINTER(0);
 	LatenessState *other;
 
@@ -671,7 +661,7 @@ pipeline_lateness_merge_add(PG_FUNCTION_ARGS)
 Datum
 pipeline_lateness_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_lateness_combine");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_lateness_combine");
 	LatenessState *s1 = PG_ARGISNULL(0) ? NULL : (LatenessState *) PG_GETARG_POINTER(0);
 	LatenessState *s2 = PG_ARGISNULL(1) ? NULL : (LatenessState *) PG_GETARG_POINTER(1);
 
@@ -692,7 +682,7 @@ pipeline_lateness_serialize(PG_FUNCTION_ARGS)
 {
 	LatenessState *s = (LatenessState *) PG_GETARG_POINTER(0);
 
-	AggContextOrError(fcinfo, "pipeline_lateness_serialize");
+	PipelineAggContext(fcinfo, "pipeline_lateness_serialize");
 	PG_RETURN_BYTEA_P(StateSerialize(s));
 }
 
@@ -701,7 +691,7 @@ pipeline_lateness_deserialize(PG_FUNCTION_ARGS)
 {
 	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
 
-	AggContextOrError(fcinfo, "pipeline_lateness_deserialize");
+	PipelineAggContext(fcinfo, "pipeline_lateness_deserialize");
 	PG_RETURN_POINTER(StateFromBytes(CurrentMemoryContext, (const uint8 *) VARDATA_ANY(bytes),
 									 VARSIZE_ANY_EXHDR(bytes), ERRCODE_DATA_CORRUPTED));
 }
@@ -710,7 +700,7 @@ pipeline_lateness_deserialize(PG_FUNCTION_ARGS)
 Datum
 pipeline_lateness_final(PG_FUNCTION_ARGS)
 {
-	AggContextOrError(fcinfo, "pipeline_lateness_final");
+	PipelineAggContext(fcinfo, "pipeline_lateness_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	PG_RETURN_POINTER(StateSerialize((LatenessState *) PG_GETARG_POINTER(0)));

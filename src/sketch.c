@@ -693,21 +693,11 @@ pipeline_distinct_sketch_from_name(PG_FUNCTION_ARGS)
 
 /* --- aggregates ------------------------------------------------------------ */
 
-static MemoryContext
-AggContextOrError(FunctionCallInfo fcinfo, const char *name)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", name);
-	return aggcxt;
-}
-
 /* transition of distinct_sketch(anyelement): adds one value's hash */
 Datum
 pipeline_distinct_sketch_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_sketch_add");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_distinct_sketch_add");
 	SketchState *s = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
 	SketchHasher *hasher;
 
@@ -729,7 +719,7 @@ pipeline_distinct_sketch_add(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_merge_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_merge_add");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_distinct_merge_add");
 	SketchState *s = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
 	struct varlena *sketch;
 
@@ -754,7 +744,7 @@ pipeline_distinct_merge_add(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = AggContextOrError(fcinfo, "pipeline_distinct_combine");
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_distinct_combine");
 	SketchState *s1 = PG_ARGISNULL(0) ? NULL : (SketchState *) PG_GETARG_POINTER(0);
 	SketchState *s2 = PG_ARGISNULL(1) ? NULL : (SketchState *) PG_GETARG_POINTER(1);
 
@@ -775,7 +765,7 @@ pipeline_distinct_serialize(PG_FUNCTION_ARGS)
 {
 	SketchState *s = (SketchState *) PG_GETARG_POINTER(0);
 
-	AggContextOrError(fcinfo, "pipeline_distinct_serialize");
+	PipelineAggContext(fcinfo, "pipeline_distinct_serialize");
 	PG_RETURN_BYTEA_P(StateSerialize(s));
 }
 
@@ -785,7 +775,7 @@ pipeline_distinct_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
 	SketchState *s;
 
-	AggContextOrError(fcinfo, "pipeline_distinct_deserialize");
+	PipelineAggContext(fcinfo, "pipeline_distinct_deserialize");
 	s = StateCreate(CurrentMemoryContext);
 	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
 	PG_RETURN_POINTER(s);
@@ -795,7 +785,7 @@ pipeline_distinct_deserialize(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_final(PG_FUNCTION_ARGS)
 {
-	AggContextOrError(fcinfo, "pipeline_distinct_final");
+	PipelineAggContext(fcinfo, "pipeline_distinct_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	PG_RETURN_POINTER(StateSerialize((SketchState *) PG_GETARG_POINTER(0)));
