@@ -730,6 +730,31 @@ CREATE FUNCTION pipeline._correction_values(def jsonb, metric text) RETURNS text
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
            LATERAL (SELECT pipeline._dims_match(def, 'x', 'new') AS dim_match) AS j);
 
+-- Records a freeze, or a restatement's new version: the snapshot the
+-- numbers were read with is also where the day's corrections start, and
+-- the digest is of the rows just written.  Returns the digest.
+CREATE FUNCTION pipeline._record_freeze(metric text, day date, version integer, frozen_at timestamptz,
+                                        snap pg_snapshot, events bigint)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    digest text;
+BEGIN
+    UPDATE pipeline.day_closures AS x
+       SET status = 'frozen', version = _record_freeze.version, computed_at = pg_catalog.now(),
+           frozen_at = _record_freeze.frozen_at, frozen_snapshot = snap, corrected_snapshot = snap,
+           events_frozen = events, digest = pipeline._day_digest(_record_freeze.metric, _record_freeze.day)
+     WHERE x.metric = _record_freeze.metric AND x.day = _record_freeze.day
+    RETURNING x.digest INTO digest;
+    RETURN digest;
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._record_freeze(text, date, integer, timestamptz, pg_snapshot, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._record_freeze(text, date, integer, timestamptz, pg_snapshot, bigint) IS
+    'internal: marks a day frozen at a version, with its snapshot and digest';
+
 CREATE FUNCTION pipeline._close_days(as_of timestamptz)
     RETURNS TABLE (metric text, day date, action text)
     LANGUAGE plpgsql
@@ -774,12 +799,7 @@ BEGIN
                 RETURN NEXT;
             ELSIF as_of >= day_end + s.freeze_after THEN
                 SELECT * INTO snap, n FROM pipeline._compute_day(m, d, 'frozen', as_of);
-                UPDATE pipeline.day_closures AS x
-                   SET status = 'frozen', version = 1, computed_at = pg_catalog.now(), frozen_at = as_of,
-                       frozen_snapshot = snap, corrected_snapshot = snap,
-                       events_frozen = n,
-                       digest = pipeline._day_digest(m.metric, d)
-                 WHERE x.metric = m.metric AND x.day = d;
+                PERFORM pipeline._record_freeze(m.metric, d, 1, as_of, snap, n);
                 action := 'frozen';
                 RETURN NEXT;
             ELSE
@@ -883,13 +903,8 @@ BEGIN
     INSERT INTO pipeline.restatements AS r (metric, day, version, restated_by, reason, old_digest,
                                             new_digest, old_rows, absorbed_corrections)
         VALUES (m.metric, c.day, c.version + 1, _restate_day.restated_by, _restate_day.reason, c.digest,
-                pipeline._day_digest(m.metric, c.day), old_rows, old_corrections);
-    UPDATE pipeline.day_closures AS x
-       SET version = c.version + 1, computed_at = pg_catalog.now(), frozen_at = pg_catalog.now(),
-           frozen_snapshot = snap, corrected_snapshot = snap,
-           events_frozen = n,
-           digest = pipeline._day_digest(m.metric, c.day)
-     WHERE x.metric = m.metric AND x.day = c.day;
+                pipeline._record_freeze(m.metric, c.day, c.version + 1, pg_catalog.now(), snap, n),
+                old_rows, old_corrections);
     RETURN c.version + 1;
 END
 $fn$;
