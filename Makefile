@@ -5,10 +5,13 @@
 # others of its kind instead of in one long file.
 
 EXTENSION = pipeline
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = pipeline
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built = pipeline--$(EXTVERSION).sql
+# Released versions keep their install script as shipped; each release adds
+# an upgrade script from the one before (ALTER EXTENSION pipeline UPDATE).
+DATA = pipeline--0.1.0.sql pipeline--0.1.0--0.2.0.sql
 PGFILEDESC = "pipeline - analytics event pipeline"
 
 # pg_regress: one file per behaviour area, run against an existing server

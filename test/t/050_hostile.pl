@@ -109,7 +109,7 @@ sub lex_sql
 
 my $sharedir = `pg_config --sharedir`;
 chomp $sharedir;
-my $script_path = "$sharedir/extension/pipeline--0.1.0.sql";
+my $script_path = "$sharedir/extension/pipeline--0.2.0.sql";
 ok(-f $script_path, "the install script is installed: $script_path");
 my $script = slurp_file($script_path);
 my $top = lex_sql($script);
