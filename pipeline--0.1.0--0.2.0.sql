@@ -5,8 +5,1843 @@
 -- (test/t/070_upgrade.pl compares the two).  The rules of the install
 -- script hold here too: everything schema-qualified, functions pin
 -- search_path, no extension placeholders inside quoted strings.  CREATE OR
--- REPLACE appears only for functions that are already members of this
--- extension (PostgreSQL refuses to replace anything else in an extension
--- script).
+-- REPLACE appears only for functions and views that are already members of
+-- this extension (PostgreSQL refuses to replace anything else in an
+-- extension script).
 
 \echo Use "ALTER EXTENSION pipeline UPDATE TO '0.2.0'" to load this file. \quit
+
+-- =====================================================================
+-- Privileges (see README "Roles").  The privileged steps are split into a
+-- C half that reads the real caller and an _as_owner half that checks it
+-- and runs as the extension owner (src/as_owner.c).
+-- =====================================================================
+
+-- --- the _as_owner halves and the other new internal functions ---------
+CREATE FUNCTION pipeline._register_source_as_owner(caller regrole, source text, columns text, event_id text,
+        event_time text, allowed_lateness interval, freeze_after interval,
+        day_timezone text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    raw regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw'));
+    ids regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids'));
+    raw_owner oid;
+    ids_owner oid;
+BEGIN
+    -- only tables this very transaction created (create_source, just now)
+    SELECT c.relowner INTO raw_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = raw AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    SELECT c.relowner INTO ids_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = ids AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    -- and only of the kinds create_source makes: a view or a table of the
+    -- caller's own design would later be read by the extension owner
+    IF raw_owner IS NULL OR ids_owner IS DISTINCT FROM raw_owner
+       OR NOT pg_catalog.pg_has_role(caller, raw_owner, 'USAGE')
+       OR (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = raw) <> 'p'
+       OR (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = ids) <> 'r'
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = raw AND a.attname IN ('_pl_batch', '_pl_extra') AND NOT a.attisdropped) <> 2
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table AS pt
+                       JOIN pg_catalog.pg_attribute AS a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+                      WHERE pt.partrelid = raw AND pt.partstrat = 'r' AND a.attname = event_time) THEN
+        RAISE EXCEPTION 'permission denied to register source %', source
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_source().';
+    END IF;
+    INSERT INTO pipeline.source_catalog (source, event_id, event_time, allowed_lateness,
+            freeze_after, day_timezone, raw_table, ids_table, owner)
+        VALUES (source, event_id, event_time, allowed_lateness, freeze_after,
+                day_timezone, raw, ids, raw_owner::regrole);
+    INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
+        VALUES (source, 1, columns, 'create_source', caller::text);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._register_source_as_owner(regrole, text, text, text, text, interval, interval, text) IS
+    'internal: the extension owner''s half of _register_source; checks the caller owns the new tables';
+
+CREATE FUNCTION pipeline._unregister_source_as_owner(caller regrole, source text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    owner oid := (SELECT c.owner FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source_as_owner.source);
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw')) IS NOT NULL
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL
+       OR (owner IS NOT NULL AND NOT pg_catalog.pg_has_role(caller, owner, 'USAGE')) THEN
+        RAISE EXCEPTION 'permission denied to unregister source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use pipeline.drop_source().';
+    END IF;
+    -- the load table is the extension owner's (see _create_load_table)
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_load')) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', source || '_load');
+    END IF;
+    DELETE FROM pipeline.dead_letters AS d WHERE d.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.drift_counts AS d WHERE d.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.batch_log AS b WHERE b.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source_as_owner.source;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._unregister_source_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _unregister_source; checks the caller is a member of the source''s owner';
+
+CREATE FUNCTION pipeline._create_load_table_as_owner(caller regrole, source text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    cols text;
+    load text := source || '_load';
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _create_load_table_as_owner.source;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to create the load table of source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'pipeline.create_source() and pipeline.evolve_source() create it.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I text', a.attname), ', ' ORDER BY a.attnum) INTO cols
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = s.raw_table AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname !~ '^_pl_';
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', load)) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', load);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s)', load, cols);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER load_row BEFORE INSERT ON pipeline.%I FOR EACH ROW EXECUTE FUNCTION pipeline._load_row(%L)',
+        load, source);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER load_finish AFTER INSERT ON pipeline.%I FOR EACH STATEMENT EXECUTE FUNCTION pipeline._load_finish(%L)',
+        load, source);
+    EXECUTE pg_catalog.format('GRANT INSERT ON pipeline.%I TO pipeline_writer', load);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE pipeline.%I IS %L', load,
+        pg_catalog.format('bulk path of source %s: COPY rows in (columns as text); nothing is stored here, each row is ingested', source));
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', load)::regclass);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._create_load_table_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _create_load_table; checks the caller is a member of the source''s owner';
+
+CREATE FUNCTION pipeline._register_metric_as_owner(caller regrole, metric text, source text, dimensions text[],
+        measures text, bucket interval, filter text, hot_retention interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    hot text := metric || '_hot';
+    hot_oid regclass := pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot'));
+    hot_owner oid;
+    def jsonb;
+    dims text;
+    fold text;
+BEGIN
+    PERFORM pipeline._check_name('metric', metric);
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _register_metric_as_owner.source;
+    SELECT c.relowner INTO hot_owner FROM pg_catalog.pg_class AS c
+     WHERE c.oid = hot_oid AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    IF hot_owner IS NULL OR s.source IS NULL
+       OR NOT pg_catalog.pg_has_role(caller, hot_owner, 'USAGE')
+       OR NOT pg_catalog.has_table_privilege(caller, s.raw_table, 'SELECT')
+       OR NOT pg_catalog.has_table_privilege(hot_owner, s.raw_table, 'SELECT')
+       OR EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _register_metric_as_owner.metric) THEN
+        RAISE EXCEPTION 'permission denied to register metric %', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
+    END IF;
+    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    dims := pipeline._dims(def);
+
+    -- $1 batch ids, $2/$3 their event-time range (partition pruning),
+    -- $4 the oldest bucket hot retention keeps
+    fold := pg_catalog.format(
+        'INSERT INTO pipeline.%1$I AS h (bucket%2$s, %3$s) '
+        'SELECT pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) AS bucket%7$s, %8$s '
+        'FROM %9$s AS r '
+        'WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        'AND r.%5$I OPERATOR(pg_catalog.>=) $2 AND r.%5$I OPERATOR(pg_catalog.<=) $3 '
+        'AND pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) OPERATOR(pg_catalog.>=) $4 '
+        'AND (%10$s) '
+        'GROUP BY %11$s '
+        'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
+        hot, dims,
+        (SELECT pg_catalog.string_agg(
+                  CASE WHEN e->>'agg' = 'avg'
+                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
+                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        bucket, s.event_time, '2000-01-01 00:00:00+00',
+        pipeline._dims(def, 'r.'),
+        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
+        (SELECT pg_catalog.string_agg(i::text, ', ')
+           FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
+        hot || '_key', pipeline._fold_merge(def));
+
+    -- an empty snapshot: the first fold takes every batch already stored
+    INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
+            hot_retention, definition, fold_sql, hot_table, owner, fold_snapshot)
+        VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
+                hot_oid, hot_owner::regrole, '1:1:'::pg_snapshot);
+    PERFORM pipeline._create_daily(metric);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval) IS
+    'internal: the extension owner''s half of _register_metric: checks the caller, records the metric with the fold '
+    'statement generated here, builds the daily layer';
+
+CREATE FUNCTION pipeline._unregister_metric_as_owner(caller regrole, metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    owner oid := (SELECT c.owner FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric_as_owner.metric);
+BEGIN
+    IF owner IS NULL OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot')) IS NOT NULL
+       OR NOT pg_catalog.pg_has_role(caller, owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to unregister metric %', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
+    END IF;
+    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric_as_owner.metric;
+    PERFORM pipeline._drop_daily(metric);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._unregister_metric_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _unregister_metric; checks the caller is a member of the metric''s owner';
+
+CREATE FUNCTION pipeline._refuse_strangers() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    cmd record;
+BEGIN
+    FOR cmd IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() AS x
+                WHERE x.schema_name = 'pipeline'
+                  AND x.classid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass)
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                                   WHERE d.classid = x.classid AND d.objid = x.objid AND d.deptype = 'e'
+                                     AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension AS e
+                                                        WHERE e.extname = 'pipeline'))
+    LOOP
+        RAISE EXCEPTION 'schema pipeline is for the extension''s own functions and operators'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('%s %s would be resolved by the pipeline''s generated SQL.',
+                                             cmd.object_type, cmd.object_identity),
+                  HINT = 'Create it in a schema of your own.';
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._refuse_strangers() IS
+    'internal: event trigger function refusing functions and operators created in or moved to schema pipeline';
+
+CREATE FUNCTION pipeline._record_contract(source text, version integer, event_id text, event_time text,
+        columns text, change text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._record_contract(text, integer, text, text, text, text) IS
+    'internal: records a new contract version of a source (runs _record_contract_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._record_contract_as_owner(caller regrole, source text, version integer,
+        event_id text, event_time text, columns text, change text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _record_contract_as_owner.source FOR UPDATE;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, s.owner, 'USAGE') OR version <> s.contract_version + 1
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = s.raw_table AND a.attname = event_id AND NOT a.attisdropped)
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = s.raw_table AND a.attname = event_time AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'permission denied to record a contract of source %', source
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.evolve_source().';
+    END IF;
+    UPDATE pipeline.source_catalog AS c
+       SET contract_version = version, event_id = _record_contract_as_owner.event_id,
+           event_time = _record_contract_as_owner.event_time
+     WHERE c.source = s.source;
+    INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
+        VALUES (s.source, version, columns, change, caller::text);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text) IS
+    'internal: the extension owner''s half of _record_contract; checks the caller is a member of the source''s owner';
+
+CREATE FUNCTION pipeline._replay_one_as_owner(caller regrole, letter bigint)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    d pipeline.dead_letters;
+    s pipeline.source_catalog;
+    r record;
+    wrapped jsonb;
+    key text;
+BEGIN
+    SELECT * INTO d FROM pipeline.dead_letters AS x WHERE x.id = letter FOR UPDATE;
+    IF NOT FOUND OR d.replayed_at IS NOT NULL THEN
+        RETURN 'skipped';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = d.source;
+    IF NOT (pg_catalog.pg_has_role(caller, 'pipeline_writer', 'USAGE')
+            AND (pg_catalog.pg_has_role(caller, s.owner, 'USAGE')
+                 OR pg_catalog.has_table_privilege(caller, s.raw_table, 'SELECT')
+                 OR EXISTS (SELECT FROM pipeline.batch_log AS b
+                             WHERE b.batch_id = d.batch_id AND b.ingested_by = caller::text))) THEN
+        RAISE EXCEPTION 'permission denied to replay dead letter %', letter
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Writers replay the dead letters of the batches they sent; source owners replay all of theirs.';
+    END IF;
+    key := pg_catalog.format('replay:%s:v%s', d.id, s.contract_version);
+    -- one letter is one event: a payload that is itself a JSON array goes
+    -- in wrapped, so that it stays one (rejected) event
+    IF pg_catalog.ltrim(d.payload) LIKE '[%' THEN
+        BEGIN
+            wrapped := pg_catalog.jsonb_build_array(d.payload::jsonb);
+        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+            wrapped := NULL;    -- not JSON after all: the text form dead-letters it again
+        END;
+    END IF;
+    IF wrapped IS NOT NULL THEN
+        SELECT * INTO r FROM pipeline.ingest(s.source, wrapped, key);
+    ELSE
+        SELECT * INTO r FROM pipeline.ingest(s.source, d.payload, key);
+    END IF;
+    RETURN pipeline._settle_dead_letter(d.id, r.batch_id);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._replay_one_as_owner(regrole, bigint) IS
+    'internal: the extension owner''s half of _replay_one; checks the caller may read the letter';
+
+CREATE FUNCTION pipeline._store_check(check_name text, kind text, target text, target_type text,
+        params jsonb, severity text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._store_check(text, text, text, text, jsonb, text) IS
+    'internal: records a check validated by add_check (runs _store_check_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._store_check_as_owner(caller regrole, check_name text, kind text, target text,
+        target_type text, params jsonb, severity text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    target_owner regrole := CASE target_type
+        WHEN 'source' THEN (SELECT s.owner FROM pipeline.source_catalog AS s WHERE s.source = _store_check_as_owner.target)
+        WHEN 'metric' THEN (SELECT m.owner FROM pipeline.metric_catalog AS m WHERE m.metric = _store_check_as_owner.target)
+    END;
+BEGIN
+    IF target_owner IS NULL THEN
+        RAISE EXCEPTION '% "%" does not exist', target_type, target USING ERRCODE = 'undefined_object';
+    END IF;
+    IF severity = 'block' AND NOT pg_catalog.pg_has_role(caller, target_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to add a blocking check on % "%"', target_type, target
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A check of severity block holds the days of the metrics it watches from freezing.',
+                  HINT = pg_catalog.format('Only members of its owner, %s, may add one; use severity warn or fail.', target_owner);
+    END IF;
+    INSERT INTO pipeline.checks (check_name, kind, target, target_type, params, severity, owner)
+        VALUES (check_name, kind, target, target_type, params, severity, caller);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._store_check_as_owner(regrole, text, text, text, text, jsonb, text) IS
+    'internal: the extension owner''s half of _store_check; a block check only on a target the caller owns';
+
+CREATE FUNCTION pipeline._delete_check(check_name text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._delete_check(text) IS
+    'internal: deletes a check and its results (runs _delete_check_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._delete_check_as_owner(caller regrole, check_name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    c pipeline.checks;
+BEGIN
+    SELECT * INTO c FROM pipeline.checks AS x WHERE x.check_name = _delete_check_as_owner.check_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'check "%" does not exist', check_name
+            USING ERRCODE = 'undefined_object', HINT = 'List checks in pipeline.checks.';
+    END IF;
+    IF NOT (CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = c.owner)
+                 THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = caller)
+                 ELSE pg_catalog.pg_has_role(caller, c.owner, 'USAGE') END) THEN
+        RAISE EXCEPTION 'permission denied to drop check %', check_name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', c.owner);
+    END IF;
+    DELETE FROM pipeline.checks AS x WHERE x.check_name = c.check_name;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._delete_check_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _delete_check; checks the caller is a member of the check''s owner';
+
+CREATE FUNCTION pipeline._evaluate_check(check_name text, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    RETURNS record
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_evaluate_check';
+COMMENT ON FUNCTION pipeline._evaluate_check(text, timestamptz) IS
+    'internal: evaluates one check as its owner, in a restricted context, for a caller with the owner''s privileges';
+
+CREATE FUNCTION pipeline._record_check_result(check_name text, run_no bigint, ran_at timestamptz,
+        status text, observed numeric, threshold numeric, detail text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._record_check_result(text, bigint, timestamptz, text, numeric, numeric, text) IS
+    'internal: records one run of a check (runs _record_check_result_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._record_check_result_as_owner(caller regrole, check_name text, run_no bigint,
+        ran_at timestamptz, status text, observed numeric, threshold numeric, detail text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pipeline.checks AS c
+                    LEFT JOIN pg_catalog.pg_roles AS o ON o.oid = c.owner
+                   WHERE c.check_name = _record_check_result_as_owner.check_name
+                     AND CASE WHEN o.oid IS NULL
+                              THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = caller)
+                              ELSE pg_catalog.pg_has_role(caller, c.owner, 'USAGE') END) THEN
+        RAISE EXCEPTION 'permission denied to record a result of check %', check_name
+            USING ERRCODE = 'insufficient_privilege', HINT = 'pipeline.run_checks() records results.';
+    END IF;
+    INSERT INTO pipeline.check_results (check_name, run_no, ran_at, status, observed, threshold, detail)
+        VALUES (check_name, run_no, ran_at, status, observed, threshold, detail);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text) IS
+    'internal: the extension owner''s half of _record_check_result; checks the caller may run the check';
+
+-- --- functions whose body or kind changed --------------------------------
+-- (the SECURITY DEFINER helpers of 0.1.0 become C entry points that check
+-- the real caller; CREATE OR REPLACE drops SECURITY DEFINER with the rest)
+CREATE OR REPLACE FUNCTION pipeline._register_source(source text, columns text, event_id text,
+        event_time text, allowed_lateness interval, freeze_after interval,
+        day_timezone text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._register_source(text, text, text, text, interval, interval, text) IS
+    'internal: records a source whose raw and id tables the caller owns (runs _register_source_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline._unregister_source(source text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._unregister_source(text) IS
+    'internal: removes the load table and records of a source whose tables were dropped (runs _unregister_source_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline.drop_source(source text, cascade boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = drop_source.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to drop source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', s.owner);
+    END IF;
+    PERFORM pipeline._drop_source_metrics(s.source, cascade);
+    EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
+    PERFORM pipeline._unregister_source(s.source);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.drop_source(text, boolean) IS
+    'drops a source with its raw events, receipts and dead letters; refuses while metrics use it unless cascade';
+
+CREATE OR REPLACE FUNCTION pipeline._create_load_table(source text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._create_load_table(text) IS
+    'internal: (re)creates pipeline.<source>_load, the COPY target of the bulk path (runs _create_load_table_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline._register_metric(metric text, source text, dimensions text[], measures text,
+        bucket interval, filter text, hot_retention interval)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._register_metric(text, text, text[], text, interval, text, interval) IS
+    'internal: records a metric whose hot table the caller created in this transaction and builds its daily layer '
+    '(runs _register_metric_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline._unregister_metric(metric text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._unregister_metric(text) IS
+    'internal: removes a dropped metric''s catalog row and daily layer (runs _unregister_metric_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline.create_metric(metric text, source text,
+        dimensions text[] DEFAULT '{}',
+        measures text DEFAULT 'count(*) AS events',
+        bucket interval DEFAULT '1 minute',
+        filter text DEFAULT NULL,
+        hot_retention interval DEFAULT '7 days')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb;
+    hot text := metric || '_hot';
+    live text := metric || '_live';
+    dims text := '';
+    dim_defs text := '';
+BEGIN
+    PERFORM pipeline._check_name('metric', metric);
+    IF measures IS NULL OR bucket IS NULL OR hot_retention IS NULL OR dimensions IS NULL THEN
+        RAISE EXCEPTION 'create_metric arguments other than filter must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = create_metric.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with pipeline.create_source(), or list sources in pipeline.sources.';
+    END IF;
+    IF EXISTS (SELECT FROM pipeline.metrics AS c WHERE c.metric = create_metric.metric) THEN
+        RAISE EXCEPTION 'metric "%" already exists', metric
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_metric().';
+    END IF;
+    IF bucket < interval '1 second' OR bucket > interval '1 day'
+       OR pg_catalog.date_part('month', bucket) <> 0 OR pg_catalog.date_part('year', bucket) <> 0
+       OR (86400000000::numeric % (pg_catalog.date_part('epoch', bucket) * 1000000)::numeric) <> 0 THEN
+        RAISE EXCEPTION 'invalid bucket %: it must divide a day, between 1 second and 1 day', bucket
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use e.g. ''10 seconds'', ''1 minute'', ''5 minutes'' or ''1 hour''; whole days are the daily layer''s.';
+    END IF;
+    IF hot_retention <= interval '0' THEN
+        RAISE EXCEPTION 'hot_retention must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[
+                   pg_catalog.format('pipeline.%I', hot), pg_catalog.format('metrics.%I', live),
+                   pg_catalog.format('pipeline.%I', metric || '_daily'), pg_catalog.format('pipeline.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_daily'), pg_catalog.format('metrics.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_restated'), pg_catalog.format('metrics.%I', metric || '_reconcile')]) AS r
+               WHERE pg_catalog.to_regclass(r) IS NOT NULL) THEN
+        RAISE EXCEPTION 'a table or view of metric % already exists', metric
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read source "%"', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('The metric''s fold reads %s as the metric''s owner: GRANT SELECT ON %s TO %I.',
+                                           s.raw_table, s.raw_table, current_user);
+    END IF;
+
+    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    PERFORM pipeline._check_generated_names(def);
+
+    dims := pipeline._dims(def);
+    dim_defs := pipeline._dims_typed(def);
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
+        hot, dim_defs, pipeline._hot_columns(def), hot || '_key', dims);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
+
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT h.bucket%s, %s, '
+        '(h.bucket + %L::interval) <= (SELECT m.max_event_time - s.allowed_lateness '
+        'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
+        'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
+        live, pipeline._dims(def, 'h.'),
+        pipeline._live_select(def), bucket, metric, hot);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
+        pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
+
+    PERFORM pipeline._register_metric(metric, s.source, dimensions, measures, bucket, filter, hot_retention);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
+    'creates a metric: checks measures and filter, creates its hot table and metrics.<metric>_live';
+
+CREATE OR REPLACE FUNCTION pipeline.drop_metric(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m record;
+BEGIN
+    SELECT c.metric, c.owner, c.hot_table INTO m FROM pipeline.metrics AS c WHERE c.metric = drop_metric.metric;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'metric "%" does not exist', metric
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'List metrics in pipeline.metrics.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, m.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to drop metric %', metric
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', m.owner);
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I',
+                              m.metric || '_live', m.metric || '_reconcile');
+    EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
+    PERFORM pipeline._unregister_metric(m.metric);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';
+
+CREATE OR REPLACE FUNCTION pipeline._drop_source_metrics(source text, cascade boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    names text;
+    name text;
+BEGIN
+    SELECT pg_catalog.string_agg(c.metric, ', ' ORDER BY c.metric) INTO names
+      FROM pipeline.metrics AS c WHERE c.source = _drop_source_metrics.source;
+    IF names IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT cascade THEN
+        RAISE EXCEPTION 'source "%" is used by metrics: %', source, names
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop the metrics first, or call pipeline.drop_source(source, cascade => true).';
+    END IF;
+    FOR name IN SELECT c.metric FROM pipeline.metrics AS c
+                 WHERE c.source = _drop_source_metrics.source ORDER BY 1
+    LOOP
+        PERFORM pipeline.drop_metric(name);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._drop_source_metrics(text, boolean) IS
+    'internal: refuses to drop a source its metrics use, or drops them with cascade';
+
+CREATE OR REPLACE FUNCTION pipeline._create_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    daily text := metric || '_daily';
+    corr text := metric || '_corrections';
+    dims text;
+    key text;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_daily.metric;
+    IF NOT FOUND OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', daily)) IS NOT NULL THEN
+        RAISE EXCEPTION 'metric "%" is not waiting for its daily layer', metric
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    def := m.definition;
+    dims := pipeline._dims(def);
+    key := 'day' || dims;
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (day date NOT NULL%s, %s, status text NOT NULL, '
+        'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
+        daily, pipeline._dims_typed(def),
+        pipeline._daily_columns(def), daily || '_key', key);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
+        'day date NOT NULL%s, %s, late_events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
+        'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
+        corr, pipeline._dims_typed(def),
+        -- deltas: bigint for counts and distinct counts, the sum's type for
+        -- sums, the new extreme for min/max, sum and count deltas for avg
+        replace(pipeline._daily_columns(def), ' NOT NULL', ''));
+    EXECUTE pg_catalog.format('CREATE INDEX ON pipeline.%I (day)', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_append_only BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+
+    -- views: the reader's view of each table; readers never touch the tables
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT d.day%s, %s, d.status, d.frozen_at FROM pipeline.%I AS d',
+        daily, pipeline._dims(def, 'd.'),
+        (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', e->>'name'), ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        daily);
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.late_events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
+        corr, pipeline._dims(def, 'c.'),
+        (SELECT pg_catalog.string_agg(
+                  CASE WHEN e->>'agg' IN ('min', 'max')
+                       THEN pg_catalog.format('c.%1$I AS %1$I', e->>'name')
+                       WHEN e->>'agg' = 'avg'
+                       THEN pg_catalog.format('c.%I AS %I, c.%I AS %I',
+                              '_' || (e->>'name') || '_sum', (e->>'name') || '_sum_delta',
+                              '_' || (e->>'name') || '_count', (e->>'name') || '_count_delta')
+                       ELSE pg_catalog.format('c.%I AS %I', e->>'name', (e->>'name') || '_delta') END,
+                  ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        corr);
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
+        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
+        '      UNION ALL '
+        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
+        'GROUP BY u.day%2$s',
+        metric || '_restated', pipeline._dims(def, 'u.'), pipeline._restated_select(def),
+        pipeline._dims(def, 'd.'), pipeline._daily_names(def, 'd.'), daily,
+        pipeline._dims(def, 'c.'), pipeline._daily_names(def, 'c.'), corr);
+    PERFORM pipeline._create_reconcile_view(m.metric);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', daily)::regclass);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', corr)::regclass);
+
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', daily, m.owner::text);
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', corr, m.owner::text);
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', metric || '_restated', m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON pipeline.%I, pipeline.%I TO %I', daily, corr, m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I, metrics.%I, metrics.%I, metrics.%I TO pipeline_reader',
+                              daily, corr, metric || '_restated', metric || '_reconcile');
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', daily,
+        pg_catalog.format('metric %s per day (%s): exact, provisional until frozen, frozen rows never change', metric, s.day_timezone));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', corr,
+        pg_catalog.format('metric %s: deltas of events accepted after their day froze, with the batches behind them (append-only)', metric));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', metric || '_restated',
+        pg_catalog.format('metric %s per day: frozen values plus corrections', metric));
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._create_daily(text) IS
+    'internal: builds a metric''s daily tables, guards and views, owned by the extension owner';
+
+CREATE OR REPLACE FUNCTION pipeline._drop_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    idx regclass;
+BEGIN
+    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _drop_daily.metric) THEN
+        RAISE EXCEPTION 'metric "%" still exists', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
+    END IF;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
+    -- (the reconcile view reads the hot table: drop_metric dropped it first)
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I',
+        metric || '_restated', metric || '_corrections', metric || '_daily');
+    EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
+        metric || '_daily', metric || '_corrections');
+    DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
+    DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
+    -- the value indexes of frozen days (_index_day_values) that no metric
+    -- left counts distinct
+    FOR idx IN
+        SELECT i.indexrelid::regclass
+          FROM pipeline.source_catalog AS s
+          JOIN pg_catalog.pg_inherits AS h ON h.inhparent = s.raw_table
+          JOIN pg_catalog.pg_index AS i ON i.indrelid = h.inhrelid
+          JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+         WHERE c.relname ~ '_pl_v[0-9a-f]{8}$'
+           AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m,
+                                       pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
+                            WHERE m.source = s.source AND x->>'agg' = 'count_distinct'
+                              AND c.relname = pipeline._value_index_name(h.inhrelid::regclass, x->>'expr'))
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
+
+CREATE OR REPLACE FUNCTION pipeline._close_days(as_of timestamptz)
+    RETURNS TABLE (metric text, day date, action text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    c pipeline.day_closures;
+    d date;
+    day_end timestamptz;
+    snap pg_snapshot;
+    n bigint;
+    done date[];
+    did text[];
+BEGIN
+    PERFORM pipeline._check_schema();
+    FOR m IN SELECT * FROM pipeline.metric_catalog ORDER BY 1 LOOP
+      -- each metric on its own: one that cannot close (its filter raises
+      -- on this day's data, its source changed under it) is reported and
+      -- the others close; its results are returned only once it succeeded
+      done := '{}';
+      did := '{}';
+      BEGIN
+        -- written as the extension owner: only tables it owns (its own
+        -- _create_daily made them), never one another role put there
+        IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[m.metric || '_daily', m.metric || '_corrections']) AS t(name)
+                    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class AS r
+                                       WHERE r.relnamespace = 'pipeline'::regnamespace AND r.relname = t.name
+                                         AND r.relkind = 'r' AND r.relowner = current_user::regrole)) THEN
+            RAISE EXCEPTION 'the daily tables of metric % are not the extension''s', m.metric
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Drop and recreate the metric with pipeline.create_metric().';
+        END IF;
+        SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+        FOR d IN SELECT pipeline._source_days(s.source) LOOP
+            day_end := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+            CONTINUE WHEN as_of < day_end + s.allowed_lateness;     -- still open
+            INSERT INTO pipeline.day_closures AS x (metric, day, status)
+                VALUES (m.metric, d, 'provisional') ON CONFLICT DO NOTHING;
+            -- one closer per day at a time; a second waits, then sees the result
+            SELECT * INTO STRICT c FROM pipeline.day_closures AS x
+             WHERE x.metric = m.metric AND x.day = d FOR UPDATE;
+            IF c.status = 'frozen' THEN
+                n := pipeline._correct_day(m, c);
+                IF n > 0 THEN
+                    done := done || d;
+                    did := did || 'corrected'::text;
+                END IF;
+            ELSIF as_of >= day_end + s.freeze_after
+                  AND pg_catalog.cardinality(pipeline._blocking_checks(m.metric)) > 0
+                  AND NOT EXISTS (SELECT FROM pipeline.day_releases AS r WHERE r.metric = m.metric AND r.day = d) THEN
+                -- held: still recomputed exactly, not frozen while a blocking check fails
+                PERFORM pipeline._compute_day(m, d, 'held', as_of);
+                UPDATE pipeline.day_closures AS x SET status = 'held', computed_at = pg_catalog.now()
+                 WHERE x.metric = m.metric AND x.day = d;
+                done := done || d;
+                did := did || 'held'::text;
+            ELSIF as_of >= day_end + s.freeze_after THEN
+                SELECT * INTO snap, n FROM pipeline._compute_day(m, d, 'frozen', as_of);
+                PERFORM pipeline._record_freeze(m.metric, d, 1, as_of, snap, n);
+                done := done || d;
+                did := did || 'frozen'::text;
+            ELSE
+                PERFORM pipeline._compute_day(m, d, 'provisional', as_of);
+                UPDATE pipeline.day_closures AS x SET computed_at = pg_catalog.now()
+                 WHERE x.metric = m.metric AND x.day = d;
+                done := done || d;
+                did := did || 'provisional'::text;
+            END IF;
+        END LOOP;
+        -- this run passed over every day ending allowed_lateness before
+        -- as_of, those without events too (never later than a run before)
+        INSERT INTO pipeline.close_runs AS x (metric, closed_as_of, ran_at)
+            VALUES (m.metric, as_of, pg_catalog.now())
+            ON CONFLICT ON CONSTRAINT close_runs_pkey
+            DO UPDATE SET closed_as_of = GREATEST(x.closed_as_of, EXCLUDED.closed_as_of), ran_at = EXCLUDED.ran_at;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pipeline: close_days of metric % failed: %', m.metric, SQLERRM
+            USING HINT = 'The other metrics closed; this one is retried by the next close_days.';
+        done := ARRAY[NULL::date];
+        did := ARRAY['failed'];
+      END;
+      FOR i IN 1 .. pg_catalog.cardinality(did) LOOP
+          metric := m.metric;
+          day := done[i];
+          action := did[i];
+          RETURN NEXT;
+      END LOOP;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._close_days(timestamptz) IS
+    'internal: the work of close_days, run as the extension owner';
+
+CREATE OR REPLACE FUNCTION pipeline.evolve_source(source text, change text)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    info jsonb;
+    users text;
+    alias_name text;
+    version integer;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = evolve_source.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object', HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF change IS NULL THEN
+        RAISE EXCEPTION 'change must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to change the contract of source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can change it.', s.owner);
+    END IF;
+    version := s.contract_version + 1;
+
+    -- DROP ALIAS old_name: producers sending it are on their own from now on
+    alias_name := pg_catalog.substring(change, '^\s*(?:DROP|drop)\s+(?:ALIAS|alias)\s+([a-z_][a-z0-9_]*)\s*$');
+    IF alias_name IS NOT NULL THEN
+        DELETE FROM pipeline.column_aliases AS a WHERE a.source = s.source AND a.alias = alias_name;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'source "%" has no alias "%"', source, alias_name
+                USING ERRCODE = 'undefined_object', HINT = 'See pipeline.column_aliases.';
+        END IF;
+        info := pg_catalog.jsonb_build_object('kind', 'drop_alias', 'column', alias_name);
+    ELSE
+        info := pipeline._evolve_check(s.raw_table, change);
+        IF info->>'kind' IN ('rename_column', 'drop_column', 'alter_type') THEN
+            SELECT pg_catalog.string_agg(m.metric, ', ' ORDER BY m.metric) INTO users
+              FROM pipeline.metric_catalog AS m
+             WHERE m.source = s.source AND m.definition->'columns' ? (info->>'column');
+            IF users IS NOT NULL THEN
+                RAISE EXCEPTION 'column "%" of source % is used by metrics: %', info->>'column', source, users
+                    USING ERRCODE = 'dependent_objects_still_exist',
+                          DETAIL = pg_catalog.format('%s would break: their folds and daily computations read the column by name and type.', users),
+                          HINT = 'Add a new column instead, or drop and recreate those metrics on the new contract.';
+            END IF;
+        END IF;
+        IF info->>'kind' IN ('drop_column', 'alter_type') AND info->>'column' IN (s.event_id, s.event_time)
+           AND NOT (info->>'kind' = 'alter_type' AND info->>'column' = s.event_id) THEN
+            RAISE EXCEPTION 'column "%" is the source''s % column', info->>'column',
+                    CASE WHEN info->>'column' = s.event_id THEN 'event-id' ELSE 'event-time' END
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The event id may only widen; the event time stays timestamptz and cannot be dropped.';
+        END IF;
+        info := pipeline._evolve_apply(s.raw_table, s.ids_table, s.event_id, change);
+
+        IF info->>'kind' = 'rename_column' THEN
+            -- the old name keeps working for producers; older aliases follow
+            UPDATE pipeline.column_aliases AS a SET column_name = info->>'new_name'
+             WHERE a.source = s.source AND a.column_name = info->>'column';
+            INSERT INTO pipeline.column_aliases (source, alias, column_name, since_version)
+                VALUES (s.source, info->>'column', info->>'new_name', version);
+            DELETE FROM pipeline.column_aliases AS a WHERE a.source = s.source AND a.alias = info->>'new_name';
+            IF info->>'column' = s.event_id THEN
+                s.event_id := info->>'new_name';
+            ELSIF info->>'column' = s.event_time THEN
+                s.event_time := info->>'new_name';
+            END IF;
+        ELSIF info->>'kind' = 'drop_column' THEN
+            DELETE FROM pipeline.column_aliases AS a WHERE a.source = s.source AND a.column_name = info->>'column';
+        END IF;
+        PERFORM pipeline._create_load_table(s.source);
+    END IF;
+
+    PERFORM pipeline._record_contract(s.source, version, s.event_id, s.event_time,
+                                      pipeline._contract_columns(s.raw_table), change);
+    RETURN version;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.evolve_source(text, text) IS
+    'changes a source''s contract compatibly (ADD COLUMN, RENAME COLUMN, widening TYPE, DROP NOT NULL, DROP COLUMN, DROP ALIAS); returns the new contract version';
+
+CREATE OR REPLACE FUNCTION pipeline._replay_one(letter bigint)
+    RETURNS text
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._replay_one(bigint) IS
+    'internal: replays one dead letter from its own payload and records the outcome (runs _replay_one_as_owner as the extension owner)';
+
+CREATE OR REPLACE FUNCTION pipeline._settle_dead_letter(letter bigint, batch bigint)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    b pipeline.batch_log;
+    d pipeline.dead_letters;
+    fresh pipeline.dead_letters;
+BEGIN
+    SELECT * INTO b FROM pipeline.batch_log AS x WHERE x.batch_id = batch;
+    SELECT * INTO d FROM pipeline.dead_letters AS x WHERE x.id = letter FOR UPDATE;
+    IF b.batch_id IS NULL OR d.id IS NULL OR b.source <> d.source
+       OR b.batch_key NOT LIKE pg_catalog.format('replay:%s:v%%', letter) THEN
+        RAISE EXCEPTION 'batch % is not a replay of dead letter %', batch, letter
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF b.accepted + b.duplicates = 1 THEN
+        UPDATE pipeline.dead_letters AS x SET replayed_at = pg_catalog.now(), replay_batch_id = batch
+         WHERE x.id = letter AND x.replayed_at IS NULL;
+        RETURN CASE WHEN b.accepted = 1 THEN 'accepted' ELSE 'duplicate' END;
+    END IF;
+    -- still rejected: the letter takes the new reason; the copy the replay
+    -- wrote goes (on a repeated replay there is none left to move)
+    SELECT * INTO fresh FROM pipeline.dead_letters AS x
+     WHERE x.batch_id = batch AND x.id <> letter ORDER BY x.id LIMIT 1;
+    IF fresh.id IS NOT NULL THEN
+        UPDATE pipeline.dead_letters AS x
+           SET error = fresh.error, error_code = fresh.error_code, field = fresh.field,
+               contract_version = fresh.contract_version, replay_attempts = x.replay_attempts + 1
+         WHERE x.id = letter;
+        DELETE FROM pipeline.dead_letters AS x WHERE x.id = fresh.id;
+    END IF;
+    RETURN 'rejected';
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._settle_dead_letter(bigint, bigint) IS
+    'internal: records on a dead letter the outcome of the batch that replayed it';
+
+CREATE OR REPLACE FUNCTION pipeline._check_validate(kind text, target text, params jsonb, OUT target_type text, OUT checked jsonb)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    p record := pipeline._check_kind_params(kind);
+    s pipeline.source_catalog;
+    m pipeline.metric_catalog;
+    key text;
+    typ text;
+    ref record;
+    v jsonb;
+    rel text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params of a check must be a JSON object, not %', params
+            USING ERRCODE = 'invalid_parameter_value', HINT = pg_catalog.format('For example: %s', p.example);
+    END IF;
+    FOR key IN SELECT k FROM pg_catalog.jsonb_object_keys(params) AS k ORDER BY 1 LOOP
+        IF NOT key = ANY (p.required || p.optional) THEN
+            RAISE EXCEPTION 'a % check has no param "%"', kind, key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE WHEN p.required || p.optional = '{}' THEN pg_catalog.format('A %s check takes no params: pass ''{}''.', kind)
+                                  ELSE pg_catalog.format('A %s check takes: %s.', kind, pg_catalog.array_to_string(p.required || p.optional, ', ')) END;
+        END IF;
+    END LOOP;
+
+    -- the target: a source or a metric, as the kind requires
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = target;
+    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = target;
+    -- a metric the caller may not read (pipeline.metrics lists it): its
+    -- checks run as their owner, who must be able to read what they watch
+    IF m.metric IS NULL AND EXISTS (SELECT FROM pipeline.metrics AS x WHERE x.metric = target) THEN
+        RAISE EXCEPTION 'permission denied to add a check on metric "%"', target
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Checks of a metric are for the members of its owner and the readers of its source.';
+    END IF;
+    IF kind IN ('completeness', 'digest', 'sla') THEN
+        target_type := 'metric';
+    ELSIF kind = 'freshness' THEN
+        v := pipeline._check_param(kind, params, 'target_type', 'string', 'null');
+        IF v <> 'null'::jsonb AND v #>> '{}' NOT IN ('source', 'metric') THEN
+            RAISE EXCEPTION 'params.target_type of a freshness check must be "source" or "metric", not %', v
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        target_type := CASE WHEN v <> 'null'::jsonb THEN v #>> '{}'
+                            WHEN s.source IS NOT NULL AND m.metric IS NOT NULL THEN 'ambiguous'
+                            WHEN m.metric IS NOT NULL THEN 'metric' ELSE 'source' END;
+        IF target_type = 'ambiguous' THEN
+            RAISE EXCEPTION '"%" is both a source and a metric', target
+                USING ERRCODE = 'ambiguous_parameter',
+                      HINT = 'Say which with params.target_type: "source" or "metric".';
+        END IF;
+    ELSE
+        target_type := 'source';
+    END IF;
+    IF target_type = 'source' AND s.source IS NULL THEN
+        RAISE EXCEPTION 'source "%" does not exist', target
+            USING ERRCODE = 'undefined_object',
+                  HINT = pg_catalog.format('A %s check watches a source; see pipeline.sources.', kind);
+    END IF;
+    IF target_type = 'metric' AND m.metric IS NULL THEN
+        RAISE EXCEPTION 'metric "%" does not exist', target
+            USING ERRCODE = 'undefined_object',
+                  HINT = CASE WHEN s.source IS NOT NULL
+                              THEN pg_catalog.format('"%s" is a source; a %s check watches a metric of it: see pipeline.metrics.', target, kind)
+                              ELSE pg_catalog.format('A %s check watches a metric; see pipeline.metrics.', kind) END;
+    END IF;
+
+    -- what the check will read, as its owner (the caller): refused now rather than failing at every run
+    FOR rel IN
+        SELECT r FROM pg_catalog.unnest(CASE
+            WHEN kind IN ('referential', 'volume', 'not_null', 'accepted_values') THEN ARRAY[s.raw_table::text]
+            WHEN kind = 'validity' THEN ARRAY['pipeline.batches']
+            WHEN kind = 'completeness' THEN ARRAY[(SELECT x.raw_table::text FROM pipeline.source_catalog AS x WHERE x.source = m.source),
+                                                  m.hot_table::text, pg_catalog.format('pipeline.%I', m.metric || '_daily'),
+                                                  pg_catalog.format('pipeline.%I', m.metric || '_corrections')]
+            WHEN kind = 'digest' THEN ARRAY[pg_catalog.format('metrics.%I', m.metric || '_daily')]
+            ELSE '{}'::text[] END) AS r
+    LOOP
+        IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied to check % "%": a % check reads %', target_type, target, kind, rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('Checks run with the privileges of the role that added them: GRANT SELECT ON %s TO %I.',
+                                               rel, current_user);
+        END IF;
+    END LOOP;
+
+    checked := '{}';
+    IF kind = 'freshness' THEN
+        checked := pg_catalog.jsonb_build_object('max_lag', pipeline._check_param(kind, params, 'max_lag', 'interval'));
+        IF target_type = 'source' THEN
+            v := pipeline._check_param(kind, params, 'basis', 'string', '"arrival"');
+            IF v #>> '{}' NOT IN ('arrival', 'watermark') THEN
+                RAISE EXCEPTION 'params.basis of a freshness check must be "arrival" or "watermark", not %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'arrival: time since the last accepted batch; watermark: time since the source''s watermark.';
+            END IF;
+            checked := checked || pg_catalog.jsonb_build_object('basis', v);
+        ELSIF params ? 'basis' THEN
+            RAISE EXCEPTION 'params.basis is for freshness checks of sources'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A metric''s freshness is the age of the oldest accepted batch not folded yet.';
+        END IF;
+        IF params ? 'target_type' THEN
+            checked := checked || pg_catalog.jsonb_build_object('target_type', target_type);
+        END IF;
+    ELSIF kind = 'completeness' THEN
+        checked := pg_catalog.jsonb_build_object(
+            'tolerance', pipeline._check_param(kind, params, 'tolerance', 'count', '0'),
+            'days', pipeline._check_param(kind, params, 'days', 'days', '7'));
+    ELSIF kind = 'validity' THEN
+        checked := pg_catalog.jsonb_build_object(
+            'window', pipeline._check_param(kind, params, 'window', 'interval', '"1 hour"'),
+            'max_reject_rate', pipeline._check_param(kind, params, 'max_reject_rate', 'rate'));
+    ELSIF kind = 'volume' THEN
+        checked := pg_catalog.jsonb_build_object(
+            'window', pipeline._check_param(kind, params, 'window', 'interval', '"1 hour"'),
+            'max_change', pipeline._check_param(kind, params, 'max_change', 'nonnegative'));
+    ELSIF kind IN ('referential', 'not_null', 'accepted_values') THEN
+        v := pipeline._check_param(kind, params, 'column', 'string');
+        typ := pipeline._check_contract_column(s.source, v #>> '{}');
+        checked := pg_catalog.jsonb_build_object('column', v,
+            'window', pipeline._check_param(kind, params, 'window', 'interval', '"1 day"'));
+        IF kind = 'not_null' THEN
+            checked := checked || pg_catalog.jsonb_build_object(
+                'max_null_rate', pipeline._check_param(kind, params, 'max_null_rate', 'rate', '0'));
+        ELSIF kind = 'referential' THEN
+            ref := pipeline._check_reference(pipeline._check_param(kind, params, 'reference', 'string') #>> '{}');
+            IF NOT pg_catalog.has_column_privilege(ref.rel, ref.col, 'SELECT') THEN
+                RAISE EXCEPTION 'permission denied to read %', ref.normalized
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = pg_catalog.format('Checks run with the privileges of the role that added them: GRANT SELECT ON %s TO %I.',
+                                                   ref.rel, current_user);
+            END IF;
+            -- the two columns must compare with =: let the planner say
+            BEGIN
+                EXECUTE pg_catalog.format(
+                    'SELECT FROM %s AS r WHERE EXISTS (SELECT FROM %s AS t WHERE t.%I = r.%I) LIMIT 0',
+                    s.raw_table, ref.rel, ref.col, v #>> '{}');
+            EXCEPTION WHEN undefined_function OR datatype_mismatch OR indeterminate_datatype THEN
+                RAISE EXCEPTION 'column "%" (%) cannot be compared with %', v #>> '{}', typ, ref.normalized
+                    USING ERRCODE = 'datatype_mismatch',
+                          DETAIL = SQLERRM,
+                          HINT = 'Reference a column of a comparable type (the same type, or text with text).';
+            END;
+            checked := checked || pg_catalog.jsonb_build_object('reference', ref.normalized,
+                'max_missing_rate', pipeline._check_param(kind, params, 'max_missing_rate', 'rate', '0'));
+        ELSE
+            v := params -> 'values';
+            IF v IS NULL OR pg_catalog.jsonb_typeof(v) <> 'array' OR pg_catalog.jsonb_array_length(v) = 0 THEN
+                RAISE EXCEPTION 'params.values of an accepted_values check must be a non-empty JSON array'
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = pg_catalog.format('For example: %s', p.example);
+            END IF;
+            IF EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(v) AS e
+                        WHERE pg_catalog.jsonb_typeof(e) NOT IN ('string', 'number', 'boolean')) THEN
+                RAISE EXCEPTION 'params.values of an accepted_values check must hold strings, numbers or booleans'
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'NULLs are not values: check them with a not_null check.';
+            END IF;
+            -- every value must be one of the column's type
+            BEGIN
+                EXECUTE pg_catalog.format('SELECT $1::%s[]', typ)
+                  USING ARRAY(SELECT e #>> '{}' FROM pg_catalog.jsonb_array_elements(v) AS e);
+            EXCEPTION WHEN data_exception THEN
+                RAISE EXCEPTION 'params.values of an accepted_values check holds a value that is not a % (the type of column "%")',
+                        typ, params ->> 'column'
+                    USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+            END;
+            checked := checked || pg_catalog.jsonb_build_object('values', v,
+                'max_unexpected_rate', pipeline._check_param(kind, params, 'max_unexpected_rate', 'rate', '0'));
+        END IF;
+    ELSIF kind = 'sla' THEN
+        checked := pg_catalog.jsonb_build_object(
+            'ready_by', pipeline._check_param(kind, params, 'ready_by', 'time'),
+            'warn_before', pipeline._check_param(kind, params, 'warn_before', 'interval_or_zero', '"1 hour"'));
+        -- a day is provisional at the earliest allowed_lateness after its
+        -- end: a deadline before that could never be met
+        SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+        IF (checked ->> 'ready_by')::time::interval < s.allowed_lateness THEN
+            RAISE EXCEPTION 'params.ready_by of a sla check is %, before metric "%" can have yesterday provisional',
+                    checked ->> 'ready_by', m.metric
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = pg_catalog.format('Source %s allows events %s late: a day becomes provisional that long after it ends, at the earliest.',
+                                                 s.source, s.allowed_lateness),
+                      HINT = CASE WHEN s.allowed_lateness < interval '1 day'
+                                  THEN pg_catalog.format('Choose a ready_by of %s or later.',
+                                                         pipeline._check_time_text(time '00:00' + s.allowed_lateness))
+                                  ELSE 'No time of day can be met: lower the source''s allowed_lateness first.' END;
+        END IF;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_validate(text, text, jsonb) IS
+    'internal: validates a check''s target (source or metric as the kind requires, readable by the caller) and params';
+
+CREATE OR REPLACE FUNCTION pipeline.add_check(check_name text, kind text, target text, params jsonb DEFAULT '{}',
+                                   severity text DEFAULT 'warn')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    v record;
+BEGIN
+    PERFORM pipeline._check_name('check', check_name);
+    IF kind IS NULL OR target IS NULL OR severity IS NULL THEN
+        RAISE EXCEPTION 'add_check needs a check name, a kind, a target and a severity'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pipeline._check_kind_params(kind) IS NULL THEN
+        RAISE EXCEPTION 'unknown check kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The kinds are freshness, completeness, validity, referential, volume, not_null, accepted_values, digest and sla.';
+    END IF;
+    IF severity NOT IN ('warn', 'fail', 'block') THEN
+        RAISE EXCEPTION 'unknown severity "%"', severity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use warn, fail or block (block holds the metric''s days from freezing while the check fails).';
+    END IF;
+    -- a missed SLA says the days are late, not wrong: holding the older
+    -- days from freezing would only make them later
+    IF kind = 'sla' AND severity = 'block' THEN
+        RAISE EXCEPTION 'a sla check cannot have severity block'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A missed SLA means a day is late, not wrong: use warn or fail.';
+    END IF;
+    IF EXISTS (SELECT FROM pipeline.checks AS c WHERE c.check_name = add_check.check_name) THEN
+        RAISE EXCEPTION 'check "%" already exists', check_name
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_check().';
+    END IF;
+    v := pipeline._check_validate(kind, target, COALESCE(params, '{}'));
+    PERFORM pipeline._store_check(check_name, kind, target, v.target_type, v.checked, severity);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.add_check(text, text, text, jsonb, text) IS
+    'adds a data-quality check of a source or metric (kinds: freshness, completeness, validity, referential, volume, '
+    'not_null, accepted_values, digest, sla); params are validated and stored with their defaults; severity warn, fail or block';
+
+CREATE OR REPLACE FUNCTION pipeline.drop_check(check_name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    PERFORM pipeline._delete_check(check_name);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.drop_check(text) IS 'drops a check and its results history';
+
+CREATE OR REPLACE FUNCTION pipeline.run_checks(as_of timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (check_name text, status text, observed numeric, threshold numeric, detail text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    c pipeline.checks;
+    prev text;
+    next_no bigint;
+    r record;
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- (a check whose owner was dropped is a superuser's to see, and fails)
+    FOR c IN SELECT x.* FROM pipeline.checks AS x
+               LEFT JOIN pg_catalog.pg_roles AS o ON o.oid = x.owner
+              WHERE CASE WHEN o.oid IS NULL
+                         THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.rolname = current_user)
+                         ELSE pg_catalog.pg_has_role(current_user, x.owner, 'USAGE') END
+              ORDER BY x.check_name
+    LOOP
+        -- one run of a check at a time: a second waits, then sees the first's result
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline.check_results'),
+                                                 pg_catalog.hashtext(c.check_name));
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pipeline.checks AS x WHERE x.check_name = c.check_name);
+        SELECT x.status, x.run_no INTO prev, next_no FROM pipeline.check_results AS x
+         WHERE x.check_name = c.check_name ORDER BY x.run_no DESC LIMIT 1;
+        next_no := COALESCE(next_no, 0) + 1;
+        -- evaluated as the check's owner (its privileges, whoever runs it)
+        BEGIN
+            r := pipeline._evaluate_check(c.check_name, as_of);
+            status := r.status;
+            observed := r.observed;
+            threshold := r.threshold;
+            detail := r.detail;
+        EXCEPTION WHEN OTHERS THEN
+            status := 'fail';
+            observed := NULL;
+            threshold := NULL;
+            detail := 'the check could not run: ' || SQLERRM;
+        END;
+        check_name := c.check_name;
+        PERFORM pipeline._record_check_result(c.check_name, next_no, as_of, status, observed, threshold, detail);
+        -- worse than the run before (pass < warn < fail; no run before is a
+        -- pass): a new failure, a new warning, or a warning turned failure.
+        -- Any role may LISTEN: the payload says which check and how bad,
+        -- never what it read (observed, detail: in pipeline.alerts, for the
+        -- check's owner).
+        IF status <> 'pass' AND (prev IS NULL OR prev = 'pass' OR (prev = 'warn' AND status = 'fail')) THEN
+            PERFORM pg_catalog.pg_notify('pipeline_alerts', pg_catalog.jsonb_build_object(
+                'check_name', c.check_name, 'kind', c.kind, 'target', c.target, 'severity', c.severity,
+                'status', status, 'ran_at', as_of)::text);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.run_checks(timestamptz) IS
+    'evaluates, as of the given time, the checks of the roles the caller has the privileges of (all, for a superuser), '
+    'each as its owner; records each result in pipeline.check_results and sends NOTIFY pipeline_alerts (a JSON payload: '
+    'check_name, kind, target, severity, status, ran_at) for each run that makes a check '
+    'worse: a new failure, a new SLA warning, or a warning turned failure';
+
+CREATE OR REPLACE FUNCTION pipeline.explain(metric text, day date, dimensions jsonb DEFAULT '{}')
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    c pipeline.day_closures;
+    dims jsonb := COALESCE(dimensions, '{}');
+    dim record;
+    key text;
+    rel text;
+    lo timestamptz;
+    hi timestamptz;
+    filter text;
+    cnt text;
+    status text;
+    groups jsonb;
+    batches jsonb;
+    duplicates jsonb;
+    dead jsonb;
+    notes text[] := '{}';
+    adds_up boolean;
+    has_batches boolean := pg_catalog.has_table_privilege('pipeline.batches', 'SELECT');
+    order_by text := '';
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS x WHERE x.metric = explain.metric;
+    IF NOT FOUND THEN
+        -- listed in pipeline.metrics, but its row is not the caller's to read
+        SELECT pg_catalog.format('permission denied to explain metric "%s": explain reads %s', x.metric, y.raw_table),
+               x.owner::text
+          INTO rel, key
+          FROM pipeline.metrics AS x JOIN pipeline.sources AS y ON y.source = x.source
+         WHERE x.metric = explain.metric;
+        IF rel IS NOT NULL THEN
+            RAISE EXCEPTION '%', rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', key);
+        END IF;
+        RAISE EXCEPTION 'metric "%" does not exist', metric
+            USING ERRCODE = 'undefined_object', HINT = 'List metrics in pipeline.metrics.';
+    END IF;
+    IF day IS NULL THEN
+        RAISE EXCEPTION 'explain needs a day' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    def := m.definition;
+    IF pg_catalog.jsonb_typeof(dims) <> 'object' THEN
+        RAISE EXCEPTION 'dimensions must be a JSON object, e.g. {"platform": "ios"}, not %', dims
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR key IN SELECT k FROM pg_catalog.jsonb_object_keys(dims) AS k ORDER BY 1 LOOP
+        SELECT d ->> 'name' AS name, d ->> 'type' AS type INTO dim
+          FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d WHERE d ->> 'name' = key;
+        IF dim.name IS NULL THEN
+            RAISE EXCEPTION 'metric "%" has no dimension "%"', metric, key
+                USING ERRCODE = 'undefined_column',
+                      HINT = CASE WHEN pg_catalog.jsonb_array_length(def -> 'dimensions') = 0
+                                  THEN 'It has no dimensions: pass ''{}''.'
+                                  ELSE pg_catalog.format('Its dimensions are: %s.', (
+                                      SELECT pg_catalog.string_agg(d ->> 'name', ', ')
+                                        FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d)) END;
+        END IF;
+        IF pg_catalog.jsonb_typeof(dims -> key) NOT IN ('string', 'number', 'boolean', 'null') THEN
+            RAISE EXCEPTION 'dimension "%" must be given a single value, not %', key, dims -> key
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1 ->> %L)::%s', key, dim.type) USING dims;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'dimension "%" is a %: % is not one', key, dim.type, dims -> key
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+        END;
+    END LOOP;
+    FOREACH rel IN ARRAY ARRAY[s.raw_table::text, pg_catalog.format('pipeline.%I', m.metric || '_daily'),
+                               pg_catalog.format('pipeline.%I', m.metric || '_corrections'),
+                               pg_catalog.format('metrics.%I', m.metric || '_restated')] LOOP
+        IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied to explain metric "%": explain reads %', metric, rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', m.owner);
+        END IF;
+    END LOOP;
+
+    lo := day::timestamp AT TIME ZONE s.day_timezone;
+    hi := (day + 1)::timestamp AT TIME ZONE s.day_timezone;
+    filter := COALESCE(def ->> 'filter', 'true');
+    SELECT e ->> 'name' INTO cnt FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e
+     WHERE e ->> 'agg' = 'count_star' LIMIT 1;
+    SELECT * INTO c FROM pipeline.day_closures AS x WHERE x.metric = m.metric AND x.day = explain.day;
+    status := COALESCE(c.status, 'open');
+    IF pg_catalog.jsonb_array_length(def -> 'dimensions') > 0 THEN
+        order_by := ' ORDER BY ' || pipeline._dims_group(def, 'g.');
+    END IF;
+
+    -- per dimension group: daily, corrections, restated; and raw, split by
+    -- what the freeze saw, what corrections took, what awaits correction
+    EXECUTE pg_catalog.format($q$
+        WITH raw_batches AS (
+            SELECT r._pl_batch AS _pl_batch%1$s, pg_catalog.count(*) AS _pl_n
+              FROM %2$s AS r
+             WHERE r.%3$I >= $2 AND r.%3$I < $3 AND (%4$s)%5$s
+             GROUP BY r._pl_batch%27$s),
+        raw_groups AS (
+            SELECT true AS _pl_g%6$s, pg_catalog.sum(w._pl_n)::bigint AS _pl_raw_now,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_at_freeze,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $5)
+                                                   AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_corrected,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE b.xid IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5)))::bigint AS _pl_awaiting
+              FROM raw_batches AS w LEFT JOIN pipeline.batch_log AS b ON b.batch_id = w._pl_batch
+             GROUP BY %7$s),
+        corr AS (
+            SELECT true AS _pl_g%8$s, %9$s, pg_catalog.sum(c.late_events)::bigint AS _pl_events,
+                   pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) - 'day' ORDER BY c.correction_id) AS _pl_list
+              FROM pipeline.%10$I AS c WHERE c.day = $6%11$s
+             GROUP BY %12$s),
+        keys AS (
+            SELECT true AS _pl_g%13$s FROM pipeline.%14$I AS d WHERE d.day = $6%15$s
+            UNION SELECT w._pl_g%6$s FROM raw_groups AS w WHERE w._pl_raw_now IS NOT NULL
+            UNION SELECT k._pl_g%16$s FROM corr AS k WHERE k._pl_events IS NOT NULL)
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'dimensions', pg_catalog.jsonb_build_object(%17$s),
+                   'measures', %18$s,
+                   'events', pg_catalog.jsonb_build_object(
+                       'raw_now', COALESCE(w._pl_raw_now, 0),
+                       'in_daily', %19$s,
+                       'at_freeze', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_at_freeze, 0) END,
+                       'in_corrections', CASE WHEN $7 = 'frozen' THEN COALESCE(k._pl_events, 0) END,
+                       'corrected_batches', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_corrected, 0) END,
+                       'awaiting_correction', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_awaiting, 0) END,
+                       'adds_up', CASE WHEN $7 = 'frozen'
+                                       THEN COALESCE(k._pl_events, 0) = COALESCE(w._pl_corrected, 0)%20$s END),
+                   'corrections', COALESCE(k._pl_list, '[]'))%21$s), '[]')
+          FROM keys AS g
+          LEFT JOIN pipeline.%14$I AS d ON d.day = $6%22$s
+          LEFT JOIN metrics.%23$I AS x ON x.day = $6%24$s
+          LEFT JOIN corr AS k ON true%25$s
+          LEFT JOIN raw_groups AS w ON true%26$s
+        $q$,
+        pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
+        pipeline._dims(def, 'w.'), pipeline._dims_group(def, 'w.'),
+        pipeline._dims(def, 'c.'), pipeline._explain_corr_select(def), m.metric || '_corrections',
+        pipeline._dims_given(def, dims, 'c'), pipeline._dims_group(def, 'c.'),
+        pipeline._dims(def, 'd.'), m.metric || '_daily', pipeline._dims_given(def, dims, 'd'),
+        pipeline._dims(def, 'k.'),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%L, g.%I', e ->> 'name', e ->> 'name'), ', ' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') WITH ORDINALITY AS x(e, o)),
+        pipeline._explain_measures(def),
+        CASE WHEN cnt IS NULL THEN 'NULL::bigint' ELSE pg_catalog.format('d.%I', cnt) END,
+        CASE WHEN cnt IS NULL THEN '' ELSE pg_catalog.format(' AND COALESCE(d.%I, 0) = COALESCE(w._pl_at_freeze, 0)', cnt) END,
+        order_by,
+        pipeline._dims_match(def, 'd', 'g'), m.metric || '_restated', pipeline._dims_match(def, 'x', 'g'),
+        pipeline._dims_match(def, 'k', 'g'), pipeline._dims_match(def, 'w', 'g'),
+        pipeline._dims(def, 'r.'))
+      INTO groups
+      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, day, status;
+
+    SELECT pg_catalog.bool_and(COALESCE((g -> 'events' ->> 'adds_up')::boolean, true)
+                               AND NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(g -> 'measures') AS e
+                                                WHERE (e.value ->> 'adds_up')::boolean IS NOT TRUE))
+      INTO adds_up
+      FROM pg_catalog.jsonb_array_elements(groups) AS g;
+
+    -- the batches behind the group's events, and the contract versions they were checked against
+    EXECUTE pg_catalog.format($q$
+        WITH per_batch AS (
+            SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS events
+              FROM %1$s AS r
+             WHERE r.%2$I >= $2 AND r.%2$I < $3 AND (%3$s)%4$s
+             GROUP BY 1),
+        b AS (
+            SELECT p.batch_id, p.events, l.received_at, %5$s AS contract_version,
+                   CASE WHEN l.batch_id IS NULL THEN 'no receipt'
+                        WHEN $6 <> 'frozen' THEN $6
+                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $4) THEN 'at freeze'
+                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $5) THEN 'correction'
+                        ELSE 'awaiting correction' END AS included
+              FROM per_batch AS p
+              LEFT JOIN pipeline.batch_log AS l ON l.batch_id = p.batch_id
+              %6$s)
+        SELECT pg_catalog.jsonb_build_object(
+                 'count', (SELECT pg_catalog.count(*) FROM b),
+                 'events_by_inclusion', (SELECT COALESCE(pg_catalog.jsonb_object_agg(i.included, i.events), '{}')
+                                           FROM (SELECT b.included, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS i),
+                 'events_by_contract_version', %7$s,
+                 'list', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t) ORDER BY t.batch_id), '[]')
+                            FROM (SELECT * FROM b ORDER BY b.batch_id LIMIT 100) AS t),
+                 'list_truncated', (SELECT pg_catalog.count(*) > 100 FROM b))
+        $q$,
+        s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
+        CASE WHEN has_batches THEN 'v.contract_version' ELSE 'NULL::integer' END,
+        CASE WHEN has_batches THEN 'LEFT JOIN pipeline.batches AS v ON v.batch_id = p.batch_id' ELSE '' END,
+        CASE WHEN has_batches
+             THEN '(SELECT COALESCE(pg_catalog.jsonb_object_agg(COALESCE(v.contract_version::text, ''unknown''), v.events), ''{}'') '
+                  '   FROM (SELECT b.contract_version, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS v)'
+             ELSE 'NULL::jsonb' END)
+      INTO batches
+      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, status;
+    IF NOT has_batches THEN
+        notes := pg_catalog.array_append(notes, pg_catalog.format('contract versions and duplicates are in pipeline.batches, which %s may not read', current_user));
+    ELSE
+        SELECT pg_catalog.jsonb_build_object('duplicates', COALESCE(pg_catalog.sum(v.duplicates), 0),
+                                             'batches', pg_catalog.count(*), 'approximate', true)
+          INTO duplicates
+          FROM pipeline.batch_log AS b JOIN pipeline.batches AS v ON v.batch_id = b.batch_id
+         WHERE b.source = s.source AND b.min_event_time < hi AND b.max_event_time >= lo;
+        notes := pg_catalog.array_append(notes, 'duplicates: dropped duplicates are not stored, so this is the sum over the batches whose event times overlap the day (all dimension groups), whatever the day of each duplicate');
+    END IF;
+    IF pg_catalog.has_table_privilege('pipeline.dead_letters', 'SELECT') THEN
+        SELECT pg_catalog.jsonb_build_object('count', COALESCE(pg_catalog.sum(x.n), 0),
+                                             'by_error_code', COALESCE(pg_catalog.jsonb_object_agg(x.error_code, x.n), '{}'))
+          INTO dead
+          FROM (SELECT l.error_code, pg_catalog.count(*) AS n FROM pipeline.dead_letters AS l
+                 WHERE l.source = s.source AND l.received_at >= lo AND l.received_at < hi
+                 GROUP BY 1) AS x;
+        notes := pg_catalog.array_append(notes, 'dead_letters: a rejected event has no trusted event time, so these are the source''s dead letters received during the day (all dimension groups)');
+    ELSE
+        notes := pg_catalog.array_append(notes, pg_catalog.format('dead letters are in pipeline.dead_letters, which %s may not read', current_user));
+    END IF;
+    IF status = 'frozen' THEN
+        notes := pg_catalog.array_append(notes, 'events: in_daily (the count(*) measure) = at_freeze (raw events of batches the freeze saw); in_corrections = corrected_batches (raw events of batches seen since); raw_now = at_freeze + corrected_batches + awaiting_correction');
+    ELSIF status = 'provisional' THEN
+        notes := pg_catalog.array_append(notes, 'a provisional day is recomputed from raw by every close_days run: raw_now may exceed in_daily by events accepted since');
+    ELSE
+        notes := pg_catalog.array_append(notes, 'the day is not closed yet: no daily rows');
+    END IF;
+
+    RETURN pg_catalog.jsonb_build_object(
+        'metric', m.metric, 'source', s.source, 'day', day, 'day_timezone', s.day_timezone,
+        'from', lo, 'to', hi, 'dimensions', dims,
+        'status', status, 'version', c.version, 'computed_at', c.computed_at, 'frozen_at', c.frozen_at,
+        'events_frozen', c.events_frozen,
+        'groups', groups,
+        'batches', batches,
+        'duplicates', duplicates,
+        'dead_letters', dead,
+        'adds_up', adds_up,
+        'notes', pg_catalog.to_jsonb(notes));
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.explain(text, date, jsonb) IS
+    'how a daily number came to be, as JSON: the day''s status, version and freeze; per dimension group the daily, '
+    'corrections and restated value of each measure and whether they add up, and the raw events split by what the '
+    'freeze saw, what corrections took and what awaits correction; the batches and contract versions behind them; '
+    'duplicates and dead letters around the day.  dimensions selects groups, e.g. {"platform": "ios"}';
+
+REVOKE EXECUTE ON FUNCTION pipeline._create_daily(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pipeline._drop_daily(text) FROM PUBLIC;
+
+-- --- stranger functions and operators in schema pipeline ------------------
+REVOKE EXECUTE ON FUNCTION pipeline._refuse_strangers() FROM PUBLIC;
+CREATE EVENT TRIGGER pipeline_refuse_strangers ON ddl_command_end
+    WHEN TAG IN ('CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE OPERATOR',
+                 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER AGGREGATE', 'ALTER OPERATOR')
+    EXECUTE FUNCTION pipeline._refuse_strangers();
+
+
+-- --- dead letters: each role sees what it could read itself ---------------
+ALTER TABLE pipeline.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dead_letters_read ON pipeline.dead_letters FOR SELECT USING (
+    EXISTS (SELECT FROM pipeline.batch_log AS b
+             WHERE b.batch_id = dead_letters.batch_id AND b.ingested_by = current_user)
+    OR EXISTS (SELECT FROM pipeline.source_catalog AS s
+                WHERE s.source = dead_letters.source
+                  AND (pg_catalog.pg_has_role(current_user, s.owner, 'USAGE')
+                       OR pg_catalog.has_table_privilege(s.raw_table, 'SELECT'))));
+
+REVOKE SELECT ON pipeline.dead_letters FROM pipeline_writer;
+GRANT SELECT (ingested_by) ON pipeline.batch_log TO PUBLIC;
+GRANT SELECT ON pipeline.dead_letters TO PUBLIC;
+
+-- --- metrics: rows for their owners and their source's readers ------------
+DROP POLICY metric_catalog_read ON pipeline.metric_catalog;
+CREATE POLICY metric_catalog_read ON pipeline.metric_catalog FOR SELECT USING (
+    pg_catalog.pg_has_role(current_user, owner, 'USAGE')
+    OR EXISTS (SELECT FROM pipeline.source_catalog AS s
+                WHERE s.source = metric_catalog.source
+                  AND pg_catalog.has_table_privilege(s.raw_table, 'SELECT')));
+
+CREATE OR REPLACE VIEW pipeline.metrics AS
+    SELECT m.metric, m.source, m.dimensions, m.measures, m.bucket,
+           CASE WHEN pg_catalog.pg_has_role(current_user, m.owner, 'USAGE')
+                     OR pg_catalog.has_table_privilege(s.raw_table, 'SELECT')
+                THEN m.filter END AS filter,
+           m.hot_retention,
+           m.hot_table, pg_catalog.format('metrics.%I', m.metric || '_live') AS live_view,
+           m.owner, m.created_at
+      FROM pipeline.metric_catalog AS m
+      JOIN pipeline.source_catalog AS s ON s.source = m.source;
+COMMENT ON VIEW pipeline.metrics IS 'the metrics: source, dimensions, measures, bucket, filter (for its owner and '
+    'readers of its source), hot retention and their views';
+
+-- --- catalogs written through the API only -------------------------------
+DROP POLICY source_catalog_owner_update ON pipeline.source_catalog;
+REVOKE UPDATE (contract_version, event_id, event_time) ON pipeline.source_catalog FROM PUBLIC;
+DROP POLICY contracts_owner_insert ON pipeline.contracts;
+REVOKE INSERT ON pipeline.contracts FROM PUBLIC;
+DROP POLICY checks_owner_insert ON pipeline.checks;
+DROP POLICY checks_owner_delete ON pipeline.checks;
+REVOKE INSERT, DELETE ON pipeline.checks FROM PUBLIC;
+DROP POLICY check_results_owner_insert ON pipeline.check_results;
+DROP POLICY check_results_read ON pipeline.check_results;
+CREATE POLICY check_results_read ON pipeline.check_results FOR SELECT USING (
+    EXISTS (SELECT FROM pipeline.checks AS c
+             WHERE c.check_name = check_results.check_name
+               AND pg_catalog.pg_has_role(current_user, c.owner, 'USAGE')));
+
+REVOKE INSERT ON pipeline.check_results FROM PUBLIC;
+
+-- --- serving what a role may read ------------------------------------------
+CREATE OR REPLACE VIEW pipeline.alerts AS
+    SELECT c.check_name, c.kind, c.target, c.severity, l.status,
+           (SELECT r.ran_at FROM pipeline.check_results AS r
+             WHERE r.check_name = c.check_name
+               AND r.run_no > COALESCE((SELECT p.run_no FROM pipeline.check_results AS p
+                                         WHERE p.check_name = c.check_name
+                                           AND (p.status = 'pass' OR (p.status = 'warn' AND l.status = 'fail'))
+                                         ORDER BY p.run_no DESC LIMIT 1), 0)
+             ORDER BY r.run_no LIMIT 1) AS since,
+           l.ran_at AS last_ran_at,
+           CASE WHEN mine THEN l.observed END AS observed,
+           CASE WHEN mine THEN l.threshold END AS threshold,
+           CASE WHEN mine THEN l.detail END AS detail
+      FROM pipeline.checks AS c
+      CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(current_user, c.owner, 'USAGE') AS mine) AS v
+      JOIN LATERAL (SELECT r.* FROM pipeline.check_results AS r
+                     WHERE r.check_name = c.check_name
+                     ORDER BY r.run_no DESC LIMIT 1) AS l ON l.status IN ('warn', 'fail');
+COMMENT ON VIEW pipeline.alerts IS
+    'the checks failing now and the daily SLAs missed or about to be (their latest run is fail, or warn: an SLA''s early '
+    'warning): severity, status, since when, and (for members of the check''s owner) the latest observed value, '
+    'threshold and detail.  Each run that makes '
+    'a check worse (to warn or fail) is also sent as NOTIFY pipeline_alerts with a JSON payload';
+
+CREATE OR REPLACE VIEW pipeline.status AS
+    SELECT u.kind, u.name, u.metric, u.source,
+           u.last_fold_at, u.last_fold_ms, u.events_folded, u.backlog, u.lag_seconds, u.watermark,
+           u.failures, u.last_error, u.last_error_at,
+           w.state AS worker_state, w.last_tick AS worker_last_tick,
+           u.last_batch_at, u.events_per_s_1m, u.events_per_s_5m, u.events_per_s_15m,
+           u.received_15m, u.accept_rate_15m, u.duplicate_rate_15m, u.reject_rate_15m,
+           u.lateness_events, u.lateness_p50, u.lateness_p95, u.lateness_p99,
+           u.days_open, u.days_provisional, u.days_held, u.days_frozen,
+           u.corrections_7d, u.late_events_7d,
+           u.job_user, u.job_schedule, u.job_command, u.job_active,
+           u.last_run_start, u.last_run_end, u.last_run_status, u.last_run_message
+      FROM (
+        -- per metric: the fold (as before), the days, the corrections
+        SELECT 'metric'::text AS kind, m.metric AS name, m.metric, m.source,
+               m.last_fold_at, m.last_fold_ms, m.events_folded,
+               COALESCE(p.backlog, 0) AS backlog,
+               CASE WHEN p.oldest IS NULL THEN 0
+                    ELSE pg_catalog.date_part('epoch', pg_catalog.now() - p.oldest) END AS lag_seconds,
+               m.max_event_time - s.allowed_lateness AS watermark,
+               -- an error may quote raw values: for the metric's owner only
+               m.failures,
+               CASE WHEN pg_catalog.pg_has_role(current_user, m.owner, 'USAGE') THEN m.last_error END AS last_error,
+               m.last_error_at,
+               NULL::timestamptz AS last_batch_at, NULL::numeric AS events_per_s_1m,
+               NULL::numeric AS events_per_s_5m, NULL::numeric AS events_per_s_15m,
+               NULL::bigint AS received_15m, NULL::numeric AS accept_rate_15m,
+               NULL::numeric AS duplicate_rate_15m, NULL::numeric AS reject_rate_15m,
+               NULL::bigint AS lateness_events, NULL::interval AS lateness_p50,
+               NULL::interval AS lateness_p95, NULL::interval AS lateness_p99,
+               (SELECT pg_catalog.count(*) FROM pipeline._source_days(m.source) AS d(day)
+                 WHERE NOT EXISTS (SELECT FROM pipeline.day_closures AS c
+                                    WHERE c.metric = m.metric AND c.day = d.day)) AS days_open,
+               COALESCE(dc.provisional, 0) AS days_provisional,
+               COALESCE(dc.held, 0) AS days_held,
+               COALESCE(dc.frozen, 0) AS days_frozen,
+               cr.corrections AS corrections_7d, cr.late_events AS late_events_7d,
+               NULL::text AS job_user, NULL::text AS job_schedule, NULL::text AS job_command,
+               NULL::boolean AS job_active, NULL::timestamptz AS last_run_start,
+               NULL::timestamptz AS last_run_end, NULL::text AS last_run_status, NULL::text AS last_run_message
+          FROM pipeline.metric_catalog AS m
+          JOIN pipeline.source_catalog AS s ON s.source = m.source
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.sum(b.accepted) AS backlog, pg_catalog.min(b.received_at) AS oldest
+                  FROM pipeline.batch_log AS b
+                 WHERE b.source = m.source
+                   AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
+                   AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot)
+                   AND b.accepted > 0) AS p ON true
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.count(*) FILTER (WHERE c.status = 'provisional') AS provisional,
+                       pg_catalog.count(*) FILTER (WHERE c.status = 'held') AS held,
+                       pg_catalog.count(*) FILTER (WHERE c.status = 'frozen') AS frozen
+                  FROM pipeline.day_closures AS c
+                 WHERE c.metric = m.metric) AS dc ON true
+          LEFT JOIN LATERAL pipeline._recent_corrections(m.metric, pg_catalog.now() - interval '7 days') AS cr ON true
+        UNION ALL
+        -- per source: throughput, outcome rates, lateness, watermark, freshness
+        SELECT 'source'::text, s.source, NULL::text, s.source,
+               NULL::timestamptz, NULL::double precision, NULL::bigint, NULL::numeric,
+               pg_catalog.date_part('epoch', pg_catalog.now() - la.last_batch_at),
+               wm.max_event_time - s.allowed_lateness,
+               NULL::integer, NULL::text, NULL::timestamptz,
+               la.last_batch_at,
+               pg_catalog.round(COALESCE(r.received_1m, 0) / 60.0, 3),
+               pg_catalog.round(COALESCE(r.received_5m, 0) / 300.0, 3),
+               pg_catalog.round(COALESCE(r.received_15m, 0) / 900.0, 3),
+               COALESCE(r.received_15m, 0)::bigint,
+               pg_catalog.round(r.accepted_15m / NULLIF(r.received_15m, 0), 4),
+               pg_catalog.round(r.duplicates_15m / NULLIF(r.received_15m, 0), 4),
+               pg_catalog.round(r.rejected_15m / NULLIF(r.received_15m, 0), 4),
+               CASE WHEN pg_catalog.has_table_privilege(s.raw_table, 'SELECT')
+                    THEN COALESCE(pipeline.lateness_count(l.sketch), 0) END,
+               pipeline.lateness_quantile(l.sketch, 0.5),
+               pipeline.lateness_quantile(l.sketch, 0.95),
+               pipeline.lateness_quantile(l.sketch, 0.99),
+               NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+               NULL::text, NULL::text, NULL::text, NULL::boolean,
+               NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text
+          FROM pipeline.source_catalog AS s
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.max(b.received_at) AS last_batch_at
+                  FROM pipeline.batch_log AS b
+                 WHERE b.source = s.source AND b.accepted > 0) AS la ON true
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.max(b.max_event_time) AS max_event_time
+                  FROM pipeline.batch_log AS b
+                 WHERE b.source = s.source AND b.accepted > 0) AS wm ON true
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.sum(b.received) FILTER (WHERE b.received_at >= pg_catalog.now() - interval '1 minute') AS received_1m,
+                       pg_catalog.sum(b.received) FILTER (WHERE b.received_at >= pg_catalog.now() - interval '5 minutes') AS received_5m,
+                       pg_catalog.sum(b.received) AS received_15m,
+                       pg_catalog.sum(b.accepted) AS accepted_15m,
+                       pg_catalog.sum(b.duplicates) AS duplicates_15m,
+                       pg_catalog.sum(b.rejected) AS rejected_15m
+                  FROM pipeline.batch_log AS b
+                 WHERE b.source = s.source
+                   AND b.received_at >= pg_catalog.now() - interval '15 minutes') AS r ON true
+          LEFT JOIN LATERAL (
+                SELECT pipeline._recent_lateness(s.source, pg_catalog.now() - interval '15 minutes', 10000) AS sketch
+               ) AS l ON true
+        UNION ALL
+        -- per pg_cron job of this database: its last run; or why they could not be read
+        SELECT 'job'::text, j.jobname, NULL::text, NULL::text,
+               NULL::timestamptz, NULL::double precision, NULL::bigint, NULL::numeric,
+               NULL::double precision, NULL::timestamptz, NULL::integer,
+               CASE WHEN j.error IS NOT NULL THEN j.error
+                    WHEN j.last_run_status = 'failed' THEN j.last_run_message END,
+               CASE WHEN j.error IS NOT NULL THEN pg_catalog.now()
+                    WHEN j.last_run_status = 'failed' THEN COALESCE(j.last_run_end, j.last_run_start) END,
+               NULL::timestamptz, NULL::numeric, NULL::numeric, NULL::numeric,
+               NULL::bigint, NULL::numeric, NULL::numeric, NULL::numeric,
+               NULL::bigint, NULL::interval, NULL::interval, NULL::interval,
+               NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+               j.username, j.schedule, j.command, j.active,
+               j.last_run_start, j.last_run_end, j.last_run_status, j.last_run_message
+          FROM pipeline._status_jobs() AS j
+      ) AS u
+      LEFT JOIN pipeline.workers AS w
+        ON w.kind = 'worker' AND w.database = pg_catalog.current_database();
+COMMENT ON VIEW pipeline.status IS
+    'the monitoring surface, one row per source, metric and pg_cron job (kind; name).  Every row: worker_state, '
+    'worker_last_tick.  Metric rows: last_fold_at, last_fold_ms, events_folded, backlog (accepted, not yet folded), '
+    'lag_seconds (age of the oldest unfolded batch), watermark, failures, last_error (for members of the metric''s '
+    'owner), days_open (raw data, not '
+    'closed yet), days_provisional, days_held, days_frozen, corrections_7d and late_events_7d (corrections created in '
+    'the last 7 days).  Source rows: last_batch_at and lag_seconds (since the last accepted batch), watermark (max '
+    'accepted event time - allowed lateness), events_per_s_1m/_5m/_15m (received), received_15m, accept_rate_15m, '
+    'duplicate_rate_15m, reject_rate_15m (shares of received), lateness_p50/_p95/_p99 of arrival - event time over '
+    'lateness_events events (the newest, at most 10 000, of the last 15 minutes; NULL without SELECT on the raw '
+    'table).  Job rows (the caller''s jobs, as pg_cron shows them): job_user, job_schedule, job_command, job_active, '
+    'last_run_start, last_run_end, last_run_status, last_run_message; a failed last run is also last_error; when '
+    'the jobs cannot be read, one job row with name NULL and the reason in last_error';
+
+-- --- what PUBLIC may not execute (src/sql/95_privileges.sql) ---------------
+REVOKE EXECUTE ON FUNCTION
+    pipeline._register_source_as_owner(regrole, text, text, text, text, interval, interval, text),
+    pipeline._unregister_source_as_owner(regrole, text),
+    pipeline._create_load_table_as_owner(regrole, text),
+    pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval),
+    pipeline._unregister_metric_as_owner(regrole, text),
+    pipeline._store_check_as_owner(regrole, text, text, text, text, jsonb, text),
+    pipeline._delete_check_as_owner(regrole, text),
+    pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text),
+    pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text),
+    pipeline._replay_one_as_owner(regrole, bigint),
+    pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz),
+    pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
+    pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
+  FROM PUBLIC;
+
+-- --- load tables: the extension owner's from now on ------------------------
+-- In 0.1.0 a source's owner owned pipeline.<source>_load, so a trigger or
+-- column default of theirs ran as every writer that loaded.  Each is made
+-- again as the extension owner (it never holds rows), like a new source's,
+-- which is no member of the extension: tables made by an extension script
+-- are, so the new ones are taken out again.
+DO $load$
+DECLARE
+    s record;
+BEGIN
+    FOR s IN SELECT c.source, c.owner FROM pipeline.source_catalog AS c ORDER BY c.source LOOP
+        PERFORM pipeline._create_load_table_as_owner(s.owner, s.source);
+        EXECUTE pg_catalog.format('ALTER EXTENSION pipeline DROP TABLE pipeline.%I', s.source || '_load');
+    END LOOP;
+END
+$load$;

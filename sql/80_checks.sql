@@ -373,15 +373,24 @@ GRANT USAGE ON SCHEMA pipeline, metrics TO regress_dq;
 SELECT current_user AS superuser \gset
 SET ROLE regress_dq;
 SELECT pipeline.add_check('theirs', 'not_null', 'orders', '{"column": "platform"}');
--- written by hand past add_check's checks, it still runs as regress_dq
+-- added while it could read the source, it runs as regress_dq once it cannot
+RESET ROLE;
+GRANT SELECT ON pipeline.orders_raw TO regress_dq;
+SET ROLE regress_dq;
+SELECT pipeline.add_check('theirs', 'not_null', 'orders', '{"column": "platform"}');
+-- a check that holds days needs the target's owner
+SELECT pipeline.add_check('hold_theirs', 'not_null', 'orders', '{"column": "platform"}', 'block');
+RESET ROLE;
+REVOKE SELECT ON pipeline.orders_raw FROM regress_dq;
+SET ROLE regress_dq;
+-- the catalogs are written through the API only
 INSERT INTO pipeline.checks (check_name, kind, target, target_type, params, severity, owner)
-    VALUES ('theirs', 'not_null', 'orders', 'source', '{"column": "platform", "window": "1 day", "max_null_rate": 0}',
+    VALUES ('forged', 'not_null', 'orders', 'source', '{"column": "platform", "window": "1 day", "max_null_rate": 0}',
             'warn', 'regress_dq');
 INSERT INTO pipeline.checks (check_name, kind, target, target_type, params, severity, owner)
     VALUES ('not_theirs', 'digest', 'sales', 'metric', '{}', 'warn', :'superuser');
 SELECT * FROM pipeline.run_checks('2026-03-08 11:00+00');
 SELECT pipeline.drop_check('sales_digest');
--- (row-level security: deletes nothing, and writes no result for a check not its own)
 DELETE FROM pipeline.checks WHERE check_name = 'sales_digest';
 INSERT INTO pipeline.check_results VALUES ('sales_digest', 100, now(), 'pass', 0, 0, 'forged');
 RESET ROLE;

@@ -120,21 +120,33 @@ PipelineExtensionOwner(void)
  * Runs what follows as another role, with search_path pinned to pg_catalog
  * for as long: the statements run then must not resolve an operator, a
  * function or a type through a schema the caller controls.
+ *
+ * The switch is a security-restricted operation, as VACUUM and REFRESH
+ * MATERIALIZED VIEW make theirs: code that the other role wrote (a CHECK,
+ * a trigger on its table, a view it owns) cannot SET ROLE or RESET ROLE
+ * back to the session's role, nor create temporary objects that the
+ * caller's session would later resolve names through.
  */
 void
 PipelineBecome(Oid role, RoleSwitch *saved)
 {
 	GetUserIdAndSecContext(&saved->saved_uid, &saved->saved_sec);
-	SetUserIdAndSecContext(role, saved->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(role, saved->saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	saved->guc_nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * Back to the caller.  Every setting made since PipelineBecome is undone,
+ * even a plain SET (as at the end of CREATE INDEX's expression
+ * evaluation): nothing the other role's code set outlives the switch.
+ */
 void
 PipelineRestoreRole(RoleSwitch *saved)
 {
-	AtEOXact_GUC(true, saved->guc_nest);
+	AtEOXact_GUC(false, saved->guc_nest);
 	SetUserIdAndSecContext(saved->saved_uid, saved->saved_sec);
 }
 

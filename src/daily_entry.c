@@ -102,7 +102,7 @@ RunAsOwnerOfMetric(FunctionCallInfo fcinfo, const char *fname, const char *verb,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PG_GETARG_DATUM(0);
-	if (SPI_execute_with_args("SELECT owner::oid FROM pipeline.metric_catalog WHERE metric = $1",
+	if (SPI_execute_with_args("SELECT owner::oid FROM pipeline.metrics WHERE metric = $1",
 							  1, owner_arg, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pipeline.metric_catalog");
 	if (SPI_processed == 0)

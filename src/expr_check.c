@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
@@ -43,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
+#include "utils/syscache.h"
 
 #include "pipeline.h"
 
@@ -191,12 +193,49 @@ CheckFunctionWalker(Oid funcid, void *context)
 	return false;
 }
 
+static Oid
+TypeNamespace(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+	ReleaseSysCache(tup);
+	return nsp;
+}
+
+/*
+ * Types: the fold runs as the metric's owner, but close_days and
+ * restate_day evaluate the same expressions as the extension owner.  A
+ * domain's CHECK is code its creator wrote, so no cast to a domain outside
+ * pg_catalog; and nothing of a temporary schema (pg_temp is on the pinned
+ * search_path, last, and is searched for types).
+ */
+static void
+CheckExprType(Node *node, CheckState *st)
+{
+	Oid			typid = exprType(node);
+
+	if (OidIsValid(typid) && isAnyTempNamespace(TypeNamespace(typid)))
+		Refuse(st, "type %s is a temporary type", format_type_be(typid));
+	if (IsA(node, CoerceToDomain) &&
+		TypeNamespace(((CoerceToDomain *) node)->resulttype) != PG_CATALOG_NAMESPACE)
+		Refuse(st, "casts to domain %s are not allowed: its CHECK would run wherever the metric is computed",
+			   format_type_be(((CoerceToDomain *) node)->resulttype));
+}
+
 static bool
 CheckAnalyzedExpr(Node *node, CheckState *st)
 {
 	if (node == NULL)
 		return false;
 	(void) check_functions_in_node(node, CheckFunctionWalker, st);
+	/* the nodes a cast becomes */
+	if (IsA(node, Const) || IsA(node, FuncExpr) || IsA(node, RelabelType) ||
+		IsA(node, CoerceViaIO) || IsA(node, ArrayCoerceExpr) || IsA(node, CoerceToDomain))
+		CheckExprType(node, st);
 	if (IsA(node, Var))
 	{
 		Var		   *var = (Var *) node;

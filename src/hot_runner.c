@@ -90,19 +90,18 @@ MetricsDue(MemoryContext cxt)
 	return result;
 }
 
+/* as in run_hot: restricted, and nothing the owner's code sets outlives it */
 static void
 FoldAsOwner(MetricToFold *m)
 {
-	Oid			save_uid;
-	int			save_sec;
+	RoleSwitch	role;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	SetUserIdAndSecContext(m->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PipelineBecome(m->owner, &role);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(m->name);
@@ -110,7 +109,7 @@ FoldAsOwner(MetricToFold *m)
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "fold of metric \"%s\" failed", m->name);
 	SPI_finish();
-	SetUserIdAndSecContext(save_uid, save_sec);
+	PipelineRestoreRole(&role);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -170,7 +169,15 @@ SummarizeNewRanges(void)
 					"  JOIN pg_catalog.pg_index AS x ON x.indrelid = i.inhrelid"
 					"  JOIN pg_catalog.pg_class AS ic ON ic.oid = x.indexrelid"
 					"  JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam AND am.amname = 'brin'"
-					" WHERE EXISTS (SELECT FROM pipeline.metric_catalog AS m WHERE m.source = s.source)"
+					/*
+					 * only the pipeline's own index on _pl_batch: an index a
+					 * source owner added (an expression that raises, say) is
+					 * theirs to summarize, and must not stall every fold
+					 */
+					"  JOIN pg_catalog.pg_attribute AS a ON a.attrelid = x.indrelid"
+					"   AND a.attnum = x.indkey[0] AND a.attname = '_pl_batch'"
+					" WHERE x.indnatts = 1 AND x.indexprs IS NULL AND x.indpred IS NULL"
+					"   AND EXISTS (SELECT FROM pipeline.metric_catalog AS m WHERE m.source = s.source)"
 					/* a filter may run before the join: guard the date parse */
 					"   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'"
 					"            THEN pg_catalog.to_date(pg_catalog.substring(p.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')"
@@ -259,6 +266,31 @@ PipelineRunHot(void)
 	MemoryContextDelete(cxt);
 }
 
+typedef struct FoldCall
+{
+	MetricToFold *metric;
+	int64		folded;
+} FoldCall;
+
+/* one metric's fold in the caller's transaction, as the metric's owner */
+static void
+FoldStep(void *arg)
+{
+	FoldCall   *call = arg;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	RoleSwitch	role;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(call->metric->name);
+	PipelineBecome(call->metric->owner, &role);
+	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "fold of metric \"%s\" failed", call->metric->name);
+	call->folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	PipelineRestoreRole(&role);
+}
+
 /*
  * pipeline.run_hot(metric DEFAULT NULL): the same folds, on demand, in the
  * caller's transaction; each one as the metric's owner, never as the
@@ -279,7 +311,8 @@ pipeline_run_hot(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-	if (SPI_execute_with_args("SELECT metric, owner::oid FROM pipeline.metric_catalog"
+	/* pipeline.metrics: every metric, whoever calls (each folds as its owner) */
+	if (SPI_execute_with_args("SELECT metric, owner::oid FROM pipeline.metrics"
 							  " WHERE $1 IS NULL OR metric = $1 ORDER BY metric",
 							  1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pipeline.metric_catalog");
@@ -302,16 +335,26 @@ pipeline_run_hot(PG_FUNCTION_ARGS)
 	}
 	for (uint64 i = 0; i < n; i++)
 	{
-		RoleSwitch	role;
-		bool		isnull;
+		FoldCall	call = {&metrics[i], 0};
 
-		args[0] = CStringGetTextDatum(metrics[i].name);
-		PipelineBecome(metrics[i].owner, &role);
-		if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
-								  false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "fold of metric \"%s\" failed", metrics[i].name);
-		total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		PipelineRestoreRole(&role);
+		if (!PG_ARGISNULL(0))
+		{
+			FoldStep(&call);	/* the metric asked for: its error is the caller's */
+			total += call.folded;
+		}
+		else
+		{
+			/* all metrics: one that fails is reported, the others fold */
+			ErrorData  *edata = PipelineCatchError(FoldStep, &call);
+
+			if (edata != NULL)
+				ereport(WARNING,
+						(errmsg("pipeline: fold of metric \"%s\" failed: %s", metrics[i].name, edata->message),
+						 errhint("The other metrics were folded; run pipeline.run_hot('%s') to see the error.",
+								 metrics[i].name)));
+			else
+				total += call.folded;
+		}
 	}
 	SPI_finish();
 	PG_RETURN_INT64(total);

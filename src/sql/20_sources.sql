@@ -70,16 +70,28 @@ CREATE FUNCTION pipeline._depend_on_extension(rel regclass)
 COMMENT ON FUNCTION pipeline._depend_on_extension(regclass) IS
     'internal: makes a source table depend on the extension, so DROP EXTENSION refuses or cascades to it';
 
--- Catalog rows are written here, as the extension owner, and only for raw
--- and id tables of that name that this very transaction created (the
--- create_source that calls it): creating a source takes what creating its
--- tables by hand would take (CREATE on schema pipeline), nothing more, and
--- nobody can register tables someone else made.
+-- Catalog rows are written as the extension owner (src/as_owner.c: the C
+-- half reads the real caller, the _as_owner half checks it), and only for
+-- raw and id tables of that name that this very transaction created (the
+-- create_source that calls it) and that the caller owns: creating a source
+-- takes what creating its tables by hand would take (CREATE on schema
+-- pipeline), nothing more, and nobody can register tables someone else
+-- made.
 CREATE FUNCTION pipeline._register_source(source text, columns text, event_id text,
         event_time text, allowed_lateness interval, freeze_after interval,
         day_timezone text)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._register_source(text, text, text, text, interval, interval, text) IS
+    'internal: records a source whose raw and id tables the caller owns (runs _register_source_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._register_source_as_owner(caller regrole, source text, columns text, event_id text,
+        event_time text, allowed_lateness interval, freeze_after interval,
+        day_timezone text)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -93,21 +105,30 @@ BEGIN
      WHERE c.oid = raw AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
     SELECT c.relowner INTO ids_owner FROM pg_catalog.pg_class AS c
      WHERE c.oid = ids AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
+    -- and only of the kinds create_source makes: a view or a table of the
+    -- caller's own design would later be read by the extension owner
     IF raw_owner IS NULL OR ids_owner IS DISTINCT FROM raw_owner
-       OR NOT pg_catalog.pg_has_role(session_user, raw_owner, 'USAGE') THEN
+       OR NOT pg_catalog.pg_has_role(caller, raw_owner, 'USAGE')
+       OR (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = raw) <> 'p'
+       OR (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = ids) <> 'r'
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = raw AND a.attname IN ('_pl_batch', '_pl_extra') AND NOT a.attisdropped) <> 2
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table AS pt
+                       JOIN pg_catalog.pg_attribute AS a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+                      WHERE pt.partrelid = raw AND pt.partstrat = 'r' AND a.attname = event_time) THEN
         RAISE EXCEPTION 'permission denied to register source %', source
-            USING ERRCODE = 'insufficient_privilege';
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_source().';
     END IF;
     INSERT INTO pipeline.source_catalog (source, event_id, event_time, allowed_lateness,
             freeze_after, day_timezone, raw_table, ids_table, owner)
         VALUES (source, event_id, event_time, allowed_lateness, freeze_after,
                 day_timezone, raw, ids, raw_owner::regrole);
     INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
-        VALUES (source, 1, columns, 'create_source', session_user);
+        VALUES (source, 1, columns, 'create_source', caller::text);
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._register_source(text, text, text, text, interval, interval, text) IS
-    'internal: records a source whose raw and id tables the caller owns';
+COMMENT ON FUNCTION pipeline._register_source_as_owner(regrole, text, text, text, text, interval, interval, text) IS
+    'internal: the extension owner''s half of _register_source; checks the caller owns the new tables';
 
 CREATE FUNCTION pipeline.create_source(source text, columns text,
         event_id text DEFAULT 'event_id', event_time text DEFAULT 'event_time',
@@ -178,30 +199,45 @@ $fn$;
 COMMENT ON FUNCTION pipeline.create_source(text, text, text, text, interval, interval, text) IS
     'creates a source: checks the contract (SQL column definitions), creates its raw table partitioned by event day, records contract version 1';
 
--- Removing a source's records.  Runs as the extension owner, which cannot
--- know which role called it, so it only acts once the source's tables are
--- gone: dropping them is what takes ownership (drop_source does that first,
--- as its caller).
+-- Removing a source's records, as the extension owner: only once the
+-- source's tables are gone (dropping them is what takes ownership, and
+-- drop_source does that first, as its caller), and only for a member of the
+-- source's owner.
 CREATE FUNCTION pipeline._unregister_source(source text)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._unregister_source(text) IS
+    'internal: removes the load table and records of a source whose tables were dropped (runs _unregister_source_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._unregister_source_as_owner(caller regrole, source text)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
+DECLARE
+    owner oid := (SELECT c.owner FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source_as_owner.source);
 BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_raw')) IS NOT NULL
-       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL THEN
+       OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_ids')) IS NOT NULL
+       OR (owner IS NOT NULL AND NOT pg_catalog.pg_has_role(caller, owner, 'USAGE')) THEN
         RAISE EXCEPTION 'permission denied to unregister source %', source
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Use pipeline.drop_source().';
     END IF;
-    DELETE FROM pipeline.dead_letters AS d WHERE d.source = _unregister_source.source;
-    DELETE FROM pipeline.drift_counts AS d WHERE d.source = _unregister_source.source;
-    DELETE FROM pipeline.batch_log AS b WHERE b.source = _unregister_source.source;
-    DELETE FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source.source;
+    -- the load table is the extension owner's (see _create_load_table)
+    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', source || '_load')) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', source || '_load');
+    END IF;
+    DELETE FROM pipeline.dead_letters AS d WHERE d.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.drift_counts AS d WHERE d.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.batch_log AS b WHERE b.source = _unregister_source_as_owner.source;
+    DELETE FROM pipeline.source_catalog AS c WHERE c.source = _unregister_source_as_owner.source;
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._unregister_source(text) IS
-    'internal: removes the catalog rows, receipts, dead letters and drift counts of a source whose tables were dropped';
+COMMENT ON FUNCTION pipeline._unregister_source_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _unregister_source; checks the caller is a member of the source''s owner';
 
 CREATE FUNCTION pipeline.drop_source(source text, cascade boolean DEFAULT false)
     RETURNS void
@@ -224,9 +260,6 @@ BEGIN
     END IF;
     PERFORM pipeline._drop_source_metrics(s.source, cascade);
     EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
-    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', s.source || '_load')) IS NOT NULL THEN
-        EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', s.source || '_load');
-    END IF;
     PERFORM pipeline._unregister_source(s.source);
 END
 $fn$;

@@ -80,7 +80,19 @@ GRANT SELECT ON pipeline.batches, pipeline.contract_drift TO pipeline_reader, pi
 -- these columns say nothing a source's raw table would not
 GRANT SELECT (batch_id, source, received_at, accepted, min_event_time, max_event_time, xid)
     ON pipeline.batch_log TO PUBLIC;
-GRANT SELECT ON pipeline.dead_letters TO pipeline_writer;
+-- Dead letters hold raw payloads: each role sees those of the batches it
+-- sent, and those of the sources it owns or may read; nobody writes them
+-- but ingest (as the extension owner, to which these policies do not apply).
+ALTER TABLE pipeline.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dead_letters_read ON pipeline.dead_letters FOR SELECT USING (
+    EXISTS (SELECT FROM pipeline.batch_log AS b
+             WHERE b.batch_id = dead_letters.batch_id AND b.ingested_by = current_user)
+    OR EXISTS (SELECT FROM pipeline.source_catalog AS s
+                WHERE s.source = dead_letters.source
+                  AND (pg_catalog.pg_has_role(current_user, s.owner, 'USAGE')
+                       OR pg_catalog.has_table_privilege(s.raw_table, 'SELECT'))));
+GRANT SELECT (ingested_by) ON pipeline.batch_log TO PUBLIC;
+GRANT SELECT ON pipeline.dead_letters TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters', '');
@@ -187,8 +199,19 @@ CREATE FUNCTION pipeline._load_finish() RETURNS trigger
 COMMENT ON FUNCTION pipeline._load_finish() IS
     'internal: AFTER STATEMENT trigger of <source>_load tables: ingests what is left and writes the receipt';
 
--- Creates or recreates the load table from the raw table's contract columns.
+-- Creates or recreates the load table from the raw table's contract
+-- columns.  Writers COPY into it, so it belongs to the extension owner:
+-- were it the source owner's, a trigger or column default of theirs on it
+-- would run as every writer that loads.
 CREATE FUNCTION pipeline._create_load_table(source text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._create_load_table(text) IS
+    'internal: (re)creates pipeline.<source>_load, the COPY target of the bulk path (runs _create_load_table_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._create_load_table_as_owner(caller regrole, source text)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -198,7 +221,12 @@ DECLARE
     cols text;
     load text := source || '_load';
 BEGIN
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _create_load_table.source;
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _create_load_table_as_owner.source;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to create the load table of source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'pipeline.create_source() and pipeline.evolve_source() create it.';
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I text', a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_catalog.pg_attribute AS a
      WHERE a.attrelid = s.raw_table AND a.attnum > 0 AND NOT a.attisdropped
@@ -219,5 +247,5 @@ BEGIN
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', load)::regclass);
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._create_load_table(text) IS
-    'internal: (re)creates pipeline.<source>_load, the COPY target of the bulk path';
+COMMENT ON FUNCTION pipeline._create_load_table_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _create_load_table; checks the caller is a member of the source''s owner';

@@ -39,8 +39,15 @@ CREATE TABLE pipeline.metric_catalog (
     last_error_at   timestamptz
 );
 COMMENT ON TABLE pipeline.metric_catalog IS 'internal: one row per metric with its fold checkpoint; read pipeline.metrics and pipeline.status';
+-- A metric's row (its filter, generated SQL and last error, which may quote
+-- raw values) is for the members of its owner and the roles that may read
+-- its source's raw events; everyone else sees the metric in pipeline.metrics.
 ALTER TABLE pipeline.metric_catalog ENABLE ROW LEVEL SECURITY;
-CREATE POLICY metric_catalog_read ON pipeline.metric_catalog FOR SELECT USING (true);
+CREATE POLICY metric_catalog_read ON pipeline.metric_catalog FOR SELECT USING (
+    pg_catalog.pg_has_role(current_user, owner, 'USAGE')
+    OR EXISTS (SELECT FROM pipeline.source_catalog AS s
+                WHERE s.source = metric_catalog.source
+                  AND pg_catalog.has_table_privilege(s.raw_table, 'SELECT')));
 CREATE POLICY metric_catalog_owner_update ON pipeline.metric_catalog FOR UPDATE
     USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
 GRANT SELECT ON pipeline.metric_catalog TO PUBLIC;
@@ -49,12 +56,20 @@ GRANT UPDATE (fold_snapshot, events_folded, max_event_time, last_fold_at, last_f
     ON pipeline.metric_catalog TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.metric_catalog', '');
 
+-- Every metric, for everyone (the view reads the catalog as its owner);
+-- the filter only for those who may read the catalog row itself.
 CREATE VIEW pipeline.metrics AS
-    SELECT m.metric, m.source, m.dimensions, m.measures, m.bucket, m.filter, m.hot_retention,
+    SELECT m.metric, m.source, m.dimensions, m.measures, m.bucket,
+           CASE WHEN pg_catalog.pg_has_role(current_user, m.owner, 'USAGE')
+                     OR pg_catalog.has_table_privilege(s.raw_table, 'SELECT')
+                THEN m.filter END AS filter,
+           m.hot_retention,
            m.hot_table, pg_catalog.format('metrics.%I', m.metric || '_live') AS live_view,
            m.owner, m.created_at
-      FROM pipeline.metric_catalog AS m;
-COMMENT ON VIEW pipeline.metrics IS 'the metrics: source, dimensions, measures, bucket, filter, hot retention and their views';
+      FROM pipeline.metric_catalog AS m
+      JOIN pipeline.source_catalog AS s ON s.source = m.source;
+COMMENT ON VIEW pipeline.metrics IS 'the metrics: source, dimensions, measures, bucket, filter (for its owner and '
+    'readers of its source), hot retention and their views';
 GRANT SELECT ON pipeline.metrics TO PUBLIC;
 
 -- The pieces of generated SQL, one place per measure kind.  Every
@@ -237,15 +252,28 @@ CREATE FUNCTION pipeline._metric_definition(raw regclass, dimensions text[], mea
 COMMENT ON FUNCTION pipeline._metric_definition(regclass, text[], text, text) IS
     'internal: a metric''s checked, deparsed definition with the states its measures keep';
 
--- The catalog row of a new metric is written here, as the extension owner:
--- the definition is compiled again and the fold statement generated here,
--- so nothing a caller writes is ever executed by the worker, run_hot or
--- close_days.  It registers only a hot table created in this very
--- transaction (by create_metric), and its owner owns the metric.
+-- The catalog row of a new metric is written here, as the extension owner
+-- (src/as_owner.c), with its daily layer: the definition is compiled again
+-- and the fold statement generated here, so nothing a caller writes is
+-- ever executed by the worker, run_hot or close_days.  It registers only a
+-- hot table created in this very transaction (by create_metric) by a role
+-- the caller is a member of, over a source that both the caller and that
+-- role may read: the daily layer, computed by the extension owner, must
+-- never show anyone columns they could not read themselves.
 CREATE FUNCTION pipeline._register_metric(metric text, source text, dimensions text[], measures text,
         bucket interval, filter text, hot_retention interval)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._register_metric(text, text, text[], text, interval, text, interval) IS
+    'internal: records a metric whose hot table the caller created in this transaction and builds its daily layer '
+    '(runs _register_metric_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._register_metric_as_owner(caller regrole, metric text, source text, dimensions text[],
+        measures text, bucket interval, filter text, hot_retention interval)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -258,11 +286,15 @@ DECLARE
     fold text;
 BEGIN
     PERFORM pipeline._check_name('metric', metric);
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _register_metric.source;
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _register_metric_as_owner.source;
     SELECT c.relowner INTO hot_owner FROM pg_catalog.pg_class AS c
      WHERE c.oid = hot_oid AND c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id());
-    IF hot_owner IS NULL OR EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _register_metric.metric) THEN
-        RAISE EXCEPTION 'metric "%" cannot be registered', metric
+    IF hot_owner IS NULL OR s.source IS NULL
+       OR NOT pg_catalog.pg_has_role(caller, hot_owner, 'USAGE')
+       OR NOT pg_catalog.has_table_privilege(caller, s.raw_table, 'SELECT')
+       OR NOT pg_catalog.has_table_privilege(hot_owner, s.raw_table, 'SELECT')
+       OR EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _register_metric_as_owner.metric) THEN
+        RAISE EXCEPTION 'permission denied to register metric %', metric
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
     END IF;
     def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
@@ -298,27 +330,43 @@ BEGIN
             hot_retention, definition, fold_sql, hot_table, owner, fold_snapshot)
         VALUES (metric, s.source, dimensions, measures, bucket, filter, hot_retention, def, fold,
                 hot_oid, hot_owner::regrole, '1:1:'::pg_snapshot);
+    PERFORM pipeline._create_daily(metric);
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._register_metric(text, text, text[], text, interval, text, interval) IS
-    'internal: records a metric whose hot table this transaction created, with the fold statement generated here';
+COMMENT ON FUNCTION pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval) IS
+    'internal: the extension owner''s half of _register_metric: checks the caller, records the metric with the fold '
+    'statement generated here, builds the daily layer';
 
--- Removes a metric's catalog row once its hot table is gone: dropping the
--- table is what takes ownership (drop_metric does it first, as its caller).
+-- Removes a metric's catalog row and daily layer once its hot table is
+-- gone: dropping the table is what takes ownership (drop_metric does it
+-- first, as its caller), and the caller must be a member of the owner.
 CREATE FUNCTION pipeline._unregister_metric(metric text)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._unregister_metric(text) IS
+    'internal: removes a dropped metric''s catalog row and daily layer (runs _unregister_metric_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._unregister_metric_as_owner(caller regrole, metric text)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
+DECLARE
+    owner oid := (SELECT c.owner FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric_as_owner.metric);
 BEGIN
-    IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot')) IS NOT NULL THEN
+    IF owner IS NULL OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', metric || '_hot')) IS NOT NULL
+       OR NOT pg_catalog.pg_has_role(caller, owner, 'USAGE') THEN
         RAISE EXCEPTION 'permission denied to unregister metric %', metric
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
     END IF;
-    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric.metric;
+    DELETE FROM pipeline.metric_catalog AS c WHERE c.metric = _unregister_metric_as_owner.metric;
+    PERFORM pipeline._drop_daily(metric);
 END
 $fn$;
-COMMENT ON FUNCTION pipeline._unregister_metric(text) IS 'internal: removes the catalog row of a metric whose hot table was dropped';
+COMMENT ON FUNCTION pipeline._unregister_metric_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _unregister_metric; checks the caller is a member of the metric''s owner';
 
 CREATE FUNCTION pipeline.create_metric(metric text, source text,
         dimensions text[] DEFAULT '{}',
@@ -349,7 +397,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create it with pipeline.create_source(), or list sources in pipeline.sources.';
     END IF;
-    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = create_metric.metric) THEN
+    IF EXISTS (SELECT FROM pipeline.metrics AS c WHERE c.metric = create_metric.metric) THEN
         RAISE EXCEPTION 'metric "%" already exists', metric
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_metric().';
     END IF;
@@ -403,7 +451,6 @@ BEGIN
         pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
 
     PERFORM pipeline._register_metric(metric, s.source, dimensions, measures, bucket, filter, hot_retention);
-    PERFORM pipeline._create_daily(metric);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
@@ -442,6 +489,42 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._check_schema() IS
     'internal: refuses to go on while schema pipeline holds functions or operators that are not the extension''s';
+
+-- _check_schema would stop every fold and close of the database while a
+-- stranger sits in schema pipeline, so no role may put one there: the
+-- roles that create sources and metrics need CREATE on the schema for
+-- their tables, not for functions or operators.  Objects of the extension
+-- itself are members of it by the time the command ends.
+CREATE FUNCTION pipeline._refuse_strangers() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    cmd record;
+BEGIN
+    FOR cmd IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() AS x
+                WHERE x.schema_name = 'pipeline'
+                  AND x.classid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass)
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                                   WHERE d.classid = x.classid AND d.objid = x.objid AND d.deptype = 'e'
+                                     AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension AS e
+                                                        WHERE e.extname = 'pipeline'))
+    LOOP
+        RAISE EXCEPTION 'schema pipeline is for the extension''s own functions and operators'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('%s %s would be resolved by the pipeline''s generated SQL.',
+                                             cmd.object_type, cmd.object_identity),
+                  HINT = 'Create it in a schema of your own.';
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._refuse_strangers() IS
+    'internal: event trigger function refusing functions and operators created in or moved to schema pipeline';
+REVOKE EXECUTE ON FUNCTION pipeline._refuse_strangers() FROM PUBLIC;
+CREATE EVENT TRIGGER pipeline_refuse_strangers ON ddl_command_end
+    WHEN TAG IN ('CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE OPERATOR',
+                 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER AGGREGATE', 'ALTER OPERATOR')
+    EXECUTE FUNCTION pipeline._refuse_strangers();
 
 -- The fold of one metric, exactly once: the batches to fold are those whose
 -- transaction is visible in a snapshot taken now but was not in the
@@ -523,9 +606,9 @@ CREATE FUNCTION pipeline.drop_metric(metric text)
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
-    m pipeline.metric_catalog;
+    m record;
 BEGIN
-    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = drop_metric.metric;
+    SELECT c.metric, c.owner, c.hot_table INTO m FROM pipeline.metrics AS c WHERE c.metric = drop_metric.metric;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'metric "%" does not exist', metric
             USING ERRCODE = 'undefined_object',
@@ -540,7 +623,6 @@ BEGIN
                               m.metric || '_live', m.metric || '_reconcile');
     EXECUTE pg_catalog.format('DROP TABLE %s', m.hot_table);
     PERFORM pipeline._unregister_metric(m.metric);
-    PERFORM pipeline._drop_daily(m.metric);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_metric(text) IS 'drops a metric with its hot table and views';
@@ -560,7 +642,7 @@ DECLARE
     name text;
 BEGIN
     SELECT pg_catalog.string_agg(c.metric, ', ' ORDER BY c.metric) INTO names
-      FROM pipeline.metric_catalog AS c WHERE c.source = _drop_source_metrics.source;
+      FROM pipeline.metrics AS c WHERE c.source = _drop_source_metrics.source;
     IF names IS NULL THEN
         RETURN;
     END IF;
@@ -569,7 +651,7 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Drop the metrics first, or call pipeline.drop_source(source, cascade => true).';
     END IF;
-    FOR name IN SELECT c.metric FROM pipeline.metric_catalog AS c
+    FOR name IN SELECT c.metric FROM pipeline.metrics AS c
                  WHERE c.source = _drop_source_metrics.source ORDER BY 1
     LOOP
         PERFORM pipeline.drop_metric(name);

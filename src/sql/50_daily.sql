@@ -186,11 +186,11 @@ CREATE FUNCTION pipeline._restated_select(def jsonb) RETURNS text
 
 -- Creates the daily layer of a metric: tables owned by the extension owner
 -- (so no other role can touch a frozen row), their guards and the views.
--- Runs as the extension owner; safe for anyone to call, since it only
--- builds the layer of a registered metric that has none yet.
+-- Run by _register_metric_as_owner, as the extension owner, for the metric
+-- it has just registered; not executable by anyone else.
 CREATE FUNCTION pipeline._create_daily(metric text)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -291,6 +291,7 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._create_daily(text) IS
     'internal: builds a metric''s daily tables, guards and views, owned by the extension owner';
+REVOKE EXECUTE ON FUNCTION pipeline._create_daily(text) FROM PUBLIC;
 
 -- The reconcile view: per day and dimension group, for each measure the hot
 -- rollup (where hot retention still covers the whole day), the daily value,
@@ -373,11 +374,12 @@ $fn$;
 REVOKE EXECUTE ON FUNCTION pipeline._create_reconcile_view(text) FROM PUBLIC;
 COMMENT ON FUNCTION pipeline._create_reconcile_view(text) IS 'internal: builds metrics.<metric>_reconcile';
 
--- Drops a metric's daily layer once its catalog row is gone (drop_metric
--- deletes it first, as the owner): nobody else can reach frozen data here.
+-- Drops a metric's daily layer once its catalog row is gone: run by
+-- _unregister_metric_as_owner, as the extension owner, right after it
+-- deleted that row for a member of the metric's owner.
 CREATE FUNCTION pipeline._drop_daily(metric text)
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -415,6 +417,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
+REVOKE EXECUTE ON FUNCTION pipeline._drop_daily(text) FROM PUBLIC;
 
 -- The days a metric may have to close: those its source has raw partitions for.
 CREATE FUNCTION pipeline._source_days(source text)
@@ -768,9 +771,27 @@ DECLARE
     day_end timestamptz;
     snap pg_snapshot;
     n bigint;
+    done date[];
+    did text[];
 BEGIN
     PERFORM pipeline._check_schema();
     FOR m IN SELECT * FROM pipeline.metric_catalog ORDER BY 1 LOOP
+      -- each metric on its own: one that cannot close (its filter raises
+      -- on this day's data, its source changed under it) is reported and
+      -- the others close; its results are returned only once it succeeded
+      done := '{}';
+      did := '{}';
+      BEGIN
+        -- written as the extension owner: only tables it owns (its own
+        -- _create_daily made them), never one another role put there
+        IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[m.metric || '_daily', m.metric || '_corrections']) AS t(name)
+                    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class AS r
+                                       WHERE r.relnamespace = 'pipeline'::regnamespace AND r.relname = t.name
+                                         AND r.relkind = 'r' AND r.relowner = current_user::regrole)) THEN
+            RAISE EXCEPTION 'the daily tables of metric % are not the extension''s', m.metric
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Drop and recreate the metric with pipeline.create_metric().';
+        END IF;
         SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
         FOR d IN SELECT pipeline._source_days(s.source) LOOP
             day_end := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
@@ -780,13 +801,11 @@ BEGIN
             -- one closer per day at a time; a second waits, then sees the result
             SELECT * INTO STRICT c FROM pipeline.day_closures AS x
              WHERE x.metric = m.metric AND x.day = d FOR UPDATE;
-            metric := m.metric;
-            day := d;
             IF c.status = 'frozen' THEN
                 n := pipeline._correct_day(m, c);
                 IF n > 0 THEN
-                    action := 'corrected';
-                    RETURN NEXT;
+                    done := done || d;
+                    did := did || 'corrected'::text;
                 END IF;
             ELSIF as_of >= day_end + s.freeze_after
                   AND pg_catalog.cardinality(pipeline._blocking_checks(m.metric)) > 0
@@ -795,19 +814,19 @@ BEGIN
                 PERFORM pipeline._compute_day(m, d, 'held', as_of);
                 UPDATE pipeline.day_closures AS x SET status = 'held', computed_at = pg_catalog.now()
                  WHERE x.metric = m.metric AND x.day = d;
-                action := 'held';
-                RETURN NEXT;
+                done := done || d;
+                did := did || 'held'::text;
             ELSIF as_of >= day_end + s.freeze_after THEN
                 SELECT * INTO snap, n FROM pipeline._compute_day(m, d, 'frozen', as_of);
                 PERFORM pipeline._record_freeze(m.metric, d, 1, as_of, snap, n);
-                action := 'frozen';
-                RETURN NEXT;
+                done := done || d;
+                did := did || 'frozen'::text;
             ELSE
                 PERFORM pipeline._compute_day(m, d, 'provisional', as_of);
                 UPDATE pipeline.day_closures AS x SET computed_at = pg_catalog.now()
                  WHERE x.metric = m.metric AND x.day = d;
-                action := 'provisional';
-                RETURN NEXT;
+                done := done || d;
+                did := did || 'provisional'::text;
             END IF;
         END LOOP;
         -- this run passed over every day ending allowed_lateness before
@@ -816,6 +835,18 @@ BEGIN
             VALUES (m.metric, as_of, pg_catalog.now())
             ON CONFLICT ON CONSTRAINT close_runs_pkey
             DO UPDATE SET closed_as_of = GREATEST(x.closed_as_of, EXCLUDED.closed_as_of), ran_at = EXCLUDED.ran_at;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pipeline: close_days of metric % failed: %', m.metric, SQLERRM
+            USING HINT = 'The other metrics closed; this one is retried by the next close_days.';
+        done := ARRAY[NULL::date];
+        did := ARRAY['failed'];
+      END;
+      FOR i IN 1 .. pg_catalog.cardinality(did) LOOP
+          metric := m.metric;
+          day := done[i];
+          action := did[i];
+          RETURN NEXT;
+      END LOOP;
     END LOOP;
 END
 $fn$;

@@ -1,20 +1,17 @@
 -- Schema evolution: contract changes, aliases for renamed columns, drift
 -- shares, and replay of dead letters against the current contract.
 
--- The owner of a source records its contract versions and aliases itself
--- (as invoker); row-level security keeps every role to its own sources.
+-- A source's catalog row and contract history are written only through
+-- evolve_source (_record_contract, as the extension owner, for a member of
+-- the source's owner): every role reads them; nobody rewrites them by hand,
+-- since close_days and the folds of every metric on the source trust them.
+-- The owner of a source keeps its aliases itself (as invoker); row-level
+-- security keeps every role to its own sources' aliases.
 ALTER TABLE pipeline.source_catalog ENABLE ROW LEVEL SECURITY;
 CREATE POLICY source_catalog_read ON pipeline.source_catalog FOR SELECT USING (true);
-CREATE POLICY source_catalog_owner_update ON pipeline.source_catalog FOR UPDATE
-    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
-GRANT UPDATE (contract_version, event_id, event_time) ON pipeline.source_catalog TO PUBLIC;
 
 ALTER TABLE pipeline.contracts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY contracts_read ON pipeline.contracts FOR SELECT USING (true);
-CREATE POLICY contracts_owner_insert ON pipeline.contracts FOR INSERT
-    WITH CHECK (pg_catalog.pg_has_role(current_user,
-                (SELECT s.owner FROM pipeline.source_catalog AS s WHERE s.source = contracts.source), 'USAGE'));
-GRANT INSERT ON pipeline.contracts TO PUBLIC;
 
 CREATE TABLE pipeline.column_aliases (
     source       text NOT NULL REFERENCES pipeline.source_catalog ON DELETE CASCADE,
@@ -35,6 +32,47 @@ CREATE POLICY column_aliases_owner_write ON pipeline.column_aliases FOR ALL
            (SELECT s.owner FROM pipeline.source_catalog AS s WHERE s.source = column_aliases.source), 'USAGE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON pipeline.column_aliases TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.column_aliases', '');
+
+-- The record of one contract change: the new version, key columns that a
+-- rename moved, the history row.  The caller must be a member of the
+-- source's owner, who has just changed the raw table itself.
+CREATE FUNCTION pipeline._record_contract(source text, version integer, event_id text, event_time text,
+        columns text, change text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._record_contract(text, integer, text, text, text, text) IS
+    'internal: records a new contract version of a source (runs _record_contract_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._record_contract_as_owner(caller regrole, source text, version integer,
+        event_id text, event_time text, columns text, change text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _record_contract_as_owner.source FOR UPDATE;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, s.owner, 'USAGE') OR version <> s.contract_version + 1
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = s.raw_table AND a.attname = event_id AND NOT a.attisdropped)
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = s.raw_table AND a.attname = event_time AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'permission denied to record a contract of source %', source
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.evolve_source().';
+    END IF;
+    UPDATE pipeline.source_catalog AS c
+       SET contract_version = version, event_id = _record_contract_as_owner.event_id,
+           event_time = _record_contract_as_owner.event_time
+     WHERE c.source = s.source;
+    INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
+        VALUES (s.source, version, columns, change, caller::text);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text) IS
+    'internal: the extension owner''s half of _record_contract; checks the caller is a member of the source''s owner';
 
 CREATE FUNCTION pipeline._evolve_check(raw regclass, change text) RETURNS jsonb
     LANGUAGE c STRICT
@@ -127,9 +165,9 @@ BEGIN
                 VALUES (s.source, info->>'column', info->>'new_name', version);
             DELETE FROM pipeline.column_aliases AS a WHERE a.source = s.source AND a.alias = info->>'new_name';
             IF info->>'column' = s.event_id THEN
-                UPDATE pipeline.source_catalog AS c SET event_id = info->>'new_name' WHERE c.source = s.source;
+                s.event_id := info->>'new_name';
             ELSIF info->>'column' = s.event_time THEN
-                UPDATE pipeline.source_catalog AS c SET event_time = info->>'new_name' WHERE c.source = s.source;
+                s.event_time := info->>'new_name';
             END IF;
         ELSIF info->>'kind' = 'drop_column' THEN
             DELETE FROM pipeline.column_aliases AS a WHERE a.source = s.source AND a.column_name = info->>'column';
@@ -137,9 +175,8 @@ BEGIN
         PERFORM pipeline._create_load_table(s.source);
     END IF;
 
-    UPDATE pipeline.source_catalog AS c SET contract_version = version WHERE c.source = s.source;
-    INSERT INTO pipeline.contracts (source, version, columns, change, created_by)
-        VALUES (s.source, version, pipeline._contract_columns(s.raw_table), change, session_user);
+    PERFORM pipeline._record_contract(s.source, version, s.event_id, s.event_time,
+                                      pipeline._contract_columns(s.raw_table), change);
     RETURN version;
 END
 $fn$;
@@ -149,10 +186,11 @@ COMMENT ON FUNCTION pipeline.evolve_source(text, text) IS
 -- Replaying a dead letter is ingesting its payload again, as its own batch
 -- keyed replay:<dead letter id>:v<contract version>: the receipt links to
 -- the letter, and a second replay under the same contract applies nothing.
--- This records the outcome on the letter, for _replay_one only.
+-- This records the outcome on the letter, for _replay_one_as_owner only
+-- (which runs as the extension owner: no one else may call it).
 CREATE FUNCTION pipeline._settle_dead_letter(letter bigint, batch bigint)
     RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -193,9 +231,18 @@ COMMENT ON FUNCTION pipeline._settle_dead_letter(bigint, bigint) IS
 -- that no caller can settle a letter with a batch of its own making.  As
 -- the extension owner (dead letters are not writable otherwise); for
 -- members of pipeline_writer, like ingest.
+-- Runs as the extension owner (src/as_owner.c), for a writer that may read
+-- the letter: the one that sent its batch, or a member of the source's
+-- owner, or a reader of its raw events.
 CREATE FUNCTION pipeline._replay_one(letter bigint)
     RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+
+CREATE FUNCTION pipeline._replay_one_as_owner(caller regrole, letter bigint)
+    RETURNS text
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
@@ -210,6 +257,15 @@ BEGIN
         RETURN 'skipped';
     END IF;
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = d.source;
+    IF NOT (pg_catalog.pg_has_role(caller, 'pipeline_writer', 'USAGE')
+            AND (pg_catalog.pg_has_role(caller, s.owner, 'USAGE')
+                 OR pg_catalog.has_table_privilege(caller, s.raw_table, 'SELECT')
+                 OR EXISTS (SELECT FROM pipeline.batch_log AS b
+                             WHERE b.batch_id = d.batch_id AND b.ingested_by = caller::text))) THEN
+        RAISE EXCEPTION 'permission denied to replay dead letter %', letter
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Writers replay the dead letters of the batches they sent; source owners replay all of theirs.';
+    END IF;
     key := pg_catalog.format('replay:%s:v%s', d.id, s.contract_version);
     -- one letter is one event: a payload that is itself a JSON array goes
     -- in wrapped, so that it stays one (rejected) event
@@ -232,7 +288,9 @@ REVOKE EXECUTE ON FUNCTION pipeline._replay_one(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pipeline._replay_one(bigint) TO pipeline_writer;
 REVOKE EXECUTE ON FUNCTION pipeline._settle_dead_letter(bigint, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION pipeline._replay_one(bigint) IS
-    'internal: replays one dead letter from its own payload and records the outcome';
+    'internal: replays one dead letter from its own payload and records the outcome (runs _replay_one_as_owner as the extension owner)';
+COMMENT ON FUNCTION pipeline._replay_one_as_owner(regrole, bigint) IS
+    'internal: the extension owner''s half of _replay_one; checks the caller may read the letter';
 
 CREATE FUNCTION pipeline.replay_dead_letters(source text, since timestamptz DEFAULT NULL,
                                              error_like text DEFAULT NULL)

@@ -41,13 +41,11 @@ CREATE TABLE pipeline.checks (
 );
 COMMENT ON TABLE pipeline.checks IS
     'the data-quality checks: kind, target (a source or a metric), params with their defaults, severity, owner';
+-- Written only through add_check and drop_check (as the extension owner,
+-- after checking the caller: src/as_owner.c).
 ALTER TABLE pipeline.checks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY checks_read ON pipeline.checks FOR SELECT USING (true);
-CREATE POLICY checks_owner_insert ON pipeline.checks FOR INSERT
-    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
-CREATE POLICY checks_owner_delete ON pipeline.checks FOR DELETE
-    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
-GRANT SELECT, INSERT, DELETE ON pipeline.checks TO PUBLIC;
+GRANT SELECT ON pipeline.checks TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.checks', '');
 
 -- One row per evaluation.  run_no orders a check's runs (ran_at is the
@@ -67,13 +65,15 @@ CREATE TABLE pipeline.check_results (
 COMMENT ON TABLE pipeline.check_results IS
     'the history of check runs: when (the run''s as_of), pass, warn (an SLA''s early warning) or fail, the observed value, '
     'the threshold and why';
+-- Written only by run_checks (as the extension owner, for checks the
+-- caller may run).  observed and detail may quote the data a check read:
+-- pipeline.alerts shows them to the members of the check's owner only.
 ALTER TABLE pipeline.check_results ENABLE ROW LEVEL SECURITY;
-CREATE POLICY check_results_read ON pipeline.check_results FOR SELECT USING (true);
-CREATE POLICY check_results_owner_insert ON pipeline.check_results FOR INSERT
-    WITH CHECK (EXISTS (SELECT FROM pipeline.checks AS c
-                         WHERE c.check_name = check_results.check_name
-                           AND pg_catalog.pg_has_role(current_user, c.owner, 'USAGE')));
-GRANT SELECT, INSERT ON pipeline.check_results TO PUBLIC;
+CREATE POLICY check_results_read ON pipeline.check_results FOR SELECT USING (
+    EXISTS (SELECT FROM pipeline.checks AS c
+             WHERE c.check_name = check_results.check_name
+               AND pg_catalog.pg_has_role(current_user, c.owner, 'USAGE')));
+GRANT SELECT ON pipeline.check_results TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pipeline.check_results', '');
 
 -- The checks failing now and the SLAs missed or at risk: their latest run
@@ -90,14 +90,19 @@ CREATE VIEW pipeline.alerts AS
                                            AND (p.status = 'pass' OR (p.status = 'warn' AND l.status = 'fail'))
                                          ORDER BY p.run_no DESC LIMIT 1), 0)
              ORDER BY r.run_no LIMIT 1) AS since,
-           l.ran_at AS last_ran_at, l.observed, l.threshold, l.detail
+           l.ran_at AS last_ran_at,
+           CASE WHEN mine THEN l.observed END AS observed,
+           CASE WHEN mine THEN l.threshold END AS threshold,
+           CASE WHEN mine THEN l.detail END AS detail
       FROM pipeline.checks AS c
+      CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(current_user, c.owner, 'USAGE') AS mine) AS v
       JOIN LATERAL (SELECT r.* FROM pipeline.check_results AS r
                      WHERE r.check_name = c.check_name
                      ORDER BY r.run_no DESC LIMIT 1) AS l ON l.status IN ('warn', 'fail');
 COMMENT ON VIEW pipeline.alerts IS
     'the checks failing now and the daily SLAs missed or about to be (their latest run is fail, or warn: an SLA''s early '
-    'warning): severity, status, since when, and the latest observed value, threshold and detail.  Each run that makes '
+    'warning): severity, status, since when, and (for members of the check''s owner) the latest observed value, '
+    'threshold and detail.  Each run that makes '
     'a check worse (to warn or fail) is also sent as NOTIFY pipeline_alerts with a JSON payload';
 GRANT SELECT ON pipeline.alerts TO PUBLIC;
 
@@ -316,6 +321,13 @@ BEGIN
     -- the target: a source or a metric, as the kind requires
     SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = target;
     SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = target;
+    -- a metric the caller may not read (pipeline.metrics lists it): its
+    -- checks run as their owner, who must be able to read what they watch
+    IF m.metric IS NULL AND EXISTS (SELECT FROM pipeline.metrics AS x WHERE x.metric = target) THEN
+        RAISE EXCEPTION 'permission denied to add a check on metric "%"', target
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Checks of a metric are for the members of its owner and the readers of its source.';
+    END IF;
     IF kind IN ('completeness', 'digest', 'sla') THEN
         target_type := 'metric';
     ELSIF kind = 'freshness' THEN
@@ -512,38 +524,96 @@ BEGIN
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_check().';
     END IF;
     v := pipeline._check_validate(kind, target, COALESCE(params, '{}'));
-    INSERT INTO pipeline.checks (check_name, kind, target, target_type, params, severity, owner)
-        VALUES (check_name, kind, target, v.target_type, v.checked, severity, current_user::regrole);
+    PERFORM pipeline._store_check(check_name, kind, target, v.target_type, v.checked, severity);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.add_check(text, text, text, jsonb, text) IS
     'adds a data-quality check of a source or metric (kinds: freshness, completeness, validity, referential, volume, '
     'not_null, accepted_values, digest, sla); params are validated and stored with their defaults; severity warn, fail or block';
 
-CREATE FUNCTION pipeline.drop_check(check_name text)
+-- The row of a validated check, written as the extension owner for the
+-- caller, who owns it.  A check of severity block holds days from
+-- freezing: only the members of the target's owner may add one.
+CREATE FUNCTION pipeline._store_check(check_name text, kind text, target text, target_type text,
+        params jsonb, severity text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._store_check(text, text, text, text, jsonb, text) IS
+    'internal: records a check validated by add_check (runs _store_check_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._store_check_as_owner(caller regrole, check_name text, kind text, target text,
+        target_type text, params jsonb, severity text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    target_owner regrole := CASE target_type
+        WHEN 'source' THEN (SELECT s.owner FROM pipeline.source_catalog AS s WHERE s.source = _store_check_as_owner.target)
+        WHEN 'metric' THEN (SELECT m.owner FROM pipeline.metric_catalog AS m WHERE m.metric = _store_check_as_owner.target)
+    END;
+BEGIN
+    IF target_owner IS NULL THEN
+        RAISE EXCEPTION '% "%" does not exist', target_type, target USING ERRCODE = 'undefined_object';
+    END IF;
+    IF severity = 'block' AND NOT pg_catalog.pg_has_role(caller, target_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to add a blocking check on % "%"', target_type, target
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A check of severity block holds the days of the metrics it watches from freezing.',
+                  HINT = pg_catalog.format('Only members of its owner, %s, may add one; use severity warn or fail.', target_owner);
+    END IF;
+    INSERT INTO pipeline.checks (check_name, kind, target, target_type, params, severity, owner)
+        VALUES (check_name, kind, target, target_type, params, severity, caller);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._store_check_as_owner(regrole, text, text, text, text, jsonb, text) IS
+    'internal: the extension owner''s half of _store_check; a block check only on a target the caller owns';
+
+-- Deleting a check, as the extension owner, for a member of its owner (a
+-- check whose owner was dropped is a superuser's to drop).
+CREATE FUNCTION pipeline._delete_check(check_name text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._delete_check(text) IS
+    'internal: deletes a check and its results (runs _delete_check_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._delete_check_as_owner(caller regrole, check_name text)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
     c pipeline.checks;
-    allowed boolean;
 BEGIN
-    SELECT * INTO c FROM pipeline.checks AS x WHERE x.check_name = drop_check.check_name;
+    SELECT * INTO c FROM pipeline.checks AS x WHERE x.check_name = _delete_check_as_owner.check_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'check "%" does not exist', check_name
             USING ERRCODE = 'undefined_object', HINT = 'List checks in pipeline.checks.';
     END IF;
-    -- (a check whose owner was dropped is a superuser's to drop)
-    allowed := CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = c.owner)
-                    THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.rolname = current_user)
-                    ELSE pg_catalog.pg_has_role(current_user, c.owner, 'USAGE') END;
-    IF NOT allowed THEN
+    IF NOT (CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = c.owner)
+                 THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = caller)
+                 ELSE pg_catalog.pg_has_role(caller, c.owner, 'USAGE') END) THEN
         RAISE EXCEPTION 'permission denied to drop check %', check_name
             USING ERRCODE = 'insufficient_privilege',
                   HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', c.owner);
     END IF;
     DELETE FROM pipeline.checks AS x WHERE x.check_name = c.check_name;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._delete_check_as_owner(regrole, text) IS
+    'internal: the extension owner''s half of _delete_check; checks the caller is a member of the check''s owner';
+
+CREATE FUNCTION pipeline.drop_check(check_name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    PERFORM pipeline._delete_check(check_name);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_check(text) IS 'drops a check and its results history';
@@ -1142,14 +1212,59 @@ COMMENT ON FUNCTION pipeline._check_sla(pipeline.checks, timestamptz) IS
 
 -- --- running checks ---------------------------------------------------------------
 
+-- One evaluation of a check as its owner (src/as_owner.c): the caller must
+-- have the owner's privileges already; the switch is restricted, so the
+-- owner's code cannot RESET ROLE back to the session's role.
+CREATE FUNCTION pipeline._evaluate_check(check_name text, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    RETURNS record
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_evaluate_check';
+COMMENT ON FUNCTION pipeline._evaluate_check(text, timestamptz) IS
+    'internal: evaluates one check as its owner, in a restricted context, for a caller with the owner''s privileges';
+
+-- A run's result, written as the extension owner for a caller who may run
+-- the check (has its owner's privileges; a superuser for a check whose
+-- owner was dropped).
+CREATE FUNCTION pipeline._record_check_result(check_name text, run_no bigint, ran_at timestamptz,
+        status text, observed numeric, threshold numeric, detail text)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._record_check_result(text, bigint, timestamptz, text, numeric, numeric, text) IS
+    'internal: records one run of a check (runs _record_check_result_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._record_check_result_as_owner(caller regrole, check_name text, run_no bigint,
+        ran_at timestamptz, status text, observed numeric, threshold numeric, detail text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pipeline.checks AS c
+                    LEFT JOIN pg_catalog.pg_roles AS o ON o.oid = c.owner
+                   WHERE c.check_name = _record_check_result_as_owner.check_name
+                     AND CASE WHEN o.oid IS NULL
+                              THEN (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = caller)
+                              ELSE pg_catalog.pg_has_role(caller, c.owner, 'USAGE') END) THEN
+        RAISE EXCEPTION 'permission denied to record a result of check %', check_name
+            USING ERRCODE = 'insufficient_privilege', HINT = 'pipeline.run_checks() records results.';
+    END IF;
+    INSERT INTO pipeline.check_results (check_name, run_no, ran_at, status, observed, threshold, detail)
+        VALUES (check_name, run_no, ran_at, status, observed, threshold, detail);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text) IS
+    'internal: the extension owner''s half of _record_check_result; checks the caller may run the check';
+
 CREATE FUNCTION pipeline.run_checks(as_of timestamptz DEFAULT pg_catalog.now())
     RETURNS TABLE (check_name text, status text, observed numeric, threshold numeric, detail text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $fn$
 DECLARE
-    caller text := current_user;
-    owner_name text;
     c pipeline.checks;
     prev text;
     next_no bigint;
@@ -1173,18 +1288,9 @@ BEGIN
         SELECT x.status, x.run_no INTO prev, next_no FROM pipeline.check_results AS x
          WHERE x.check_name = c.check_name ORDER BY x.run_no DESC LIMIT 1;
         next_no := COALESCE(next_no, 0) + 1;
-        -- evaluated as the check's owner (its privileges, whoever runs it);
-        -- an error rolls the role back with the rest of the subtransaction
+        -- evaluated as the check's owner (its privileges, whoever runs it)
         BEGIN
-            owner_name := (SELECT a.rolname FROM pg_catalog.pg_roles AS a WHERE a.oid = c.owner);
-            IF owner_name IS NULL THEN
-                RAISE EXCEPTION 'its owner (role %) no longer exists', c.owner::oid
-                    USING HINT = pg_catalog.format('Drop the check: pipeline.drop_check(%L).', c.check_name);
-            END IF;
-            PERFORM pg_catalog.set_config('role', owner_name, true);
-            EXECUTE pg_catalog.format('SELECT * FROM pipeline.%I($1, $2)', '_check_' || c.kind)
-              INTO r USING c, as_of;
-            PERFORM pg_catalog.set_config('role', caller, true);
+            r := pipeline._evaluate_check(c.check_name, as_of);
             status := r.status;
             observed := r.observed;
             threshold := r.threshold;
@@ -1196,15 +1302,16 @@ BEGIN
             detail := 'the check could not run: ' || SQLERRM;
         END;
         check_name := c.check_name;
-        INSERT INTO pipeline.check_results AS x (check_name, run_no, ran_at, status, observed, threshold, detail)
-            VALUES (c.check_name, next_no, as_of, status, observed, threshold, detail);
+        PERFORM pipeline._record_check_result(c.check_name, next_no, as_of, status, observed, threshold, detail);
         -- worse than the run before (pass < warn < fail; no run before is a
-        -- pass): a new failure, a new warning, or a warning turned failure
+        -- pass): a new failure, a new warning, or a warning turned failure.
+        -- Any role may LISTEN: the payload says which check and how bad,
+        -- never what it read (observed, detail: in pipeline.alerts, for the
+        -- check's owner).
         IF status <> 'pass' AND (prev IS NULL OR prev = 'pass' OR (prev = 'warn' AND status = 'fail')) THEN
             PERFORM pg_catalog.pg_notify('pipeline_alerts', pg_catalog.jsonb_build_object(
                 'check_name', c.check_name, 'kind', c.kind, 'target', c.target, 'severity', c.severity,
-                'status', status, 'observed', observed, 'threshold', threshold,
-                'detail', pg_catalog.left(detail, 2000), 'ran_at', as_of)::text);
+                'status', status, 'ran_at', as_of)::text);
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -1213,7 +1320,7 @@ $fn$;
 COMMENT ON FUNCTION pipeline.run_checks(timestamptz) IS
     'evaluates, as of the given time, the checks of the roles the caller has the privileges of (all, for a superuser), '
     'each as its owner; records each result in pipeline.check_results and sends NOTIFY pipeline_alerts (a JSON payload: '
-    'check_name, kind, target, severity, status, observed, threshold, detail, ran_at) for each run that makes a check '
+    'check_name, kind, target, severity, status, ran_at) for each run that makes a check '
     'worse: a new failure, a new SLA warning, or a warning turned failure';
 
 -- The 'block' checks failing now for a metric (on the metric or its source):
@@ -1338,6 +1445,17 @@ DECLARE
 BEGIN
     SELECT * INTO m FROM pipeline.metric_catalog AS x WHERE x.metric = explain.metric;
     IF NOT FOUND THEN
+        -- listed in pipeline.metrics, but its row is not the caller's to read
+        SELECT pg_catalog.format('permission denied to explain metric "%s": explain reads %s', x.metric, y.raw_table),
+               x.owner::text
+          INTO rel, key
+          FROM pipeline.metrics AS x JOIN pipeline.sources AS y ON y.source = x.source
+         WHERE x.metric = explain.metric;
+        IF rel IS NOT NULL THEN
+            RAISE EXCEPTION '%', rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', key);
+        END IF;
         RAISE EXCEPTION 'metric "%" does not exist', metric
             USING ERRCODE = 'undefined_object', HINT = 'List metrics in pipeline.metrics.';
     END IF;

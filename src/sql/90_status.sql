@@ -136,7 +136,10 @@ CREATE VIEW pipeline.status AS
                CASE WHEN p.oldest IS NULL THEN 0
                     ELSE pg_catalog.date_part('epoch', pg_catalog.now() - p.oldest) END AS lag_seconds,
                m.max_event_time - s.allowed_lateness AS watermark,
-               m.failures, m.last_error, m.last_error_at,
+               -- an error may quote raw values: for the metric's owner only
+               m.failures,
+               CASE WHEN pg_catalog.pg_has_role(current_user, m.owner, 'USAGE') THEN m.last_error END AS last_error,
+               m.last_error_at,
                NULL::timestamptz AS last_batch_at, NULL::numeric AS events_per_s_1m,
                NULL::numeric AS events_per_s_5m, NULL::numeric AS events_per_s_15m,
                NULL::bigint AS received_15m, NULL::numeric AS accept_rate_15m,
@@ -236,7 +239,8 @@ CREATE VIEW pipeline.status AS
 COMMENT ON VIEW pipeline.status IS
     'the monitoring surface, one row per source, metric and pg_cron job (kind; name).  Every row: worker_state, '
     'worker_last_tick.  Metric rows: last_fold_at, last_fold_ms, events_folded, backlog (accepted, not yet folded), '
-    'lag_seconds (age of the oldest unfolded batch), watermark, failures, last_error, days_open (raw data, not '
+    'lag_seconds (age of the oldest unfolded batch), watermark, failures, last_error (for members of the metric''s '
+    'owner), days_open (raw data, not '
     'closed yet), days_provisional, days_held, days_frozen, corrections_7d and late_events_7d (corrections created in '
     'the last 7 days).  Source rows: last_batch_at and lag_seconds (since the last accepted batch), watermark (max '
     'accepted event time - allowed lateness), events_per_s_1m/_5m/_15m (received), received_15m, accept_rate_15m, '

@@ -731,10 +731,16 @@ $node->safe_psql('h_plant', q{
 	SELECT pipeline.create_metric('vm', 'vsrc', '{}', 'count(DISTINCT qty) AS q', hot_retention => '100 years');
 	CREATE TABLE public.carl_log (who name);
 	GRANT INSERT ON public.carl_log TO PUBLIC;});
-$node->psql('h_plant', q{
+# (since 0.2.0 schema pipeline refuses functions and aggregates that are
+# not the extension's: the planting itself fails)
+my ($plant_rc, $plant_out, $plant_err) = $node->psql('h_plant', q{
 	CREATE FUNCTION pipeline.sketch_sf(st pipeline.distinct_sketch, v integer) RETURNS pipeline.distinct_sketch
 	    LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.carl_log VALUES (CURRENT_USER); RETURN st; END $$;
-	CREATE AGGREGATE pipeline.distinct_sketch(integer) (SFUNC = pipeline.sketch_sf, STYPE = pipeline.distinct_sketch);
+	CREATE AGGREGATE pipeline.distinct_sketch(integer) (SFUNC = pipeline.sketch_sf, STYPE = pipeline.distinct_sketch);},
+	extra_params => [ '-U', 'carl' ]);
+like($plant_err, qr/schema pipeline is for the extension's own functions and operators/,
+	'a function planted in schema pipeline is refused');
+$node->safe_psql('h_plant', q{
 	CREATE TABLE pipeline.vsrc_raw_20260301 (event_id bigint NOT NULL, event_time timestamptz NOT NULL, qty integer,
 	                                        _pl_batch bigint NOT NULL, _pl_extra jsonb);
 	GRANT INSERT ON pipeline.vsrc_raw_20260301 TO PUBLIC;}, extra_params => [ '-U', 'carl' ]);
