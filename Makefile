@@ -26,6 +26,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 # pipeline.schedule() reaches pg_cron's database over libpq (src/schedule.c)
 PG_CPPFLAGS += -I$(shell $(PG_CONFIG) --includedir)
+# the workers compare it with the version installed in each database
+PG_CPPFLAGS += -DPIPELINE_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK += -lpq
 
 PG_CONFIG ?= pg_config

@@ -1812,22 +1812,6 @@ COMMENT ON VIEW pipeline.status IS
     'last_run_start, last_run_end, last_run_status, last_run_message; a failed last run is also last_error; when '
     'the jobs cannot be read, one job row with name NULL and the reason in last_error';
 
--- --- what PUBLIC may not execute (src/sql/95_privileges.sql) ---------------
-REVOKE EXECUTE ON FUNCTION
-    pipeline._register_source_as_owner(regrole, text, text, text, text, interval, interval, text),
-    pipeline._unregister_source_as_owner(regrole, text),
-    pipeline._create_load_table_as_owner(regrole, text),
-    pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval),
-    pipeline._unregister_metric_as_owner(regrole, text),
-    pipeline._store_check_as_owner(regrole, text, text, text, text, jsonb, text),
-    pipeline._delete_check_as_owner(regrole, text),
-    pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text),
-    pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text),
-    pipeline._replay_one_as_owner(regrole, bigint),
-    pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz),
-    pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
-    pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
-  FROM PUBLIC;
 
 -- --- load tables: the extension owner's from now on ------------------------
 -- In 0.1.0 a source's owner owned pipeline.<source>_load, so a trigger or
@@ -1845,3 +1829,497 @@ BEGIN
     END LOOP;
 END
 $load$;
+
+-- =====================================================================
+-- Lifecycle: what a dump must carry
+-- =====================================================================
+-- the sequences behind batch ids and dead-letter ids (0.1.0 dumped the
+-- tables but not them: a restored database handed out taken batch ids)
+SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log_batch_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters_id_seq', '');
+
+-- =====================================================================
+-- Lifecycle: retention (src/sql/65_retention.sql)
+-- =====================================================================
+CREATE TABLE pipeline.retention (
+    source              text PRIMARY KEY REFERENCES pipeline.source_catalog ON DELETE CASCADE,
+    raw                 interval,
+    dead_letters        interval,
+    batches             interval,
+    -- the dedup horizon: every local day up to this one has been dropped
+    raw_dropped_through date,
+    -- the highest batch id whose receipt was deleted (checks of old days
+    -- expect those receipts gone, not others)
+    batches_deleted_through bigint,
+    set_at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by              name NOT NULL
+);
+
+COMMENT ON TABLE pipeline.retention IS
+    'per source: how long raw events, dead letters and receipts are kept (NULL: forever), and the last day whose raw '
+    'events maintain() dropped (the dedup horizon: later events for it are dead letters)';
+
+GRANT SELECT ON pipeline.retention TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline.retention', '');
+
+CREATE FUNCTION pipeline._store_retention(source text, raw interval, dead_letters interval, batches interval)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._store_retention(text, interval, interval, interval) IS
+    'internal: records a source''s retention settings (runs _store_retention_as_owner as the extension owner)';
+
+CREATE FUNCTION pipeline._store_retention_as_owner(caller regrole, source text, raw interval,
+        dead_letters interval, batches interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    owner oid := (SELECT s.owner FROM pipeline.source_catalog AS s WHERE s.source = _store_retention_as_owner.source);
+BEGIN
+    IF owner IS NULL OR NOT pg_catalog.pg_has_role(caller, owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to set the retention of source %', source
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.set_retention().';
+    END IF;
+    INSERT INTO pipeline.retention AS r (source, raw, dead_letters, batches, set_by)
+        VALUES (source, raw, dead_letters, batches, caller::text)
+        ON CONFLICT ON CONSTRAINT retention_pkey DO UPDATE
+        SET raw = EXCLUDED.raw, dead_letters = EXCLUDED.dead_letters, batches = EXCLUDED.batches,
+            set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._store_retention_as_owner(regrole, text, interval, interval, interval) IS
+    'internal: the extension owner''s half of _store_retention; checks the caller is a member of the source''s owner';
+
+CREATE FUNCTION pipeline.set_retention(source text, raw interval, dead_letters interval DEFAULT NULL,
+        batches interval DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    v record;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = set_retention.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to set the retention of source %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can.', s.owner);
+    END IF;
+    FOR v IN SELECT * FROM (VALUES ('raw', raw), ('dead_letters', dead_letters), ('batches', batches)) AS x(name, val)
+              WHERE x.val IS NOT NULL AND (x.val <= interval '0' OR pg_catalog.isfinite(x.val) IS NOT TRUE)
+    LOOP
+        RAISE EXCEPTION '% retention must be a positive interval, not %', v.name, v.val
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass NULL to keep them forever (the default), or e.g. ''90 days''.';
+    END LOOP;
+    PERFORM pipeline._store_retention(s.source, raw, dead_letters, batches);
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.set_retention(text, interval, interval, interval) IS
+    'sets how long a source keeps its raw events (days dropped by maintain() once frozen and that old), dead letters '
+    'and receipts; NULL keeps them forever (the default for all three); a member of the source''s owner only';
+
+CREATE FUNCTION pipeline._retire_day(source text, day date)
+    RETURNS bigint
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_source_owner';
+COMMENT ON FUNCTION pipeline._retire_day(text, date) IS
+    'internal: drops one day of a source''s raw events with their dedup ids, as the source''s owner '
+    '(runs _retire_day_as_source_owner; for maintain())';
+
+CREATE FUNCTION pipeline._retire_day_as_source_owner(source text, day date)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET lock_timeout = '100ms'
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    part regclass;
+    n bigint;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _retire_day_as_source_owner.source;
+    part := pipeline._day_partition(s, day);
+    IF part IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- in-flight ingest into this day finishes first; no more comes
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+    EXECUTE pg_catalog.format('DELETE FROM %s AS i USING %s AS r WHERE i.event_id OPERATOR(pg_catalog.=) r.%I',
+                              s.ids_table, part, s.event_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', s.raw_table);
+    EXECUTE pg_catalog.format('DROP TABLE %s', part);
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._retire_day_as_source_owner(text, date) IS
+    'internal: the source owner''s half of _retire_day';
+
+CREATE FUNCTION pipeline._days_past_retention(s pipeline.source_catalog, raw interval, as_of timestamptz)
+    RETURNS SETOF date
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+    WITH days AS (
+        SELECT d.day,
+               ((d.day + 1)::timestamp AT TIME ZONE s.day_timezone) <= as_of - raw
+               AND CASE WHEN EXISTS (SELECT FROM pipeline.metric_catalog AS m WHERE m.source = s.source)
+                        THEN NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m
+                                          WHERE m.source = s.source
+                                            AND NOT EXISTS (SELECT FROM pipeline.day_closures AS c
+                                                             WHERE c.metric = m.metric AND c.day = d.day
+                                                               AND c.status = 'frozen'))
+                        ELSE ((d.day + 1)::timestamp AT TIME ZONE s.day_timezone) + s.freeze_after <= as_of END
+               AS eligible
+          FROM pipeline._source_days(s.source) AS d(day))
+    SELECT x.day FROM days AS x
+     WHERE x.eligible
+       AND NOT EXISTS (SELECT FROM days AS y WHERE y.day < x.day AND NOT y.eligible)
+     ORDER BY x.day
+$fn$;
+COMMENT ON FUNCTION pipeline._days_past_retention(pipeline.source_catalog, interval, timestamptz) IS
+    'internal: the days of a source maintain() may drop now, oldest first';
+
+CREATE FUNCTION pipeline._maintain(as_of timestamptz)
+    RETURNS jsonb
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
+COMMENT ON FUNCTION pipeline._maintain(timestamptz) IS
+    'internal: maintain()''s retention work, as the extension owner (runs _maintain_as_owner)';
+
+CREATE FUNCTION pipeline._maintain_as_owner(caller regrole, as_of timestamptz)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    r pipeline.retention;
+    d date;
+    n bigint;
+    last_dropped date;
+    last_batch bigint;
+    done jsonb := '[]';
+    step jsonb;
+BEGIN
+    IF as_of > pg_catalog.now() + interval '1 second'
+       AND NOT (SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = caller) THEN
+        RAISE EXCEPTION 'only superusers may run maintain() with a clock in the future'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('as_of is %s.', as_of),
+                  HINT = 'Call pipeline.maintain() without as_of, or with a time already past.';
+    END IF;
+    FOR r IN SELECT x.* FROM pipeline.retention AS x ORDER BY x.source LOOP
+        SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = r.source;
+        -- small deletions first: the day drops lock the raw table until commit
+        IF r.dead_letters IS NOT NULL THEN
+            DELETE FROM pipeline.dead_letters AS l
+             WHERE l.source = s.source AND l.received_at < as_of - r.dead_letters;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n > 0 THEN
+                done := done || pg_catalog.jsonb_build_object('object', 'pipeline.dead_letters', 'action', 'deleted',
+                    'detail', pg_catalog.format('%s dead letters of source %s received before %s (retention %s)',
+                                                n, s.source, as_of - r.dead_letters, r.dead_letters));
+            END IF;
+        END IF;
+        IF r.batches IS NOT NULL THEN
+            WITH gone AS (
+                DELETE FROM pipeline.batch_log AS b
+                 WHERE b.source = s.source AND b.received_at < as_of - r.batches
+                   AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m
+                                    WHERE m.source = s.source
+                                      AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot))
+                RETURNING b.batch_id)
+            SELECT pg_catalog.count(*), pg_catalog.max(g.batch_id) INTO n, last_batch FROM gone AS g;
+            IF n > 0 THEN
+                UPDATE pipeline.retention AS x
+                   SET batches_deleted_through = GREATEST(x.batches_deleted_through, last_batch)
+                 WHERE x.source = s.source;
+                done := done || pg_catalog.jsonb_build_object('object', 'pipeline.batch_log', 'action', 'deleted',
+                    'detail', pg_catalog.format('%s receipts of source %s received before %s (retention %s)',
+                                                n, s.source, as_of - r.batches, r.batches));
+            END IF;
+        END IF;
+        CONTINUE WHEN r.raw IS NULL;
+        -- a source whose days are busy (a lock not granted in 100 ms) is
+        -- skipped until the next run; what it dropped before stays dropped
+        step := '[]';
+        last_dropped := NULL;
+        BEGIN
+            FOR d IN SELECT pipeline._days_past_retention(s, r.raw, as_of) LOOP
+                n := pipeline._retire_day(s.source, d);
+                RAISE NOTICE 'pipeline: dropped day % of source % (raw retention %; events dropped: %)', d, s.source, r.raw, n;
+                step := step || pg_catalog.jsonb_build_object('object', pg_catalog.format('pipeline.%I', s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD')),
+                                                            'action', 'dropped',
+                                                            'detail', pg_catalog.format('day %s of source %s, frozen, ended before %s (raw retention %s); events dropped: %s',
+                                                                                        d, s.source, as_of - r.raw, r.raw, n));
+                last_dropped := d;
+            END LOOP;
+            IF last_dropped IS NOT NULL THEN
+                UPDATE pipeline.retention AS x
+                   SET raw_dropped_through = GREATEST(x.raw_dropped_through, last_dropped)
+                 WHERE x.source = s.source;
+            END IF;
+            done := done || step;
+        EXCEPTION WHEN lock_not_available THEN
+            done := done || pg_catalog.jsonb_build_object('object', pg_catalog.format('pipeline.%I', s.source || '_raw'),
+                'action', 'skipped', 'detail', pg_catalog.format('source %s is busy (%s); retried at the next run', s.source, SQLERRM));
+        END;
+    END LOOP;
+    RETURN done;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._maintain_as_owner(regrole, timestamptz) IS
+    'internal: the extension owner''s half of _maintain: retention of dead letters, receipts and raw days';
+
+CREATE FUNCTION pipeline._trim_cron_history(keep interval)
+    RETURNS bigint
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_trim_cron_history';
+COMMENT ON FUNCTION pipeline._trim_cron_history(interval) IS
+    'internal: deletes the caller''s runs of this database''s pipeline jobs from cron.job_run_details that ended '
+    'more than keep ago; NULL when pg_cron is absent';
+
+-- maintain() now takes as_of and returns what it did (its pg_cron job's
+-- command, SELECT pipeline.maintain(), is the same)
+DROP FUNCTION pipeline.maintain();
+CREATE FUNCTION pipeline.maintain(as_of timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (object text, action text, detail text)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    n bigint;
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY SELECT x.object, x.action, x.detail
+                   FROM pg_catalog.jsonb_to_recordset(pipeline._maintain(as_of)) AS x(object text, action text, detail text);
+    -- the pipeline's own run history in pg_cron, as the caller (pg_cron lets
+    -- a role delete its own jobs' runs); nothing when pg_cron is absent
+    n := pipeline._trim_cron_history(interval '7 days');
+    IF n > 0 THEN
+        object := 'cron.job_run_details';
+        action := 'deleted';
+        detail := pg_catalog.format('%s runs of this database''s pipeline jobs that ended more than 7 days ago', n);
+        RETURN NEXT;
+    END IF;
+    -- folds and closes look receipts up by source, xid and event time
+    ANALYZE pipeline.batch_log;
+    object := 'pipeline.batch_log';
+    action := 'analyzed';
+    detail := NULL;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.maintain(timestamptz) IS
+    'hourly housekeeping run by the ''pipeline:<db>:maintenance'' pg_cron job: drops raw days, dead letters and '
+    'receipts past each source''s retention (pipeline.set_retention; raw days only once frozen), keeps 7 days of the '
+    'pipeline''s pg_cron run history, analyzes the receipts table; one row per action.  A clock in the future needs '
+    'a superuser';
+
+CREATE OR REPLACE FUNCTION pipeline._check_completeness(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog := pipeline._check_target_metric(c);
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    cnt text;
+    filter text;
+    d pipeline.day_closures;
+    lo timestamptz;
+    hi timestamptz;
+    raw_n bigint;
+    await_corr bigint;
+    await_fold bigint;
+    after_compute bigint;
+    ids bigint[];
+    receipts bigint;
+    stored bigint;
+    blo timestamptz;
+    bhi timestamptz;
+    daily_n bigint;
+    corr_n bigint;
+    hot_n bigint;
+    diff bigint;
+    worst bigint := 0;
+    ndays int := 0;
+    nreceipts bigint;
+    first_day date;
+    last_day date;
+    problems text[] := '{}';
+    bad_days int := 0;
+    day_bad boolean;
+    hot_skipped int := 0;
+    origin timestamptz := '2000-01-01 00:00:00+00';
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    threshold := (c.params ->> 'tolerance')::numeric;
+    filter := COALESCE(def ->> 'filter', 'true');
+    SELECT e ->> 'name' INTO cnt FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e
+     WHERE e ->> 'agg' = 'count_star' LIMIT 1;
+
+    -- (days whose raw events retention dropped have nothing left to compare)
+    FOR d IN SELECT * FROM pipeline.day_closures AS x
+              WHERE x.metric = m.metric AND x.day <= (as_of AT TIME ZONE s.day_timezone)::date
+                AND x.day > COALESCE((SELECT r.raw_dropped_through FROM pipeline.retention AS r
+                                       WHERE r.source = s.source), '-infinity')
+              ORDER BY x.day DESC LIMIT (c.params ->> 'days')::int
+    LOOP
+        ndays := ndays + 1;
+        last_day := COALESCE(last_day, d.day);
+        first_day := d.day;
+        day_bad := false;
+        lo := d.day::timestamp AT TIME ZONE s.day_timezone;
+        hi := (d.day + 1)::timestamp AT TIME ZONE s.day_timezone;
+        -- raw, per batch (the filter sees the raw table alone)
+        EXECUTE pg_catalog.format(
+            'WITH per_batch AS (SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS n FROM %1$s AS r '
+            '                    WHERE r.%2$I >= $1 AND r.%2$I < $2 AND (%3$s) GROUP BY 1) '
+            'SELECT COALESCE(pg_catalog.sum(p.n), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $3)), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE b.received_at > $5), 0)::bigint, '
+            '       pg_catalog.array_agg(p.batch_id) '
+            '  FROM per_batch AS p LEFT JOIN pipeline.batch_log AS b ON b.batch_id = p.batch_id',
+            s.raw_table, s.event_time, filter)
+          INTO raw_n, await_corr, await_fold, after_compute, ids
+          USING lo, hi, d.corrected_snapshot, m.fold_snapshot, d.computed_at;
+
+        -- receipts: the batches that carried events of the day accepted as
+        -- many events as raw holds of them (all their days, unfiltered)
+        IF ids IS NOT NULL THEN
+            SELECT COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time),
+                   pg_catalog.count(*)
+              INTO receipts, blo, bhi, nreceipts
+              FROM pipeline.batch_log AS b WHERE b.batch_id = ANY (ids);
+            -- receipts deleted by their retention (set_retention) leave
+            -- nothing to compare; any other missing receipt is a difference
+            IF nreceipts < pg_catalog.cardinality(ids)
+               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
+                                WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
+                                  AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
+                                                        WHERE r.source = s.source), 0)) THEN
+                ids := NULL;
+            END IF;
+        END IF;
+        IF ids IS NOT NULL THEN
+            EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE r._pl_batch = ANY ($1) AND r.%2$I >= $2 AND r.%2$I <= $3',
+                s.raw_table, s.event_time)
+              INTO stored USING ids, LEAST(blo, lo), GREATEST(bhi, hi);
+            diff := stored - receipts;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events of the %s batches that carried its events, their receipts say %s accepted',
+                                                          d.day, stored, pg_catalog.cardinality(ids), receipts);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        END IF;
+
+        -- daily: frozen events + corrections + events awaiting correction = raw
+        IF d.status = 'frozen' THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.late_events), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
+                                      m.metric || '_corrections')
+              INTO corr_n USING d.day;
+            diff := raw_n - (d.events_frozen + corr_n + await_corr);
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events, frozen %s + corrections %s + awaiting correction %s',
+                                                          d.day, raw_n, d.events_frozen, corr_n, await_corr);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        ELSIF cnt IS NOT NULL THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.%I), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
+                                      cnt, m.metric || '_daily')
+              INTO daily_n USING d.day;
+            diff := raw_n - after_compute - daily_n;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events (%s received since the provisional day was computed), the daily layer counts %s (%s)',
+                                                          d.day, raw_n, after_compute, daily_n, cnt);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        END IF;
+
+        -- hot: where it covers the whole day in whole buckets
+        IF cnt IS NOT NULL AND lo >= pg_catalog.now() - m.hot_retention
+           AND pg_catalog.date_bin(m.bucket, lo, origin) = lo AND pg_catalog.date_bin(m.bucket, hi, origin) = hi THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(h.%I), 0)::bigint FROM %s AS h WHERE h.bucket >= $1 AND h.bucket < $2',
+                                      cnt, m.hot_table)
+              INTO hot_n USING lo, hi;
+            diff := raw_n - await_fold - hot_n;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events (%s awaiting the fold), the hot layer counts %s (%s)',
+                                                          d.day, raw_n, await_fold, hot_n, cnt);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        ELSE
+            hot_skipped := hot_skipped + 1;
+        END IF;
+        IF day_bad THEN
+            bad_days := bad_days + 1;
+        END IF;
+    END LOOP;
+
+    observed := worst;
+    status := CASE WHEN worst > threshold THEN 'fail' ELSE 'pass' END;
+    IF ndays = 0 THEN
+        detail := 'no closed days yet';
+    ELSIF status = 'fail' THEN
+        detail := pg_catalog.format('%s of %s closed days differ by more than %s events: %s', bad_days, ndays, threshold,
+                                    pg_catalog.array_to_string(problems[1:3], '; '))
+               || CASE WHEN pg_catalog.cardinality(problems) > 3
+                       THEN pg_catalog.format('; and %s more', pg_catalog.cardinality(problems) - 3) ELSE '' END;
+    ELSE
+        detail := pg_catalog.format('%s closed days (%s to %s): receipts, raw, daily and hot agree', ndays, first_day, last_day);
+    END IF;
+    IF ndays > 0 AND cnt IS NULL THEN
+        detail := detail || '; the metric has no count(*) measure: only receipts, raw and frozen days were compared, not provisional days or hot';
+    ELSIF hot_skipped > 0 THEN
+        detail := detail || pg_catalog.format('; hot not compared for %s days (beyond hot retention, or buckets not aligned with the day)', hot_skipped);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._check_completeness(pipeline.checks, timestamptz) IS
+    'internal: per closed day, receipts vs raw vs daily (frozen + corrections, or provisional) vs hot, in events';
+
+
+-- --- what PUBLIC may not execute (src/sql/95_privileges.sql) ---------------
+REVOKE EXECUTE ON FUNCTION
+    pipeline._register_source_as_owner(regrole, text, text, text, text, interval, interval, text),
+    pipeline._unregister_source_as_owner(regrole, text),
+    pipeline._create_load_table_as_owner(regrole, text),
+    pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval),
+    pipeline._unregister_metric_as_owner(regrole, text),
+    pipeline._store_check_as_owner(regrole, text, text, text, text, jsonb, text),
+    pipeline._delete_check_as_owner(regrole, text),
+    pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text),
+    pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text),
+    pipeline._replay_one_as_owner(regrole, bigint),
+    pipeline._store_retention_as_owner(regrole, text, interval, interval, interval),
+    pipeline._maintain_as_owner(regrole, timestamptz),
+    pipeline._retire_day_as_source_owner(text, date),
+    pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz),
+    pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
+    pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
+  FROM PUBLIC;

@@ -21,6 +21,9 @@
  * writes anything.  No caller can name another role: the first argument
  * is never theirs to set.
  *
+ * Retention runs as the source's owner where it touches the source's own
+ * tables (pipeline._retire_day: pipeline_as_source_owner).
+ *
  * Checks run as the role that added them (pipeline._evaluate_check): the
  * caller must have that role's privileges already (run_checks only
  * evaluates such checks), so the switch lends nothing; it is restricted,
@@ -105,6 +108,74 @@ pipeline_as_extension_owner(PG_FUNCTION_ARGS)
 	result = FunctionCallInvoke(call);
 	PipelineRestoreRole(&role);
 
+	fcinfo->isnull = call->isnull;
+	return result;
+}
+
+/*
+ * pipeline.<step>(source, ...): calls pipeline.<step>_as_source_owner(source,
+ * ...) as the owner of the source, restricted.  For the extension owner's
+ * own steps (maintain's retention works on tables the source owner owns,
+ * and must not run their triggers as the extension owner) and for members
+ * of the source's owner, who lend nothing by it.
+ */
+PG_FUNCTION_INFO_V1(pipeline_as_source_owner);
+Datum
+pipeline_as_source_owner(PG_FUNCTION_ARGS)
+{
+	Oid			self = fcinfo->flinfo->fn_oid;
+	HeapTuple	proctup;
+	Form_pg_proc proc;
+	char	   *name;
+	Oid			target;
+	Oid			owner;
+	Oid			argtype = TEXTOID;
+	Datum		arg;
+	bool		isnull;
+	RoleSwitch	role;
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the source must not be NULL")));
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(self));
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", self);
+	proc = (Form_pg_proc) GETSTRUCT(proctup);
+	name = psprintf("%s_as_source_owner", NameStr(proc->proname));
+	target = LookupFuncName(list_make2(makeString("pipeline"), makeString(name)),
+							proc->pronargs, proc->proargtypes.values, false);
+	ReleaseSysCache(proctup);
+	if (getExtensionOfObject(ProcedureRelationId, target) != get_extension_oid("pipeline", false))
+		elog(ERROR, "function pipeline.%s is not part of the extension", name);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	arg = PG_GETARG_DATUM(0);
+	if (SPI_execute_with_args("SELECT owner::oid FROM pipeline.source_catalog WHERE source = $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.source_catalog");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("source \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (GetUserId() != PipelineExtensionOwner() && !has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", get_func_name(self))));
+
+	fmgr_info(target, &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, PG_NARGS(), fcinfo->fncollation, NULL, NULL);
+	for (int i = 0; i < PG_NARGS(); i++)
+		call->args[i] = fcinfo->args[i];
+	PipelineBecome(owner, &role);
+	result = FunctionCallInvoke(call);
+	PipelineRestoreRole(&role);
 	fcinfo->isnull = call->isnull;
 	return result;
 }

@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -28,6 +29,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "access/genam.h"
 
 #include "ingest.h"
@@ -47,24 +49,42 @@ SourceInfo *
 PipelineRequireSource(const char *name)
 {
 	static SPIPlanPtr plan = NULL;
+	static Oid	plan_retention = InvalidOid;
+	Oid			retention = get_relname_relid("retention", get_namespace_oid("pipeline", false));
 	Datum		arg = CStringGetTextDatum(name);
 	SourceInfo *src;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 
-	if (plan == NULL)
+	/*
+	 * retained_from: the start of the first local day whose raw events are
+	 * still kept (set by maintain(); NULL while nothing was dropped).  The
+	 * table came with 0.2.0: until ALTER EXTENSION pipeline UPDATE has made
+	 * it, there is no horizon (and the plan is made again once it exists).
+	 */
+	if (plan == NULL || retention != plan_retention)
 	{
 		Oid			argtype = TEXTOID;
-		SPIPlanPtr	p = SPI_prepare("SELECT contract_version, event_id, event_time, day_timezone,"
-									" raw_table::oid, ids_table::oid, owner::oid"
-									" FROM pipeline.source_catalog WHERE source = $1",
+		SPIPlanPtr	p = SPI_prepare(OidIsValid(retention)
+									? "SELECT s.contract_version, s.event_id, s.event_time, s.day_timezone,"
+									" s.raw_table::oid, s.ids_table::oid, s.owner::oid,"
+									" (r.raw_dropped_through + 1)::timestamp AT TIME ZONE s.day_timezone"
+									" FROM pipeline.source_catalog AS s"
+									" LEFT JOIN pipeline.retention AS r ON r.source = s.source"
+									" WHERE s.source = $1"
+									: "SELECT s.contract_version, s.event_id, s.event_time, s.day_timezone,"
+									" s.raw_table::oid, s.ids_table::oid, s.owner::oid, NULL::timestamptz"
+									" FROM pipeline.source_catalog AS s WHERE s.source = $1",
 									1, &argtype);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(p);
+		if (plan != NULL)
+			SPI_freeplan(plan);
 		plan = p;
+		plan_retention = retention;
 	}
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pipeline.source_catalog");
@@ -85,6 +105,9 @@ PipelineRequireSource(const char *name)
 	src->raw_relid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 	src->ids_relid = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 	src->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+	src->retained_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+	if (isnull)
+		TIMESTAMP_NOBEGIN(src->retained_from);
 	return src;
 }
 

@@ -25,6 +25,7 @@ typedef struct SourceInfo
 	Oid			raw_relid;
 	Oid			ids_relid;
 	Oid			owner;
+	TimestampTz retained_from;	/* earlier events: raw dropped by retention */
 } SourceInfo;
 
 /* one contract column, compiled for conversion */
@@ -67,6 +68,7 @@ typedef struct Contract
 	const char *current_field;	/* set while converting, names the culprit */
 	TimestampTz min_event_time; /* 1900-01-01 */
 	TimestampTz max_event_time; /* now + pipeline.max_future_skew */
+	TimestampTz retained_from;	/* the dedup horizon: see SourceInfo */
 } Contract;
 
 /* why an event was rejected */

@@ -636,3 +636,71 @@ pipeline_cron_jobs(PG_FUNCTION_ARGS)
 
 	PG_RETURN_NULL();
 }
+
+/*
+ * pipeline._trim_cron_history(keep interval): deletes the runs of this
+ * database's pipeline jobs that ended longer than keep ago from
+ * cron.job_run_details (pg_cron never purges it; every five minutes two
+ * jobs add a row each).  As the caller: pg_cron's row security lets a role
+ * delete only its own jobs' runs.  Returns how many went; NULL when pg_cron
+ * is not loaded or not installed, which maintain() does not treat as an
+ * error.
+ */
+PG_FUNCTION_INFO_V1(pipeline_trim_cron_history);
+Datum
+pipeline_trim_cron_history(PG_FUNCTION_ARGS)
+{
+	CronConnection *cc;
+	char	   *dbname;
+	const char *params[2];
+	PGresult   *volatile res = NULL;
+	volatile int64 deleted = -1;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("keep must not be NULL")));
+	if (!CronIsLoaded())
+		PG_RETURN_NULL();
+
+	cc = CronPrepare();
+	dbname = get_database_name(MyDatabaseId);
+	if (dbname == NULL)
+		elog(ERROR, "could not find the name of the current database");
+	params[0] = psprintf("pipeline:%s:", dbname);
+	params[1] = DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(0)));
+
+	PG_TRY();
+	{
+		const char *timeout[1] = {CRON_JOBS_TIMEOUT};
+
+		CronConnect(cc);
+		PQclear(CronQuery(cc, "SELECT pg_catalog.set_config('statement_timeout', $1::text, false)",
+						  1, timeout));
+		if (CronCheckAccess(cc, false, true))
+		{
+			res = CronQuery(cc,
+							"WITH gone AS ("
+							"  DELETE FROM cron.job_run_details AS d"
+							"   USING cron.job AS j"
+							"   WHERE d.jobid = j.jobid"
+							"     AND pg_catalog.starts_with(j.jobname::pg_catalog.text, $1::pg_catalog.text)"
+							"     AND d.end_time < pg_catalog.now() - $2::pg_catalog.interval"
+							"  RETURNING 1)"
+							"SELECT pg_catalog.count(*) FROM gone",
+							2, params);
+			deleted = pg_strtoint64(PQgetvalue(res, 0, 0));
+		}
+	}
+	PG_FINALLY();
+	{
+		if (res != NULL)
+			PQclear(res);
+		CronDisconnect(cc);
+	}
+	PG_END_TRY();
+
+	if (deleted < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(deleted);
+}

@@ -184,6 +184,7 @@ ContractCompile(SourceInfo *src, Relation raw)
 																Int32GetDatum(-1)));
 	c->max_event_time = TimestampTzPlusMilliseconds(GetCurrentStatementStartTimestamp(),
 													(int64) pipeline_max_future_skew_s * 1000);
+	c->retained_from = src->retained_from;
 	return c;
 }
 
@@ -537,6 +538,24 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 			Reject(why, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, name,
 				   "field \"%s\" is %s, further in the future than pipeline.max_future_skew allows",
 				   name, timestamptz_to_str(t));
+			return false;
+		}
+
+		/*
+		 * The dedup horizon: the raw events and ids of that day were
+		 * dropped by retention, so a re-sent event could no longer be told
+		 * from a new one.  Never accepted a second time: a dead letter.
+		 */
+		if (t < c->retained_from)
+		{
+			/* (timestamptz_to_str returns one static buffer) */
+			char	   *when = pstrdup(timestamptz_to_str(t));
+			char	   *kept = pstrdup(timestamptz_to_str(c->retained_from));
+
+			Reject(why, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, name,
+				   "field \"%s\" is %s, on a day past the source's raw retention (raw events are kept from %s on): "
+				   "that day's events were dropped, so this one cannot be deduplicated against them",
+				   name, when, kept);
 			return false;
 		}
 	}

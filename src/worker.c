@@ -39,6 +39,7 @@
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -478,16 +479,31 @@ MarkSlot(Oid dboid, SlotState state, bool tick)
 	LWLockRelease(Shared->lock);
 }
 
-static bool
-ExtensionInstalled(void)
+/*
+ * The version of the extension installed in this database, in cxt; NULL
+ * when it is not installed.
+ */
+static char *
+InstalledVersion(MemoryContext cxt)
 {
-	bool		installed;
+	char	   *version = NULL;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("pipeline", true));
+	if (OidIsValid(get_extension_oid("pipeline", true)))
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pipeline'",
+						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+			version = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1));
+		SPI_finish();
+		PopActiveSnapshot();
+	}
 	CommitTransactionCommand();
-	return installed;
+	return version;
 }
 
 /*
@@ -504,6 +520,10 @@ void
 pipeline_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	char	   *version;
+	volatile bool stale = false;
+	volatile bool told_stale = false;
+	volatile bool told_error = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -532,11 +552,29 @@ pipeline_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (!ExtensionInstalled())
+		version = InstalledVersion(TopMemoryContext);
+		if (version == NULL)
 		{
 			MarkSlot(dboid, SLOT_ABSENT, false);
 			proc_exit(0);
 		}
+
+		/*
+		 * Files installed, ALTER EXTENSION ... UPDATE not run yet: the
+		 * library goes on with the older SQL objects, and says so once
+		 * (with the first error that causes, if any), not every round.
+		 */
+		stale = strcmp(version, PIPELINE_VERSION) != 0;
+		if (stale && !told_stale)
+			ereport(LOG,
+					(errmsg("pipeline: this database has version %s of the extension, the library is %s",
+							version, PIPELINE_VERSION),
+					 errhint("Run ALTER EXTENSION pipeline UPDATE in it; until then the worker works with "
+							 "the %s objects and logs only the first error they cause.", version)));
+		if (!stale)
+			told_error = false;
+		told_stale = stale;
+		pfree(version);
 
 		if (pipeline_enabled)
 		{
@@ -551,7 +589,9 @@ pipeline_worker_main(Datum arg)
 			PG_CATCH();
 			{
 				MemoryContextSwitchTo(cxt);
-				EmitErrorReport();
+				if (!stale || !told_error)
+					EmitErrorReport();
+				told_error = stale;
 				FlushErrorState();
 				AbortCurrentTransaction();
 			}

@@ -96,6 +96,10 @@ GRANT SELECT ON pipeline.dead_letters TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters', '');
+-- and the sequences behind their ids: without them a restored database
+-- would hand out batch ids and dead-letter ids that are already taken
+SELECT pg_catalog.pg_extension_config_dump('pipeline.batch_log_batch_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.dead_letters_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.drift_counts', '');
 
 -- A source's partition for a local day: the raw table's child named

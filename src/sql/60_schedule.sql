@@ -1,7 +1,7 @@
 -- Scheduled jobs (src/schedule.c): pipeline.schedule() creates or updates
 -- this database's pg_cron jobs, pipeline.unschedule() removes them,
--- pipeline.cron_jobs() reads them with their last run, and
--- pipeline.maintain() is what the hourly maintenance job runs.
+-- pipeline.cron_jobs() reads them with their last run; what the hourly
+-- maintenance job runs, pipeline.maintain(), is in 65_retention.sql.
 --
 -- pg_cron lives in one database (cron.database_name), so the C functions
 -- connect there over the server's Unix socket as the calling role, and the
@@ -41,21 +41,3 @@ COMMENT ON FUNCTION pipeline.cron_jobs(boolean) IS
     'end, status (starting, running, succeeded, failed) and message.  Connects to cron.database_name over the '
     'local socket as the caller and gives up after 5 seconds; with missing_ok, pg_cron not loaded or not installed '
     'is no rows instead of an error';
-
--- Housekeeping that is not per metric.  Later work adds retention here;
--- for now it only keeps the planner's statistics of the receipts table
--- fresh (folds and closes look batches up by source, xid and event time)
--- and deletes nothing.  Run by the maintenance job as the role that called
--- pipeline.schedule(); ANALYZE skips, with a warning, a table that role may
--- not analyze.
-CREATE FUNCTION pipeline.maintain() RETURNS void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-BEGIN
-    ANALYZE pipeline.batch_log;
-END
-$fn$;
-COMMENT ON FUNCTION pipeline.maintain() IS
-    'hourly housekeeping run by the ''pipeline:<db>:maintenance'' pg_cron job: for now ANALYZE of the receipts '
-    '(pipeline.batch_log); deletes nothing';

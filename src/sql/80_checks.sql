@@ -774,6 +774,7 @@ DECLARE
     diff bigint;
     worst bigint := 0;
     ndays int := 0;
+    nreceipts bigint;
     first_day date;
     last_day date;
     problems text[] := '{}';
@@ -788,8 +789,11 @@ BEGIN
     SELECT e ->> 'name' INTO cnt FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e
      WHERE e ->> 'agg' = 'count_star' LIMIT 1;
 
+    -- (days whose raw events retention dropped have nothing left to compare)
     FOR d IN SELECT * FROM pipeline.day_closures AS x
               WHERE x.metric = m.metric AND x.day <= (as_of AT TIME ZONE s.day_timezone)::date
+                AND x.day > COALESCE((SELECT r.raw_dropped_through FROM pipeline.retention AS r
+                                       WHERE r.source = s.source), '-infinity')
               ORDER BY x.day DESC LIMIT (c.params ->> 'days')::int
     LOOP
         ndays := ndays + 1;
@@ -815,9 +819,21 @@ BEGIN
         -- receipts: the batches that carried events of the day accepted as
         -- many events as raw holds of them (all their days, unfiltered)
         IF ids IS NOT NULL THEN
-            SELECT COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
-              INTO receipts, blo, bhi
+            SELECT COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time),
+                   pg_catalog.count(*)
+              INTO receipts, blo, bhi, nreceipts
               FROM pipeline.batch_log AS b WHERE b.batch_id = ANY (ids);
+            -- receipts deleted by their retention (set_retention) leave
+            -- nothing to compare; any other missing receipt is a difference
+            IF nreceipts < pg_catalog.cardinality(ids)
+               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
+                                WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
+                                  AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
+                                                        WHERE r.source = s.source), 0)) THEN
+                ids := NULL;
+            END IF;
+        END IF;
+        IF ids IS NOT NULL THEN
             EXECUTE pg_catalog.format(
                 'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE r._pl_batch = ANY ($1) AND r.%2$I >= $2 AND r.%2$I <= $3',
                 s.raw_table, s.event_time)

@@ -17,6 +17,9 @@ REVOKE EXECUTE ON FUNCTION
     pipeline._record_check_result_as_owner(regrole, text, bigint, timestamptz, text, numeric, numeric, text),
     pipeline._record_contract_as_owner(regrole, text, integer, text, text, text, text),
     pipeline._replay_one_as_owner(regrole, bigint),
+    pipeline._store_retention_as_owner(regrole, text, interval, interval, interval),
+    pipeline._maintain_as_owner(regrole, timestamptz),
+    pipeline._retire_day_as_source_owner(text, date),
     pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz),
     pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
     pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
