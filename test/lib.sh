@@ -5,8 +5,11 @@
 # user (the `postgres` user the Debian packages create, when we are root).
 
 PG_MAJOR=15
-PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+# PIPELINE_PG_PREFIX: a relocated copy of the Debian packages' tree (its
+# usr/lib/postgresql and usr/share/postgresql), to build, install and test
+# against without touching the system's; empty for the system's own
+PGBIN=${PIPELINE_PG_PREFIX:-}/usr/lib/postgresql/$PG_MAJOR/bin
+PGXS_DIR=${PIPELINE_PG_PREFIX:-}/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
           libipc-run-perl make gcc libc6-dev"
 
