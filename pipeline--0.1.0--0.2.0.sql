@@ -18,6 +18,31 @@
 -- =====================================================================
 
 -- --- the _as_owner halves and the other new internal functions ---------
+CREATE FUNCTION pipeline._source_of_owner(source text, action text, verb text)
+    RETURNS pipeline.source_catalog
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _source_of_owner.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to % source %', action, source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can %s it.', s.owner, verb);
+    END IF;
+    RETURN s;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._source_of_owner(text, text, text) IS
+    'internal: the catalog row of a source whose owner the caller is a member of, or an error naming the action';
+
 CREATE FUNCTION pipeline._register_source_as_owner(caller regrole, source text, columns text, event_id text,
         event_time text, allowed_lateness interval, freeze_after interval,
         day_timezone text)
@@ -467,17 +492,7 @@ CREATE OR REPLACE FUNCTION pipeline.drop_source(source text, cascade boolean DEF
 DECLARE
     s pipeline.source_catalog;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = drop_source.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to drop source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', s.owner);
-    END IF;
+    s := pipeline._source_of_owner(source, 'drop', 'drop');
     PERFORM pipeline._drop_source_metrics(s.source, cascade);
     EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
     PERFORM pipeline._unregister_source(s.source);
@@ -908,18 +923,9 @@ DECLARE
     alias_name text;
     version integer;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = evolve_source.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object', HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
+    s := pipeline._source_of_owner(source, 'change the contract of', 'change');
     IF change IS NULL THEN
         RAISE EXCEPTION 'change must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to change the contract of source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can change it.', s.owner);
     END IF;
     version := s.contract_version + 1;
 
@@ -1904,17 +1910,7 @@ DECLARE
     s pipeline.source_catalog;
     v record;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = set_retention.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to set the retention of source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can.', s.owner);
-    END IF;
+    s := pipeline._source_of_owner(source, 'set the retention of', 'set');
     FOR v IN SELECT * FROM (VALUES ('raw', raw), ('dead_letters', dead_letters), ('batches', batches)) AS x(name, val)
               WHERE x.val IS NOT NULL AND (x.val <= interval '0' OR pg_catalog.isfinite(x.val) IS NOT TRUE)
     LOOP
@@ -2302,6 +2298,53 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._check_completeness(pipeline.checks, timestamptz) IS
     'internal: per closed day, receipts vs raw vs daily (frozen + corrections, or provisional) vs hot, in events';
+
+CREATE OR REPLACE FUNCTION pipeline._ensure_partitions(source text, times timestamptz[])
+    RETURNS TABLE (lo timestamptz, hi timestamptz, part regclass)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    d date;
+    base text;
+    name text;
+    n integer;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = _ensure_partitions.source;
+    FOR d IN SELECT DISTINCT (t AT TIME ZONE s.day_timezone)::date
+               FROM pg_catalog.unnest(times) AS t ORDER BY 1
+    LOOP
+        lo := d::timestamp AT TIME ZONE s.day_timezone;
+        hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+        base := s.source || '_raw_' || pg_catalog.to_char(d, 'YYYYMMDD');
+        FOR attempt IN 1..2 LOOP
+            part := pipeline._day_partition(s, d);
+            EXIT WHEN part IS NOT NULL OR attempt = 2;
+            -- ONLY: the parent alone (LOCK TABLE would take every partition
+            -- too, and wait for a day retention is dropping)
+            EXECUTE pg_catalog.format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
+        END LOOP;
+        IF part IS NULL THEN
+            -- if another role took the name, the next free one
+            name := base;
+            n := 0;
+            WHILE pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', name)) IS NOT NULL LOOP
+                n := n + 1;
+                name := base || '_' || n;
+            END LOOP;
+            EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                      name, s.raw_table);
+            EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION pipeline.%I FOR VALUES FROM (%L) TO (%L)',
+                                      s.raw_table, name, lo, hi);
+            part := pg_catalog.format('pipeline.%I', name)::regclass;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._ensure_partitions(text, timestamptz[]) IS
+    'internal: creates the missing day partitions of a source''s raw table for the given event times';
 
 
 -- --- what PUBLIC may not execute (src/sql/95_privileges.sql) ---------------

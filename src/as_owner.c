@@ -50,35 +50,66 @@
 #include "ingest.h"
 
 /*
- * The SQL half of a privileged step: pipeline.<name>_as_owner taking a
- * regrole and then the step's own argument types, a member of this
- * extension (never a function someone else put in schema pipeline).
+ * The SQL half of a step: pipeline.<name><suffix>, taking the step's own
+ * argument types (after a regrole, the caller, with_caller), and a member
+ * of this extension (never a function someone else put in schema
+ * pipeline).
  */
 static Oid
-OwnerHalfOf(Oid self, int *nargs)
+HalfOf(Oid self, const char *suffix, bool with_caller)
 {
 	HeapTuple	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(self));
 	Form_pg_proc proc;
 	Oid			argtypes[FUNC_MAX_ARGS];
+	int			lead = with_caller ? 1 : 0;
 	char	   *name;
+	int			nargs;
 	Oid			target;
 
 	if (!HeapTupleIsValid(proctup))
 		elog(ERROR, "cache lookup failed for function %u", self);
 	proc = (Form_pg_proc) GETSTRUCT(proctup);
-	if (proc->pronargs + 1 > FUNC_MAX_ARGS)
+	if (proc->pronargs + lead > FUNC_MAX_ARGS)
 		elog(ERROR, "too many arguments for a privileged step");
-	*nargs = proc->pronargs;
+	nargs = proc->pronargs + lead;
 	argtypes[0] = REGROLEOID;
-	memcpy(argtypes + 1, proc->proargtypes.values, proc->pronargs * sizeof(Oid));
-	name = psprintf("%s_as_owner", NameStr(proc->proname));
+	memcpy(argtypes + lead, proc->proargtypes.values, proc->pronargs * sizeof(Oid));
+	name = psprintf("%s%s", NameStr(proc->proname), suffix);
 	ReleaseSysCache(proctup);
 
 	target = LookupFuncName(list_make2(makeString("pipeline"), makeString(name)),
-							*nargs + 1, argtypes, false);
+							nargs, argtypes, false);
 	if (getExtensionOfObject(ProcedureRelationId, target) != get_extension_oid("pipeline", false))
 		elog(ERROR, "function pipeline.%s is not part of the extension", name);
 	return target;
+}
+
+/*
+ * Calls target with fcinfo's arguments (after the caller's role, when
+ * with_caller) as role, restricted; its result is fcinfo's.
+ */
+static Datum
+CallHalfAs(Oid role, Oid target, FunctionCallInfo fcinfo, bool with_caller)
+{
+	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
+	FmgrInfo	flinfo;
+	int			lead = with_caller ? 1 : 0;
+	RoleSwitch	saved;
+	Datum		result;
+
+	fmgr_info(target, &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, PG_NARGS() + lead, fcinfo->fncollation, NULL, NULL);
+	call->args[0].value = ObjectIdGetDatum(GetUserId());
+	call->args[0].isnull = false;
+	for (int i = 0; i < PG_NARGS(); i++)
+		call->args[i + lead] = fcinfo->args[i];
+
+	PipelineBecome(role, &saved);
+	result = FunctionCallInvoke(call);
+	PipelineRestoreRole(&saved);
+
+	fcinfo->isnull = call->isnull;
+	return result;
 }
 
 /*
@@ -90,26 +121,9 @@ PG_FUNCTION_INFO_V1(pipeline_as_extension_owner);
 Datum
 pipeline_as_extension_owner(PG_FUNCTION_ARGS)
 {
-	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
-	FmgrInfo	flinfo;
-	int			nargs;
-	Oid			target = OwnerHalfOf(fcinfo->flinfo->fn_oid, &nargs);
-	RoleSwitch	role;
-	Datum		result;
+	Oid			target = HalfOf(fcinfo->flinfo->fn_oid, "_as_owner", true);
 
-	fmgr_info(target, &flinfo);
-	InitFunctionCallInfoData(*call, &flinfo, nargs + 1, fcinfo->fncollation, NULL, NULL);
-	call->args[0].value = ObjectIdGetDatum(GetUserId());
-	call->args[0].isnull = false;
-	for (int i = 0; i < nargs; i++)
-		call->args[i + 1] = fcinfo->args[i];
-
-	PipelineBecome(PipelineExtensionOwner(), &role);
-	result = FunctionCallInvoke(call);
-	PipelineRestoreRole(&role);
-
-	fcinfo->isnull = call->isnull;
-	return result;
+	return CallHalfAs(PipelineExtensionOwner(), target, fcinfo, true);
 }
 
 /*
@@ -123,35 +137,16 @@ PG_FUNCTION_INFO_V1(pipeline_as_source_owner);
 Datum
 pipeline_as_source_owner(PG_FUNCTION_ARGS)
 {
-	Oid			self = fcinfo->flinfo->fn_oid;
-	HeapTuple	proctup;
-	Form_pg_proc proc;
-	char	   *name;
-	Oid			target;
-	Oid			owner;
+	Oid			target = HalfOf(fcinfo->flinfo->fn_oid, "_as_source_owner", false);
 	Oid			argtype = TEXTOID;
 	Datum		arg;
+	Oid			owner;
 	bool		isnull;
-	RoleSwitch	role;
-	FmgrInfo	flinfo;
-	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
-	Datum		result;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the source must not be NULL")));
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(self));
-	if (!HeapTupleIsValid(proctup))
-		elog(ERROR, "cache lookup failed for function %u", self);
-	proc = (Form_pg_proc) GETSTRUCT(proctup);
-	name = psprintf("%s_as_source_owner", NameStr(proc->proname));
-	target = LookupFuncName(list_make2(makeString("pipeline"), makeString(name)),
-							proc->pronargs, proc->proargtypes.values, false);
-	ReleaseSysCache(proctup);
-	if (getExtensionOfObject(ProcedureRelationId, target) != get_extension_oid("pipeline", false))
-		elog(ERROR, "function pipeline.%s is not part of the extension", name);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	arg = PG_GETARG_DATUM(0);
@@ -167,17 +162,9 @@ pipeline_as_source_owner(PG_FUNCTION_ARGS)
 	if (GetUserId() != PipelineExtensionOwner() && !has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", get_func_name(self))));
+				 errmsg("permission denied for function %s", get_func_name(fcinfo->flinfo->fn_oid))));
 
-	fmgr_info(target, &flinfo);
-	InitFunctionCallInfoData(*call, &flinfo, PG_NARGS(), fcinfo->fncollation, NULL, NULL);
-	for (int i = 0; i < PG_NARGS(); i++)
-		call->args[i] = fcinfo->args[i];
-	PipelineBecome(owner, &role);
-	result = FunctionCallInvoke(call);
-	PipelineRestoreRole(&role);
-	fcinfo->isnull = call->isnull;
-	return result;
+	return CallHalfAs(owner, target, fcinfo, false);
 }
 
 /*

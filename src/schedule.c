@@ -430,6 +430,34 @@ CronPrepare(void)
 	return cc;
 }
 
+/* "pipeline:<db>:", the prefix of this database's job names (JobName()) */
+static char *
+JobPrefix(void)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+
+	if (dbname == NULL)
+		elog(ERROR, "could not find the name of the current database");
+	return psprintf("pipeline:%s:", dbname);
+}
+
+/*
+ * Connects for a short look at pg_cron's tables (a status view or
+ * housekeeping must not hang on it): statements give up after
+ * CRON_JOBS_TIMEOUT.  False, with missing_ok, when pg_cron is not installed
+ * there.
+ */
+static bool
+CronOpenShort(CronConnection *cc, bool missing_ok)
+{
+	const char *timeout[1] = {CRON_JOBS_TIMEOUT};
+
+	CronConnect(cc);
+	PQclear(CronQuery(cc, "SELECT pg_catalog.set_config('statement_timeout', $1::text, false)",
+					  1, timeout));
+	return CronCheckAccess(cc, false, missing_ok);
+}
+
 /*
  * pipeline.schedule(close_days_schedule text) creates this database's jobs,
  * or updates their schedule and command.
@@ -583,7 +611,6 @@ pipeline_cron_jobs(PG_FUNCTION_ARGS)
 {
 	bool		missing_ok = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
 	CronConnection *cc;
-	char	   *dbname;
 	const char *params[1];
 	PGresult   *volatile res = NULL;
 
@@ -592,20 +619,11 @@ pipeline_cron_jobs(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	cc = CronPrepare();
-	dbname = get_database_name(MyDatabaseId);
-	if (dbname == NULL)
-		elog(ERROR, "could not find the name of the current database");
-	/* "pipeline:<db>:", the prefix of JobName()'s names */
-	params[0] = psprintf("pipeline:%s:", dbname);
+	params[0] = JobPrefix();
 
 	PG_TRY();
 	{
-		const char *timeout[1] = {CRON_JOBS_TIMEOUT};
-
-		CronConnect(cc);
-		PQclear(CronQuery(cc, "SELECT pg_catalog.set_config('statement_timeout', $1::text, false)",
-						  1, timeout));
-		if (CronCheckAccess(cc, false, missing_ok))
+		if (CronOpenShort(cc, missing_ok))
 		{
 			/* cron.job and its runs show a plain role only its own (row security) */
 			res = CronQuery(cc,
@@ -651,7 +669,6 @@ Datum
 pipeline_trim_cron_history(PG_FUNCTION_ARGS)
 {
 	CronConnection *cc;
-	char	   *dbname;
 	const char *params[2];
 	PGresult   *volatile res = NULL;
 	volatile int64 deleted = -1;
@@ -664,20 +681,12 @@ pipeline_trim_cron_history(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	cc = CronPrepare();
-	dbname = get_database_name(MyDatabaseId);
-	if (dbname == NULL)
-		elog(ERROR, "could not find the name of the current database");
-	params[0] = psprintf("pipeline:%s:", dbname);
+	params[0] = JobPrefix();
 	params[1] = DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(0)));
 
 	PG_TRY();
 	{
-		const char *timeout[1] = {CRON_JOBS_TIMEOUT};
-
-		CronConnect(cc);
-		PQclear(CronQuery(cc, "SELECT pg_catalog.set_config('statement_timeout', $1::text, false)",
-						  1, timeout));
-		if (CronCheckAccess(cc, false, true))
+		if (CronOpenShort(cc, true))
 		{
 			res = CronQuery(cc,
 							"WITH gone AS ("

@@ -239,6 +239,34 @@ $fn$;
 COMMENT ON FUNCTION pipeline._unregister_source_as_owner(regrole, text) IS
     'internal: the extension owner''s half of _unregister_source; checks the caller is a member of the source''s owner';
 
+-- The catalog row of a source the caller may act for (a member of its
+-- owner); what it is about to do names the refusal: "permission denied to
+-- <action> source <name>", "... can <verb> it".
+CREATE FUNCTION pipeline._source_of_owner(source text, action text, verb text)
+    RETURNS pipeline.source_catalog
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = _source_of_owner.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See pipeline.sources for the sources of this database.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to % source %', action, source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only members of its owner, %s, can %s it.', s.owner, verb);
+    END IF;
+    RETURN s;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._source_of_owner(text, text, text) IS
+    'internal: the catalog row of a source whose owner the caller is a member of, or an error naming the action';
+
 CREATE FUNCTION pipeline.drop_source(source text, cascade boolean DEFAULT false)
     RETURNS void
     LANGUAGE plpgsql
@@ -247,17 +275,7 @@ CREATE FUNCTION pipeline.drop_source(source text, cascade boolean DEFAULT false)
 DECLARE
     s pipeline.source_catalog;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = drop_source.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to drop source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can drop it.', s.owner);
-    END IF;
+    s := pipeline._source_of_owner(source, 'drop', 'drop');
     PERFORM pipeline._drop_source_metrics(s.source, cascade);
     EXECUTE pg_catalog.format('DROP TABLE %s, %s', s.raw_table, s.ids_table);
     PERFORM pipeline._unregister_source(s.source);

@@ -147,7 +147,9 @@ BEGIN
         FOR attempt IN 1..2 LOOP
             part := pipeline._day_partition(s, d);
             EXIT WHEN part IS NOT NULL OR attempt = 2;
-            EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
+            -- ONLY: the parent alone (LOCK TABLE would take every partition
+            -- too, and wait for a day retention is dropping)
+            EXECUTE pg_catalog.format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', s.raw_table);
         END LOOP;
         IF part IS NULL THEN
             -- if another role took the name, the next free one

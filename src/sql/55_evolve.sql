@@ -111,18 +111,9 @@ DECLARE
     alias_name text;
     version integer;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = evolve_source.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object', HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
+    s := pipeline._source_of_owner(source, 'change the contract of', 'change');
     IF change IS NULL THEN
         RAISE EXCEPTION 'change must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to change the contract of source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can change it.', s.owner);
     END IF;
     version := s.contract_version + 1;
 

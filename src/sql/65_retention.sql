@@ -94,17 +94,7 @@ DECLARE
     s pipeline.source_catalog;
     v record;
 BEGIN
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = set_retention.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'See pipeline.sources for the sources of this database.';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, s.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to set the retention of source %', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('Only members of its owner, %s, can.', s.owner);
-    END IF;
+    s := pipeline._source_of_owner(source, 'set the retention of', 'set');
     FOR v IN SELECT * FROM (VALUES ('raw', raw), ('dead_letters', dead_letters), ('batches', batches)) AS x(name, val)
               WHERE x.val IS NOT NULL AND (x.val <= interval '0' OR pg_catalog.isfinite(x.val) IS NOT TRUE)
     LOOP
