@@ -27,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "pipeline.h"
 
 PG_FUNCTION_INFO_V1(pipeline_close_days);
 Datum
@@ -49,6 +50,7 @@ pipeline_close_days(PG_FUNCTION_ARGS)
 				 errhint("Call pipeline.close_days() without as_of, or with a time already past.")));
 
 	InitMaterializedSRF(fcinfo, 0);
+	PipelineCheckRestored();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = TimestampTzGetDatum(as_of);
@@ -99,6 +101,7 @@ RunAsOwnerOfMetric(FunctionCallInfo fcinfo, const char *fname, const char *verb,
 				 errhint("The reason is kept in the day's history for auditors.")));
 	metric = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	PipelineCheckRestored();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PG_GETARG_DATUM(0);

@@ -307,6 +307,7 @@ pipeline_run_hot(PG_FUNCTION_ARGS)
 	uint64		n;
 	MetricToFold *metrics;
 
+	PipelineCheckRestored();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);

@@ -49,6 +49,10 @@ PipelineAggContext(FunctionCallInfo fcinfo, const char *name)
 	return aggcxt;
 }
 
+/* restore.c */
+extern void PipelineCheckRestored(void);
+extern bool PipelineRebaseInWorker(void);
+
 /* hot_runner.c */
 extern void PipelineRunHot(void);
 

@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "pipeline.h"
 
 static SPIPlanPtr
 Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
@@ -63,6 +64,9 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
 	Datum		args[3];
 	char		nulls[3] = {' ', batch_key ? ' ' : 'n', ' '};
+
+	/* receipts are numbered in this cluster's transaction ids (restore.c) */
+	PipelineCheckRestored();
 
 	args[0] = CStringGetTextDatum(src->name);
 	args[1] = batch_key ? CStringGetTextDatum(batch_key) : (Datum) 0;

@@ -584,7 +584,9 @@ pipeline_worker_main(Datum arg)
 			/* an error in one round is logged; the next round tries again */
 			PG_TRY();
 			{
-				WorkerTick();
+				/* a database restored into another cluster: re-based first */
+				if (PipelineRebaseInWorker())
+					WorkerTick();
 			}
 			PG_CATCH();
 			{

@@ -283,6 +283,7 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM pipeline._check_restored();
     RETURN QUERY SELECT x.object, x.action, x.detail
                    FROM pg_catalog.jsonb_to_recordset(pipeline._maintain(as_of)) AS x(object text, action text, detail text);
     -- the pipeline's own run history in pg_cron, as the caller (pg_cron lets
