@@ -2209,12 +2209,16 @@ BEGIN
               INTO receipts, blo, bhi, nreceipts
               FROM pipeline.batch_log AS b WHERE b.batch_id = ANY (ids);
             -- receipts deleted by their retention (set_retention) leave
-            -- nothing to compare; any other missing receipt is a difference
-            IF nreceipts < pg_catalog.cardinality(ids)
-               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
-                                WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
-                                  AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
-                                                        WHERE r.source = s.source), 0)) THEN
+            -- nothing to compare, nor do batches that also carried events
+            -- of days whose raw events retention dropped; any other
+            -- missing receipt is a difference
+            IF (nreceipts < pg_catalog.cardinality(ids)
+                AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
+                                 WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
+                                   AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
+                                                         WHERE r.source = s.source), 0)))
+               OR blo < (SELECT (r.raw_dropped_through + 1)::timestamp AT TIME ZONE s.day_timezone
+                           FROM pipeline.retention AS r WHERE r.source = s.source) THEN
                 ids := NULL;
             END IF;
         END IF;

@@ -13,7 +13,7 @@ SET IntervalStyle = postgres;
 SELECT pipeline.create_source('visits', 'visit_id bigint NOT NULL, event_time timestamptz NOT NULL, page text',
     event_id => 'visit_id', allowed_lateness => '1 hour', freeze_after => '1 day',
     day_timezone => 'America/New_York');
-SELECT pipeline.create_metric('visits_n', 'visits', '{page}', 'count(*) AS n');
+SELECT pipeline.create_metric('visits_n', 'visits', '{page}', 'count(*) AS n', hot_retention => '100 years');
 
 -- bad calls
 SELECT pipeline.set_retention('nope', '3 days');
@@ -67,6 +67,12 @@ SELECT count(*) AS changed_daily_rows
   FROM (SELECT * FROM retention_before EXCEPT SELECT day, page, n, status, frozen_at FROM metrics.visits_n_daily) AS x;
 SELECT day, page, n, corrected FROM metrics.visits_n_restated ORDER BY day;
 SELECT day, pipeline.verify_day('visits_n', day) FROM metrics.visits_n_daily WHERE status = 'frozen' ORDER BY day;
+
+-- the completeness check compares the days kept, though the first batch
+-- also carried events of the days dropped
+SELECT pipeline.add_check('visits_complete', 'completeness', 'visits_n');
+SELECT check_name, status, detail FROM pipeline.run_checks('2026-03-12 14:00+00') WHERE check_name = 'visits_complete';
+SELECT pipeline.drop_check('visits_complete');
 
 -- the dedup horizon: a re-sent event and a new one for dropped days are
 -- dead letters that say why; the first minutes of 03-09 are accepted
