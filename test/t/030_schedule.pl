@@ -98,9 +98,30 @@ like($err, qr/close_days_schedule must not be NULL/, 'a NULL schedule is an erro
 is($node->safe_psql('postgres', "SELECT schedule FROM cron.job WHERE jobname = 'pipeline:app:close_days'"),
 	'* * * * *', 'refused calls changed nothing');
 
-# the maintenance command works when called by hand
-$node->safe_psql('app', 'SELECT pipeline.maintain()');
-pass('pipeline.maintain() runs');
+# the maintenance command, by hand: it keeps 7 days of this database's
+# pipeline job runs in cron.job_run_details, and nothing else goes
+$node->safe_psql('postgres', q{
+	INSERT INTO cron.job_run_details (jobid, runid, database, username, command, status, start_time, end_time)
+	SELECT j.jobid, nextval('cron.runid_seq'), 'app', j.username, j.command, 'succeeded',
+	       now() - d * interval '1 day' - interval '1 second', now() - d * interval '1 day'
+	  FROM cron.job AS j, (VALUES (10), (8), (1)) AS x(d)
+	 WHERE j.jobname = 'pipeline:app:maintenance';
+	SELECT cron.schedule('someone_else', '0 0 1 1 *', 'SELECT 1');
+	INSERT INTO cron.job_run_details (jobid, runid, database, username, command, status, start_time, end_time)
+	SELECT j.jobid, nextval('cron.runid_seq'), 'postgres', j.username, j.command, 'succeeded',
+	       now() - interval '30 days', now() - interval '30 days'
+	  FROM cron.job AS j WHERE j.jobname = 'someone_else';});
+is($node->safe_psql('app', q{SELECT string_agg(object || ' ' || action || ': ' || coalesce(detail, ''), '; ' ORDER BY object)
+                              FROM pipeline.maintain()}),
+	"cron.job_run_details deleted: 2 runs of this database's pipeline jobs that ended more than 7 days ago; "
+	  . 'pipeline.batch_log analyzed: ',
+	'maintain() deletes the runs older than 7 days of this database\'s jobs and says so');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(j.jobname || ' ' || round(extract(epoch FROM now() - d.end_time) / 86400), ', ' ORDER BY j.jobname)
+	  FROM cron.job_run_details AS d JOIN cron.job AS j USING (jobid)
+	 WHERE j.jobname IN ('pipeline:app:maintenance', 'someone_else') AND d.end_time < now() - interval '12 hours'}),
+	'pipeline:app:maintenance 1, someone_else 30', '... and keeps the newer runs and other jobs\' runs');
+$node->safe_psql('postgres', q{SELECT cron.unschedule('someone_else'); DELETE FROM cron.job_run_details;});
 
 # --- a plain role: each missing grant is named, then its own jobs ---------
 $node->safe_psql('postgres', 'CREATE ROLE alice LOGIN');
