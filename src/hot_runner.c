@@ -306,16 +306,25 @@ pipeline_run_hot(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	uint64		n;
 	MetricToFold *metrics;
+	RoleSwitch	role;
+	int			rc;
 
 	PipelineCheckRestored();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-	/* pipeline.metrics: every metric, whoever calls (each folds as its owner) */
-	if (SPI_execute_with_args("SELECT metric, owner::oid FROM pipeline.metrics"
-							  " WHERE $1 IS NULL OR metric = $1 ORDER BY metric",
-							  1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+	/*
+	 * every metric, whoever calls (each folds as its owner): the catalog is
+	 * read as the extension owner, whose view of it row security does not
+	 * narrow to the caller's metrics
+	 */
+	PipelineBecome(PipelineExtensionOwner(), &role);
+	rc = SPI_execute_with_args("SELECT metric, owner::oid FROM pipeline.metric_catalog"
+							   " WHERE $1 IS NULL OR metric = $1 ORDER BY metric",
+							   1, argtypes, args, nulls, true, 0);
+	PipelineRestoreRole(&role);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read pipeline.metric_catalog");
 	n = SPI_processed;
 	if (n == 0 && !PG_ARGISNULL(0))
