@@ -297,11 +297,23 @@ sub victim_freezes
 		 WHERE p.pronamespace = 'pipeline'::regnamespace AND p.prosecdef
 		   AND NOT coalesce(array_to_string(p.proconfig, ',') ~ 'search_path=', false)}), '',
 		'1: every SECURITY DEFINER function of schema pipeline pins search_path');
-	diag('SECURITY DEFINER functions PUBLIC may execute: ' . $node->safe_psql($db, q{
+	# what PUBLIC may execute: no SECURITY DEFINER function at all, none of
+	# the halves that run as another role, none of the extension owner's
+	# steps of close_days and restate_day
+	my $public_exec = q{
 		SELECT coalesce(string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1), 'none') FROM pg_proc AS p
-		 WHERE p.pronamespace = 'pipeline'::regnamespace AND p.prosecdef
+		 WHERE p.pronamespace = 'pipeline'::regnamespace AND %s
 		   AND EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
-		                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')}));
+		                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')};
+	is($node->safe_psql($db, sprintf($public_exec, 'p.prosecdef')), 'none',
+		'1: PUBLIC may execute no SECURITY DEFINER function of schema pipeline');
+	is($node->safe_psql($db, sprintf($public_exec, q{(p.proname ~ '_as_(source_)?owner$'
+		OR p.proname IN ('_close_days', '_compute_day', '_correct_day', '_index_day_values', '_record_freeze',
+		                 '_restate_day', '_release_day', '_create_daily', '_drop_daily', '_create_reconcile_view',
+		                 '_settle_dead_letter', '_rebase_after_restore', '_refuse_strangers'))})), 'none',
+		'1: PUBLIC may execute none of the steps that run as the extension owner or another role');
+	diag('internal functions PUBLIC may execute (entry points that check their real caller, SQL builders and checks that run with the caller\'s own rights): '
+		. $node->safe_psql($db, sprintf($public_exec, q{p.proname ~ '^_'})));
 	$node->safe_psql('postgres', 'REVOKE pipeline_writer FROM attacker');
 	no_escalation($db, '1');
 }
