@@ -2402,13 +2402,13 @@ CREATE FUNCTION pipeline._rebase_classes(OUT xid8 xid8, OUT class bigint)
         SELECT DISTINCT i AS xid8 FROM snaps AS x, pg_catalog.pg_snapshot_xip(x.s) AS i),
     ids AS (
         SELECT DISTINCT b.xid AS xid8 FROM pipeline.batch_log AS b),
+    -- (a join, not a subquery per id: there may be millions of receipts)
     keyed AS (
         SELECT ids.xid8,
-               CASE WHEN EXISTS (SELECT FROM listed AS l WHERE l.xid8 = ids.xid8)
-                    THEN ids.xid8::text::numeric
-                    ELSE NULL END AS own,
+               CASE WHEN l.xid8 IS NOT NULL THEN ids.xid8::text::numeric END AS own,
                pg_catalog.width_bucket(ids.xid8::text::numeric, COALESCE(bounds.v, '{0}')) AS bucket
-          FROM ids, bounds)
+          FROM ids CROSS JOIN bounds
+          LEFT JOIN listed AS l ON l.xid8 = ids.xid8)
     SELECT k.xid8,
            pg_catalog.dense_rank() OVER (ORDER BY k.bucket, k.own NULLS FIRST) - 1 AS class
       FROM keyed AS k

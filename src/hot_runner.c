@@ -90,26 +90,47 @@ MetricsDue(MemoryContext cxt)
 	return result;
 }
 
-/* as in run_hot: restricted, and nothing the owner's code sets outlives it */
+typedef struct FoldCall
+{
+	MetricToFold *metric;
+	int64		folded;
+} FoldCall;
+
+/*
+ * One metric's fold, as the metric's owner (restricted: nothing the owner's
+ * code sets outlives it), in the current transaction; SPI connected.
+ */
+static void
+FoldStep(void *arg)
+{
+	FoldCall   *call = arg;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	RoleSwitch	role;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(call->metric->name);
+	PipelineBecome(call->metric->owner, &role);
+	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "fold of metric \"%s\" failed", call->metric->name);
+	call->folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	PipelineRestoreRole(&role);
+}
+
+/* the worker's fold of one metric: its own transaction */
 static void
 FoldAsOwner(MetricToFold *m)
 {
-	RoleSwitch	role;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
+	FoldCall	call = {m, 0};
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	PipelineBecome(m->owner, &role);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	args[0] = CStringGetTextDatum(m->name);
-	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "fold of metric \"%s\" failed", m->name);
+	FoldStep(&call);
 	SPI_finish();
-	PipelineRestoreRole(&role);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -264,31 +285,6 @@ PipelineRunHot(void)
 		PG_END_TRY();
 	}
 	MemoryContextDelete(cxt);
-}
-
-typedef struct FoldCall
-{
-	MetricToFold *metric;
-	int64		folded;
-} FoldCall;
-
-/* one metric's fold in the caller's transaction, as the metric's owner */
-static void
-FoldStep(void *arg)
-{
-	FoldCall   *call = arg;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	RoleSwitch	role;
-	bool		isnull;
-
-	args[0] = CStringGetTextDatum(call->metric->name);
-	PipelineBecome(call->metric->owner, &role);
-	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "fold of metric \"%s\" failed", call->metric->name);
-	call->folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	PipelineRestoreRole(&role);
 }
 
 /*
