@@ -151,9 +151,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._create_load_table_as_owner(regrole, text) IS
-    'internal: the extension owner''s half of _create_load_table; checks the caller is a member of the source''s owner';
-
-CREATE FUNCTION pipeline._register_metric_as_owner(caller regrole, metric text, source text, dimensions text[],
+    'internal: the extension owner''s half of _create_load_table; checks the caller is a member of the source''s owner';CREATE FUNCTION pipeline._register_metric_as_owner(caller regrole, metric text, source text, dimensions text[],
         measures text, bucket interval, filter text, hot_retention interval)
     RETURNS void
     LANGUAGE plpgsql
@@ -180,7 +178,7 @@ BEGIN
         RAISE EXCEPTION 'permission denied to register metric %', metric
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
     END IF;
-    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
     dims := pipeline._dims(def);
 
     -- $1 batch ids, $2/$3 their event-time range (partition pruning),
@@ -196,17 +194,13 @@ BEGIN
         'GROUP BY %11$s '
         'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
         hot, dims,
-        (SELECT pg_catalog.string_agg(
-                  CASE WHEN e->>'agg' = 'avg'
-                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
-                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        pipeline._measure_sql(def, 'hot_names'),
         bucket, s.event_time, '2000-01-01 00:00:00+00',
         pipeline._dims(def, 'r.'),
-        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
+        pipeline._measure_sql(def, 'fold'), s.raw_table, COALESCE(def->>'filter', 'true'),
         (SELECT pg_catalog.string_agg(i::text, ', ')
            FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
-        hot || '_key', pipeline._fold_merge(def));
+        hot || '_key', pipeline._measure_sql(def, 'merge'));
 
     -- an empty snapshot: the first fold takes every batch already stored
     INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
@@ -216,6 +210,7 @@ BEGIN
     PERFORM pipeline._create_daily(metric);
 END
 $fn$;
+
 COMMENT ON FUNCTION pipeline._register_metric_as_owner(regrole, text, text, text[], text, interval, text, interval) IS
     'internal: the extension owner''s half of _register_metric: checks the caller, records the metric with the fold '
     'statement generated here, builds the daily layer';
@@ -526,92 +521,6 @@ CREATE OR REPLACE FUNCTION pipeline._unregister_metric(metric text)
     AS 'MODULE_PATHNAME', 'pipeline_as_extension_owner';
 COMMENT ON FUNCTION pipeline._unregister_metric(text) IS
     'internal: removes a dropped metric''s catalog row and daily layer (runs _unregister_metric_as_owner as the extension owner)';
-
-CREATE OR REPLACE FUNCTION pipeline.create_metric(metric text, source text,
-        dimensions text[] DEFAULT '{}',
-        measures text DEFAULT 'count(*) AS events',
-        bucket interval DEFAULT '1 minute',
-        filter text DEFAULT NULL,
-        hot_retention interval DEFAULT '7 days')
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    s pipeline.source_catalog;
-    def jsonb;
-    hot text := metric || '_hot';
-    live text := metric || '_live';
-    dims text := '';
-    dim_defs text := '';
-BEGIN
-    PERFORM pipeline._check_name('metric', metric);
-    IF measures IS NULL OR bucket IS NULL OR hot_retention IS NULL OR dimensions IS NULL THEN
-        RAISE EXCEPTION 'create_metric arguments other than filter must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = create_metric.source;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'source "%" does not exist', source
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create it with pipeline.create_source(), or list sources in pipeline.sources.';
-    END IF;
-    IF EXISTS (SELECT FROM pipeline.metrics AS c WHERE c.metric = create_metric.metric) THEN
-        RAISE EXCEPTION 'metric "%" already exists', metric
-            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_metric().';
-    END IF;
-    IF bucket < interval '1 second' OR bucket > interval '1 day'
-       OR pg_catalog.date_part('month', bucket) <> 0 OR pg_catalog.date_part('year', bucket) <> 0
-       OR (86400000000::numeric % (pg_catalog.date_part('epoch', bucket) * 1000000)::numeric) <> 0 THEN
-        RAISE EXCEPTION 'invalid bucket %: it must divide a day, between 1 second and 1 day', bucket
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use e.g. ''10 seconds'', ''1 minute'', ''5 minutes'' or ''1 hour''; whole days are the daily layer''s.';
-    END IF;
-    IF hot_retention <= interval '0' THEN
-        RAISE EXCEPTION 'hot_retention must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[
-                   pg_catalog.format('pipeline.%I', hot), pg_catalog.format('metrics.%I', live),
-                   pg_catalog.format('pipeline.%I', metric || '_daily'), pg_catalog.format('pipeline.%I', metric || '_corrections'),
-                   pg_catalog.format('metrics.%I', metric || '_daily'), pg_catalog.format('metrics.%I', metric || '_corrections'),
-                   pg_catalog.format('metrics.%I', metric || '_restated'), pg_catalog.format('metrics.%I', metric || '_reconcile')]) AS r
-               WHERE pg_catalog.to_regclass(r) IS NOT NULL) THEN
-        RAISE EXCEPTION 'a table or view of metric % already exists', metric
-            USING ERRCODE = 'duplicate_table';
-    END IF;
-    IF NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
-        RAISE EXCEPTION 'permission denied to read source "%"', source
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = pg_catalog.format('The metric''s fold reads %s as the metric''s owner: GRANT SELECT ON %s TO %I.',
-                                           s.raw_table, s.raw_table, current_user);
-    END IF;
-
-    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
-    PERFORM pipeline._check_generated_names(def);
-
-    dims := pipeline._dims(def);
-    dim_defs := pipeline._dims_typed(def);
-
-    EXECUTE pg_catalog.format(
-        'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
-        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
-        hot, dim_defs, pipeline._hot_columns(def), hot || '_key', dims);
-    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
-
-    EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%I AS SELECT h.bucket%s, %s, '
-        '(h.bucket + %L::interval) <= (SELECT m.max_event_time - s.allowed_lateness '
-        'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
-        'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
-        live, pipeline._dims(def, 'h.'),
-        pipeline._live_select(def), bucket, metric, hot);
-    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
-    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
-        pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
-
-    PERFORM pipeline._register_metric(metric, s.source, dimensions, measures, bucket, filter, hot_retention);
-END
-$fn$;
 COMMENT ON FUNCTION pipeline.create_metric(text, text, text[], text, interval, text, interval) IS
     'creates a metric: checks measures and filter, creates its hot table and metrics.<metric>_live';
 
@@ -670,150 +579,8 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._drop_source_metrics(text, boolean) IS
     'internal: refuses to drop a source its metrics use, or drops them with cascade';
-
-CREATE OR REPLACE FUNCTION pipeline._create_daily(metric text)
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    m pipeline.metric_catalog;
-    s pipeline.source_catalog;
-    def jsonb;
-    daily text := metric || '_daily';
-    corr text := metric || '_corrections';
-    dims text;
-    key text;
-BEGIN
-    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_daily.metric;
-    IF NOT FOUND OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', daily)) IS NOT NULL THEN
-        RAISE EXCEPTION 'metric "%" is not waiting for its daily layer', metric
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
-    def := m.definition;
-    dims := pipeline._dims(def);
-    key := 'day' || dims;
-
-    EXECUTE pg_catalog.format(
-        'CREATE TABLE pipeline.%I (day date NOT NULL%s, %s, status text NOT NULL, '
-        'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
-        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
-        daily, pipeline._dims_typed(def),
-        pipeline._daily_columns(def), daily || '_key', key);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
-        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_frozen()', daily);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
-        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_frozen()', daily);
-
-    EXECUTE pg_catalog.format(
-        'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
-        'day date NOT NULL%s, %s, late_events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
-        'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
-        corr, pipeline._dims_typed(def),
-        -- deltas: bigint for counts and distinct counts, the sum's type for
-        -- sums, the new extreme for min/max, sum and count deltas for avg
-        replace(pipeline._daily_columns(def), ' NOT NULL', ''));
-    EXECUTE pg_catalog.format('CREATE INDEX ON pipeline.%I (day)', corr);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER guard_append_only BEFORE UPDATE OR DELETE ON pipeline.%I '
-        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_corrections()', corr);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
-        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_corrections()', corr);
-
-    -- views: the reader's view of each table; readers never touch the tables
-    EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%I AS SELECT d.day%s, %s, d.status, d.frozen_at FROM pipeline.%I AS d',
-        daily, pipeline._dims(def, 'd.'),
-        (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', e->>'name'), ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
-        daily);
-    EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.late_events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
-        corr, pipeline._dims(def, 'c.'),
-        (SELECT pg_catalog.string_agg(
-                  CASE WHEN e->>'agg' IN ('min', 'max')
-                       THEN pg_catalog.format('c.%1$I AS %1$I', e->>'name')
-                       WHEN e->>'agg' = 'avg'
-                       THEN pg_catalog.format('c.%I AS %I, c.%I AS %I',
-                              '_' || (e->>'name') || '_sum', (e->>'name') || '_sum_delta',
-                              '_' || (e->>'name') || '_count', (e->>'name') || '_count_delta')
-                       ELSE pg_catalog.format('c.%I AS %I', e->>'name', (e->>'name') || '_delta') END,
-                  ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
-        corr);
-    EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
-        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
-        '      UNION ALL '
-        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
-        'GROUP BY u.day%2$s',
-        metric || '_restated', pipeline._dims(def, 'u.'), pipeline._restated_select(def),
-        pipeline._dims(def, 'd.'), pipeline._daily_names(def, 'd.'), daily,
-        pipeline._dims(def, 'c.'), pipeline._daily_names(def, 'c.'), corr);
-    PERFORM pipeline._create_reconcile_view(m.metric);
-    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', daily)::regclass);
-    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', corr)::regclass);
-
-    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', daily, m.owner::text);
-    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', corr, m.owner::text);
-    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', metric || '_restated', m.owner::text);
-    EXECUTE pg_catalog.format('GRANT SELECT ON pipeline.%I, pipeline.%I TO %I', daily, corr, m.owner::text);
-    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I, metrics.%I, metrics.%I, metrics.%I TO pipeline_reader',
-                              daily, corr, metric || '_restated', metric || '_reconcile');
-    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', daily,
-        pg_catalog.format('metric %s per day (%s): exact, provisional until frozen, frozen rows never change', metric, s.day_timezone));
-    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', corr,
-        pg_catalog.format('metric %s: deltas of events accepted after their day froze, with the batches behind them (append-only)', metric));
-    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', metric || '_restated',
-        pg_catalog.format('metric %s per day: frozen values plus corrections', metric));
-END
-$fn$;
 COMMENT ON FUNCTION pipeline._create_daily(text) IS
     'internal: builds a metric''s daily tables, guards and views, owned by the extension owner';
-
-CREATE OR REPLACE FUNCTION pipeline._drop_daily(metric text)
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    idx regclass;
-BEGIN
-    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _drop_daily.metric) THEN
-        RAISE EXCEPTION 'metric "%" still exists', metric
-            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
-    END IF;
-    PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
-    -- (the reconcile view reads the hot table: drop_metric dropped it first)
-    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I',
-        metric || '_restated', metric || '_corrections', metric || '_daily');
-    EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
-        metric || '_daily', metric || '_corrections');
-    DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
-    DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
-    PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
-    -- the value indexes of frozen days (_index_day_values) that no metric
-    -- left counts distinct
-    FOR idx IN
-        SELECT i.indexrelid::regclass
-          FROM pipeline.source_catalog AS s
-          JOIN pg_catalog.pg_inherits AS h ON h.inhparent = s.raw_table
-          JOIN pg_catalog.pg_index AS i ON i.indrelid = h.inhrelid
-          JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-         WHERE c.relname ~ '_pl_v[0-9a-f]{8}$'
-           AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m,
-                                       pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
-                            WHERE m.source = s.source AND x->>'agg' = 'count_distinct'
-                              AND c.relname = pipeline._value_index_name(h.inhrelid::regclass, x->>'expr'))
-    LOOP
-        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
-    END LOOP;
-END
-$fn$;
 COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
 
 CREATE OR REPLACE FUNCTION pipeline._close_days(as_of timestamptz)
@@ -1347,249 +1114,6 @@ COMMENT ON FUNCTION pipeline.run_checks(timestamptz) IS
     'each as its owner; records each result in pipeline.check_results and sends NOTIFY pipeline_alerts (a JSON payload: '
     'check_name, kind, target, severity, status, ran_at) for each run that makes a check '
     'worse: a new failure, a new SLA warning, or a warning turned failure';
-
-CREATE OR REPLACE FUNCTION pipeline.explain(metric text, day date, dimensions jsonb DEFAULT '{}')
-    RETURNS jsonb
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    m pipeline.metric_catalog;
-    s pipeline.source_catalog;
-    def jsonb;
-    c pipeline.day_closures;
-    dims jsonb := COALESCE(dimensions, '{}');
-    dim record;
-    key text;
-    rel text;
-    lo timestamptz;
-    hi timestamptz;
-    filter text;
-    cnt text;
-    status text;
-    groups jsonb;
-    batches jsonb;
-    duplicates jsonb;
-    dead jsonb;
-    notes text[] := '{}';
-    adds_up boolean;
-    has_batches boolean := pg_catalog.has_table_privilege('pipeline.batches', 'SELECT');
-    order_by text := '';
-BEGIN
-    SELECT * INTO m FROM pipeline.metric_catalog AS x WHERE x.metric = explain.metric;
-    IF NOT FOUND THEN
-        -- listed in pipeline.metrics, but its row is not the caller's to read
-        SELECT pg_catalog.format('permission denied to explain metric "%s": explain reads %s', x.metric, y.raw_table),
-               x.owner::text
-          INTO rel, key
-          FROM pipeline.metrics AS x JOIN pipeline.sources AS y ON y.source = x.source
-         WHERE x.metric = explain.metric;
-        IF rel IS NOT NULL THEN
-            RAISE EXCEPTION '%', rel
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', key);
-        END IF;
-        RAISE EXCEPTION 'metric "%" does not exist', metric
-            USING ERRCODE = 'undefined_object', HINT = 'List metrics in pipeline.metrics.';
-    END IF;
-    IF day IS NULL THEN
-        RAISE EXCEPTION 'explain needs a day' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
-    def := m.definition;
-    IF pg_catalog.jsonb_typeof(dims) <> 'object' THEN
-        RAISE EXCEPTION 'dimensions must be a JSON object, e.g. {"platform": "ios"}, not %', dims
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    FOR key IN SELECT k FROM pg_catalog.jsonb_object_keys(dims) AS k ORDER BY 1 LOOP
-        SELECT d ->> 'name' AS name, d ->> 'type' AS type INTO dim
-          FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d WHERE d ->> 'name' = key;
-        IF dim.name IS NULL THEN
-            RAISE EXCEPTION 'metric "%" has no dimension "%"', metric, key
-                USING ERRCODE = 'undefined_column',
-                      HINT = CASE WHEN pg_catalog.jsonb_array_length(def -> 'dimensions') = 0
-                                  THEN 'It has no dimensions: pass ''{}''.'
-                                  ELSE pg_catalog.format('Its dimensions are: %s.', (
-                                      SELECT pg_catalog.string_agg(d ->> 'name', ', ')
-                                        FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d)) END;
-        END IF;
-        IF pg_catalog.jsonb_typeof(dims -> key) NOT IN ('string', 'number', 'boolean', 'null') THEN
-            RAISE EXCEPTION 'dimension "%" must be given a single value, not %', key, dims -> key
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        BEGIN
-            EXECUTE pg_catalog.format('SELECT ($1 ->> %L)::%s', key, dim.type) USING dims;
-        EXCEPTION WHEN data_exception THEN
-            RAISE EXCEPTION 'dimension "%" is a %: % is not one', key, dim.type, dims -> key
-                USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
-        END;
-    END LOOP;
-    FOREACH rel IN ARRAY ARRAY[s.raw_table::text, pg_catalog.format('pipeline.%I', m.metric || '_daily'),
-                               pg_catalog.format('pipeline.%I', m.metric || '_corrections'),
-                               pg_catalog.format('metrics.%I', m.metric || '_restated')] LOOP
-        IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
-            RAISE EXCEPTION 'permission denied to explain metric "%": explain reads %', metric, rel
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', m.owner);
-        END IF;
-    END LOOP;
-
-    lo := day::timestamp AT TIME ZONE s.day_timezone;
-    hi := (day + 1)::timestamp AT TIME ZONE s.day_timezone;
-    filter := COALESCE(def ->> 'filter', 'true');
-    SELECT e ->> 'name' INTO cnt FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e
-     WHERE e ->> 'agg' = 'count_star' LIMIT 1;
-    SELECT * INTO c FROM pipeline.day_closures AS x WHERE x.metric = m.metric AND x.day = explain.day;
-    status := COALESCE(c.status, 'open');
-    IF pg_catalog.jsonb_array_length(def -> 'dimensions') > 0 THEN
-        order_by := ' ORDER BY ' || pipeline._dims_group(def, 'g.');
-    END IF;
-
-    -- per dimension group: daily, corrections, restated; and raw, split by
-    -- what the freeze saw, what corrections took, what awaits correction
-    EXECUTE pg_catalog.format($q$
-        WITH raw_batches AS (
-            SELECT r._pl_batch AS _pl_batch%1$s, pg_catalog.count(*) AS _pl_n
-              FROM %2$s AS r
-             WHERE r.%3$I >= $2 AND r.%3$I < $3 AND (%4$s)%5$s
-             GROUP BY r._pl_batch%27$s),
-        raw_groups AS (
-            SELECT true AS _pl_g%6$s, pg_catalog.sum(w._pl_n)::bigint AS _pl_raw_now,
-                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_at_freeze,
-                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $5)
-                                                   AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_corrected,
-                   (pg_catalog.sum(w._pl_n) FILTER (WHERE b.xid IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5)))::bigint AS _pl_awaiting
-              FROM raw_batches AS w LEFT JOIN pipeline.batch_log AS b ON b.batch_id = w._pl_batch
-             GROUP BY %7$s),
-        corr AS (
-            SELECT true AS _pl_g%8$s, %9$s, pg_catalog.sum(c.late_events)::bigint AS _pl_events,
-                   pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) - 'day' ORDER BY c.correction_id) AS _pl_list
-              FROM pipeline.%10$I AS c WHERE c.day = $6%11$s
-             GROUP BY %12$s),
-        keys AS (
-            SELECT true AS _pl_g%13$s FROM pipeline.%14$I AS d WHERE d.day = $6%15$s
-            UNION SELECT w._pl_g%6$s FROM raw_groups AS w WHERE w._pl_raw_now IS NOT NULL
-            UNION SELECT k._pl_g%16$s FROM corr AS k WHERE k._pl_events IS NOT NULL)
-        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                   'dimensions', pg_catalog.jsonb_build_object(%17$s),
-                   'measures', %18$s,
-                   'events', pg_catalog.jsonb_build_object(
-                       'raw_now', COALESCE(w._pl_raw_now, 0),
-                       'in_daily', %19$s,
-                       'at_freeze', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_at_freeze, 0) END,
-                       'in_corrections', CASE WHEN $7 = 'frozen' THEN COALESCE(k._pl_events, 0) END,
-                       'corrected_batches', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_corrected, 0) END,
-                       'awaiting_correction', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_awaiting, 0) END,
-                       'adds_up', CASE WHEN $7 = 'frozen'
-                                       THEN COALESCE(k._pl_events, 0) = COALESCE(w._pl_corrected, 0)%20$s END),
-                   'corrections', COALESCE(k._pl_list, '[]'))%21$s), '[]')
-          FROM keys AS g
-          LEFT JOIN pipeline.%14$I AS d ON d.day = $6%22$s
-          LEFT JOIN metrics.%23$I AS x ON x.day = $6%24$s
-          LEFT JOIN corr AS k ON true%25$s
-          LEFT JOIN raw_groups AS w ON true%26$s
-        $q$,
-        pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
-        pipeline._dims(def, 'w.'), pipeline._dims_group(def, 'w.'),
-        pipeline._dims(def, 'c.'), pipeline._explain_corr_select(def), m.metric || '_corrections',
-        pipeline._dims_given(def, dims, 'c'), pipeline._dims_group(def, 'c.'),
-        pipeline._dims(def, 'd.'), m.metric || '_daily', pipeline._dims_given(def, dims, 'd'),
-        pipeline._dims(def, 'k.'),
-        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%L, g.%I', e ->> 'name', e ->> 'name'), ', ' ORDER BY o), '')
-           FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') WITH ORDINALITY AS x(e, o)),
-        pipeline._explain_measures(def),
-        CASE WHEN cnt IS NULL THEN 'NULL::bigint' ELSE pg_catalog.format('d.%I', cnt) END,
-        CASE WHEN cnt IS NULL THEN '' ELSE pg_catalog.format(' AND COALESCE(d.%I, 0) = COALESCE(w._pl_at_freeze, 0)', cnt) END,
-        order_by,
-        pipeline._dims_match(def, 'd', 'g'), m.metric || '_restated', pipeline._dims_match(def, 'x', 'g'),
-        pipeline._dims_match(def, 'k', 'g'), pipeline._dims_match(def, 'w', 'g'),
-        pipeline._dims(def, 'r.'))
-      INTO groups
-      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, day, status;
-
-    SELECT pg_catalog.bool_and(COALESCE((g -> 'events' ->> 'adds_up')::boolean, true)
-                               AND NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(g -> 'measures') AS e
-                                                WHERE (e.value ->> 'adds_up')::boolean IS NOT TRUE))
-      INTO adds_up
-      FROM pg_catalog.jsonb_array_elements(groups) AS g;
-
-    -- the batches behind the group's events, and the contract versions they were checked against
-    EXECUTE pg_catalog.format($q$
-        WITH per_batch AS (
-            SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS events
-              FROM %1$s AS r
-             WHERE r.%2$I >= $2 AND r.%2$I < $3 AND (%3$s)%4$s
-             GROUP BY 1),
-        b AS (
-            SELECT p.batch_id, p.events, l.received_at, %5$s AS contract_version,
-                   CASE WHEN l.batch_id IS NULL THEN 'no receipt'
-                        WHEN $6 <> 'frozen' THEN $6
-                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $4) THEN 'at freeze'
-                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $5) THEN 'correction'
-                        ELSE 'awaiting correction' END AS included
-              FROM per_batch AS p
-              LEFT JOIN pipeline.batch_log AS l ON l.batch_id = p.batch_id
-              %6$s)
-        SELECT pg_catalog.jsonb_build_object(
-                 'count', (SELECT pg_catalog.count(*) FROM b),
-                 'events_by_inclusion', (SELECT COALESCE(pg_catalog.jsonb_object_agg(i.included, i.events), '{}')
-                                           FROM (SELECT b.included, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS i),
-                 'events_by_contract_version', %7$s,
-                 'list', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t) ORDER BY t.batch_id), '[]')
-                            FROM (SELECT * FROM b ORDER BY b.batch_id LIMIT 100) AS t),
-                 'list_truncated', (SELECT pg_catalog.count(*) > 100 FROM b))
-        $q$,
-        s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
-        CASE WHEN has_batches THEN 'v.contract_version' ELSE 'NULL::integer' END,
-        CASE WHEN has_batches THEN 'LEFT JOIN pipeline.batches AS v ON v.batch_id = p.batch_id' ELSE '' END,
-        CASE WHEN has_batches
-             THEN '(SELECT COALESCE(pg_catalog.jsonb_object_agg(COALESCE(v.contract_version::text, ''unknown''), v.events), ''{}'') '
-                  '   FROM (SELECT b.contract_version, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS v)'
-             ELSE 'NULL::jsonb' END)
-      INTO batches
-      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, status;
-    IF NOT has_batches THEN
-        notes := pg_catalog.array_append(notes, pg_catalog.format('contract versions and duplicates are in pipeline.batches, which %s may not read', current_user));
-    ELSE
-        SELECT pg_catalog.jsonb_build_object('duplicates', COALESCE(pg_catalog.sum(v.duplicates), 0),
-                                             'batches', pg_catalog.count(*), 'approximate', true)
-          INTO duplicates
-          FROM pipeline.batch_log AS b JOIN pipeline.batches AS v ON v.batch_id = b.batch_id
-         WHERE b.source = s.source AND b.min_event_time < hi AND b.max_event_time >= lo;
-        notes := pg_catalog.array_append(notes, 'duplicates: dropped duplicates are not stored, so this is the sum over the batches whose event times overlap the day (all dimension groups), whatever the day of each duplicate');
-    END IF;
-    IF pg_catalog.has_table_privilege('pipeline.dead_letters', 'SELECT') THEN
-        SELECT pg_catalog.jsonb_build_object('count', COALESCE(pg_catalog.sum(x.n), 0),
-                                             'by_error_code', COALESCE(pg_catalog.jsonb_object_agg(x.error_code, x.n), '{}'))
-          INTO dead
-          FROM (SELECT l.error_code, pg_catalog.count(*) AS n FROM pipeline.dead_letters AS l
-                 WHERE l.source = s.source AND l.received_at >= lo AND l.received_at < hi
-                 GROUP BY 1) AS x;
-        notes := pg_catalog.array_append(notes, 'dead_letters: a rejected event has no trusted event time, so these are the source''s dead letters received during the day (all dimension groups)');
-    ELSE
-        notes := pg_catalog.array_append(notes, pg_catalog.format('dead letters are in pipeline.dead_letters, which %s may not read', current_user));
-    END IF;
-    IF status = 'frozen' THEN
-        notes := pg_catalog.array_append(notes, 'events: in_daily (the count(*) measure) = at_freeze (raw events of batches the freeze saw); in_corrections = corrected_batches (raw events of batches seen since); raw_now = at_freeze + corrected_batches + awaiting_correction');
-    ELSIF status = 'provisional' THEN
-        notes := pg_catalog.array_append(notes, 'a provisional day is recomputed from raw by every close_days run: raw_now may exceed in_daily by events accepted since');
-    ELSE
-        notes := pg_catalog.array_append(notes, 'the day is not closed yet: no daily rows');
-    END IF;
-
-    RETURN pg_catalog.jsonb_build_object(
-        'metric', m.metric, 'source', s.source, 'day', day, 'day_timezone', s.day_timezone,
-        'from', lo, 'to', hi, 'dimensions', dims,
-        'status', status, 'version', c.version, 'computed_at', c.computed_at, 'frozen_at', c.frozen_at,
-        'events_frozen', c.events_frozen,
-        'groups', groups,
-        'batches', batches,
-        'duplicates', duplicates,
-        'dead_letters', dead,
-        'adds_up', adds_up,
-        'notes', pg_catalog.to_jsonb(notes));
-END
-$fn$;
 COMMENT ON FUNCTION pipeline.explain(text, date, jsonb) IS
     'how a daily number came to be, as JSON: the day''s status, version and freeze; per dimension group the daily, '
     'corrections and restated value of each measure and whether they add up, and the raw events split by what the '
@@ -2129,178 +1653,6 @@ COMMENT ON FUNCTION pipeline.maintain(timestamptz) IS
     'receipts past each source''s retention (pipeline.set_retention; raw days only once frozen), keeps 7 days of the '
     'pipeline''s pg_cron run history, analyzes the receipts table; one row per action.  A clock in the future needs '
     'a superuser';
-
-CREATE OR REPLACE FUNCTION pipeline._check_completeness(c pipeline.checks, as_of timestamptz,
-        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    m pipeline.metric_catalog := pipeline._check_target_metric(c);
-    s pipeline.source_catalog;
-    def jsonb := m.definition;
-    cnt text;
-    filter text;
-    d pipeline.day_closures;
-    lo timestamptz;
-    hi timestamptz;
-    raw_n bigint;
-    await_corr bigint;
-    await_fold bigint;
-    after_compute bigint;
-    ids bigint[];
-    receipts bigint;
-    stored bigint;
-    blo timestamptz;
-    bhi timestamptz;
-    daily_n bigint;
-    corr_n bigint;
-    hot_n bigint;
-    diff bigint;
-    worst bigint := 0;
-    ndays int := 0;
-    nreceipts bigint;
-    first_day date;
-    last_day date;
-    problems text[] := '{}';
-    bad_days int := 0;
-    day_bad boolean;
-    hot_skipped int := 0;
-    origin timestamptz := '2000-01-01 00:00:00+00';
-BEGIN
-    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
-    threshold := (c.params ->> 'tolerance')::numeric;
-    filter := COALESCE(def ->> 'filter', 'true');
-    SELECT e ->> 'name' INTO cnt FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e
-     WHERE e ->> 'agg' = 'count_star' LIMIT 1;
-
-    -- (days whose raw events retention dropped have nothing left to compare)
-    FOR d IN SELECT * FROM pipeline.day_closures AS x
-              WHERE x.metric = m.metric AND x.day <= (as_of AT TIME ZONE s.day_timezone)::date
-                AND x.day > COALESCE((SELECT r.raw_dropped_through FROM pipeline.retention AS r
-                                       WHERE r.source = s.source), '-infinity')
-              ORDER BY x.day DESC LIMIT (c.params ->> 'days')::int
-    LOOP
-        ndays := ndays + 1;
-        last_day := COALESCE(last_day, d.day);
-        first_day := d.day;
-        day_bad := false;
-        lo := d.day::timestamp AT TIME ZONE s.day_timezone;
-        hi := (d.day + 1)::timestamp AT TIME ZONE s.day_timezone;
-        -- raw, per batch (the filter sees the raw table alone)
-        EXECUTE pg_catalog.format(
-            'WITH per_batch AS (SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS n FROM %1$s AS r '
-            '                    WHERE r.%2$I >= $1 AND r.%2$I < $2 AND (%3$s) GROUP BY 1) '
-            'SELECT COALESCE(pg_catalog.sum(p.n), 0)::bigint, '
-            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $3)), 0)::bigint, '
-            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)), 0)::bigint, '
-            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE b.received_at > $5), 0)::bigint, '
-            '       pg_catalog.array_agg(p.batch_id) '
-            '  FROM per_batch AS p LEFT JOIN pipeline.batch_log AS b ON b.batch_id = p.batch_id',
-            s.raw_table, s.event_time, filter)
-          INTO raw_n, await_corr, await_fold, after_compute, ids
-          USING lo, hi, d.corrected_snapshot, m.fold_snapshot, d.computed_at;
-
-        -- receipts: the batches that carried events of the day accepted as
-        -- many events as raw holds of them (all their days, unfiltered)
-        IF ids IS NOT NULL THEN
-            SELECT COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time),
-                   pg_catalog.count(*)
-              INTO receipts, blo, bhi, nreceipts
-              FROM pipeline.batch_log AS b WHERE b.batch_id = ANY (ids);
-            -- receipts deleted by their retention (set_retention) leave
-            -- nothing to compare, nor do batches that also carried events
-            -- of days whose raw events retention dropped; any other
-            -- missing receipt is a difference
-            IF (nreceipts < pg_catalog.cardinality(ids)
-                AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
-                                 WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
-                                   AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
-                                                         WHERE r.source = s.source), 0)))
-               OR blo < (SELECT (r.raw_dropped_through + 1)::timestamp AT TIME ZONE s.day_timezone
-                           FROM pipeline.retention AS r WHERE r.source = s.source) THEN
-                ids := NULL;
-            END IF;
-        END IF;
-        IF ids IS NOT NULL THEN
-            EXECUTE pg_catalog.format(
-                'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE r._pl_batch = ANY ($1) AND r.%2$I >= $2 AND r.%2$I <= $3',
-                s.raw_table, s.event_time)
-              INTO stored USING ids, LEAST(blo, lo), GREATEST(bhi, hi);
-            diff := stored - receipts;
-            IF pg_catalog.abs(diff) > threshold THEN
-                problems := problems || pg_catalog.format('%s: raw holds %s events of the %s batches that carried its events, their receipts say %s accepted',
-                                                          d.day, stored, pg_catalog.cardinality(ids), receipts);
-                day_bad := true;
-            END IF;
-            worst := GREATEST(worst, pg_catalog.abs(diff));
-        END IF;
-
-        -- daily: frozen events + corrections + events awaiting correction = raw
-        IF d.status = 'frozen' THEN
-            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.late_events), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
-                                      m.metric || '_corrections')
-              INTO corr_n USING d.day;
-            diff := raw_n - (d.events_frozen + corr_n + await_corr);
-            IF pg_catalog.abs(diff) > threshold THEN
-                problems := problems || pg_catalog.format('%s: raw holds %s events, frozen %s + corrections %s + awaiting correction %s',
-                                                          d.day, raw_n, d.events_frozen, corr_n, await_corr);
-                day_bad := true;
-            END IF;
-            worst := GREATEST(worst, pg_catalog.abs(diff));
-        ELSIF cnt IS NOT NULL THEN
-            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.%I), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
-                                      cnt, m.metric || '_daily')
-              INTO daily_n USING d.day;
-            diff := raw_n - after_compute - daily_n;
-            IF pg_catalog.abs(diff) > threshold THEN
-                problems := problems || pg_catalog.format('%s: raw holds %s events (%s received since the provisional day was computed), the daily layer counts %s (%s)',
-                                                          d.day, raw_n, after_compute, daily_n, cnt);
-                day_bad := true;
-            END IF;
-            worst := GREATEST(worst, pg_catalog.abs(diff));
-        END IF;
-
-        -- hot: where it covers the whole day in whole buckets
-        IF cnt IS NOT NULL AND lo >= pg_catalog.now() - m.hot_retention
-           AND pg_catalog.date_bin(m.bucket, lo, origin) = lo AND pg_catalog.date_bin(m.bucket, hi, origin) = hi THEN
-            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(h.%I), 0)::bigint FROM %s AS h WHERE h.bucket >= $1 AND h.bucket < $2',
-                                      cnt, m.hot_table)
-              INTO hot_n USING lo, hi;
-            diff := raw_n - await_fold - hot_n;
-            IF pg_catalog.abs(diff) > threshold THEN
-                problems := problems || pg_catalog.format('%s: raw holds %s events (%s awaiting the fold), the hot layer counts %s (%s)',
-                                                          d.day, raw_n, await_fold, hot_n, cnt);
-                day_bad := true;
-            END IF;
-            worst := GREATEST(worst, pg_catalog.abs(diff));
-        ELSE
-            hot_skipped := hot_skipped + 1;
-        END IF;
-        IF day_bad THEN
-            bad_days := bad_days + 1;
-        END IF;
-    END LOOP;
-
-    observed := worst;
-    status := CASE WHEN worst > threshold THEN 'fail' ELSE 'pass' END;
-    IF ndays = 0 THEN
-        detail := 'no closed days yet';
-    ELSIF status = 'fail' THEN
-        detail := pg_catalog.format('%s of %s closed days differ by more than %s events: %s', bad_days, ndays, threshold,
-                                    pg_catalog.array_to_string(problems[1:3], '; '))
-               || CASE WHEN pg_catalog.cardinality(problems) > 3
-                       THEN pg_catalog.format('; and %s more', pg_catalog.cardinality(problems) - 3) ELSE '' END;
-    ELSE
-        detail := pg_catalog.format('%s closed days (%s to %s): receipts, raw, daily and hot agree', ndays, first_day, last_day);
-    END IF;
-    IF ndays > 0 AND cnt IS NULL THEN
-        detail := detail || '; the metric has no count(*) measure: only receipts, raw and frozen days were compared, not provisional days or hot';
-    ELSIF hot_skipped > 0 THEN
-        detail := detail || pg_catalog.format('; hot not compared for %s days (beyond hot retention, or buckets not aligned with the day)', hot_skipped);
-    END IF;
-END
-$fn$;
 COMMENT ON FUNCTION pipeline._check_completeness(pipeline.checks, timestamptz) IS
     'internal: per closed day, receipts vs raw vs daily (frozen + corrections, or provisional) vs hot, in events';
 
@@ -2517,3 +1869,1470 @@ REVOKE EXECUTE ON FUNCTION
     pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
     pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
   FROM PUBLIC;
+
+-- =====================================================================
+-- Measure kinds (src/sql/38_measure_kinds.sql), FILTER and percentile measures; the rate checks' skeleton
+-- =====================================================================
+
+CREATE TABLE pipeline.measure_kinds (
+    kind                    text PRIMARY KEY,
+    written_as              text NOT NULL,
+    live_is_approximate     boolean NOT NULL,
+    corrected_by            text NOT NULL CHECK (corrected_by IN ('delta', 'extreme', 'new_values', 'raw')),
+    hot_columns             text NOT NULL,
+    hot_names               text NOT NULL,
+    fold                    text NOT NULL,
+    merge                   text NOT NULL,
+    live                    text NOT NULL,
+    live_names              text NOT NULL,
+    rollup                  text NOT NULL,
+    difference              text NOT NULL,
+    daily_columns           text NOT NULL,
+    daily_exact             text NOT NULL,
+    daily_names             text NOT NULL,
+    correction              text,
+    correction_value        text NOT NULL,
+    corrections_view        text NOT NULL,
+    corrections_view_names  text NOT NULL,
+    restated                text NOT NULL,
+    explain_corrections     text NOT NULL,
+    explain_values          text NOT NULL,
+    explain_restated        text NOT NULL
+);
+COMMENT ON TABLE pipeline.measure_kinds IS
+    'the measure kinds metrics accept, and the SQL pipeline generates for each (format() templates)';
+GRANT SELECT ON pipeline.measure_kinds TO PUBLIC;
+
+-- (one statement per kind, its parts by name)
+CREATE FUNCTION pipeline._add_measure_kind(parts jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+    INSERT INTO pipeline.measure_kinds SELECT * FROM pg_catalog.jsonb_populate_record(NULL::pipeline.measure_kinds, parts);
+    END;
+REVOKE EXECUTE ON FUNCTION pipeline._add_measure_kind(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._add_measure_kind(jsonb) IS 'internal: adds a row of pipeline.measure_kinds (install and upgrade scripts)';
+
+-- the additive counts share their layers but for how they are computed
+SELECT pipeline._add_measure_kind(pg_catalog.jsonb_build_object(
+    'kind', k.kind, 'written_as', k.written_as, 'live_is_approximate', false, 'corrected_by', 'delta',
+    'hot_columns',            '%1$I bigint NOT NULL',
+    'hot_names',              '%1$I',
+    'fold',                   k.agg || '%3$s',
+    'merge',                  '%1$I = h.%1$I + excluded.%1$I',
+    'live',                   'h.%1$I',
+    'live_names',             '%1$I',
+    'rollup',                 'pg_catalog.sum(h.%1$I)::bigint AS %1$I',
+    'difference',             'r.%1$I - l.%1$I',
+    'daily_columns',          '%1$I bigint NOT NULL',
+    'daily_exact',            k.agg || '%3$s AS %1$I',
+    'daily_names',            '%7$s%1$I',
+    'correction',             k.agg || '%3$s AS %1$I',
+    'correction_value',       'new.%1$I',
+    'corrections_view',       'c.%1$I AS %13$I',
+    'corrections_view_names', '%13$I',
+    'restated',               'pg_catalog.sum(u.%1$I)::bigint AS %1$I',
+    'explain_corrections',    'pg_catalog.sum(c.%1$I) AS %1$I',
+    'explain_values',         '''daily'', d.%1$I, ''corrections'', k.%1$I, ''restated'', x.%1$I',
+    'explain_restated',       'CASE WHEN k.%1$I IS NULL THEN d.%1$I WHEN d.%1$I IS NULL THEN k.%1$I ELSE d.%1$I + k.%1$I END'))
+  FROM (VALUES ('count_star', 'count(*)', 'pg_catalog.count(*)'),
+               ('count', 'count(x)', 'pg_catalog.count(%2$s)')) AS k(kind, written_as, agg);
+
+-- a distinct count: a mergeable sketch in the hot layer (an estimate), exact
+-- from raw in the daily layer; a correction counts the values that are new
+-- to the day and group
+SELECT pipeline._add_measure_kind('{
+    "kind": "count_distinct", "written_as": "count(DISTINCT x)", "live_is_approximate": true, "corrected_by": "new_values",
+    "hot_columns":            "%1$I pipeline.distinct_sketch",
+    "hot_names":              "%1$I",
+    "fold":                   "pipeline.distinct_sketch(%2$s)%3$s",
+    "merge":                  "%1$I = pipeline.distinct_union(h.%1$I, excluded.%1$I)",
+    "live":                   "pipeline.distinct_count(h.%1$I) AS %1$I, h.%1$I AS %12$I",
+    "live_names":             "%1$I, %12$I",
+    "rollup":                 "pipeline.distinct_count(pipeline.distinct_merge(h.%1$I)) AS %1$I",
+    "difference":             "r.%1$I - l.%1$I",
+    "daily_columns":          "%1$I bigint NOT NULL",
+    "daily_exact":            "pg_catalog.count(DISTINCT %2$s)%3$s AS %1$I",
+    "daily_names":            "%7$s%1$I",
+    "correction":             null,
+    "correction_value":       "COALESCE((SELECT x._pl_n FROM _pl_fresh_%14$s AS x WHERE true%15$s), 0)",
+    "corrections_view":       "c.%1$I AS %13$I",
+    "corrections_view_names": "%13$I",
+    "restated":               "pg_catalog.sum(u.%1$I)::bigint AS %1$I",
+    "explain_corrections":    "pg_catalog.sum(c.%1$I) AS %1$I",
+    "explain_values":         "''daily'', d.%1$I, ''corrections'', k.%1$I, ''restated'', x.%1$I",
+    "explain_restated":       "CASE WHEN k.%1$I IS NULL THEN d.%1$I WHEN d.%1$I IS NULL THEN k.%1$I ELSE d.%1$I + k.%1$I END"}');
+
+SELECT pipeline._add_measure_kind('{
+    "kind": "sum", "written_as": "sum(x)", "live_is_approximate": false, "corrected_by": "delta",
+    "hot_columns":            "%1$I %4$s",
+    "hot_names":              "%1$I",
+    "fold":                   "pg_catalog.sum(%2$s)%3$s",
+    "merge":                  "%1$I = COALESCE(h.%1$I + excluded.%1$I, h.%1$I, excluded.%1$I)",
+    "live":                   "h.%1$I",
+    "live_names":             "%1$I",
+    "rollup":                 "pg_catalog.sum(h.%1$I) AS %1$I",
+    "difference":             "r.%1$I - l.%1$I",
+    "daily_columns":          "%1$I %4$s",
+    "daily_exact":            "pg_catalog.sum(%2$s)%3$s AS %1$I",
+    "daily_names":            "%7$s%1$I",
+    "correction":             "pg_catalog.sum(%2$s)%3$s AS %1$I",
+    "correction_value":       "new.%1$I",
+    "corrections_view":       "c.%1$I AS %13$I",
+    "corrections_view_names": "%13$I",
+    "restated":               "pg_catalog.sum(u.%1$I) AS %1$I",
+    "explain_corrections":    "pg_catalog.sum(c.%1$I) AS %1$I",
+    "explain_values":         "''daily'', d.%1$I, ''corrections'', k.%1$I, ''restated'', x.%1$I",
+    "explain_restated":       "CASE WHEN k.%1$I IS NULL THEN d.%1$I WHEN d.%1$I IS NULL THEN k.%1$I ELSE d.%1$I + k.%1$I END"}');
+
+-- the extremes mirror each other: the operator, the function, the combiner
+SELECT pipeline._add_measure_kind(pg_catalog.jsonb_build_object(
+    'kind', k.kind, 'written_as', k.kind || '(x)', 'live_is_approximate', false, 'corrected_by', 'extreme',
+    'hot_columns',            '%1$I %4$s',
+    'hot_names',              '%1$I',
+    'fold',                   'pg_catalog.' || k.kind || '(%2$s)%3$s',
+    'merge',                  '%1$I = ' || k.combine || '(h.%1$I, excluded.%1$I)',
+    'live',                   'h.%1$I',
+    'live_names',             '%1$I',
+    'rollup',                 'pg_catalog.' || k.kind || '(h.%1$I) AS %1$I',
+    'difference',             'CASE WHEN r.%1$I IS DISTINCT FROM l.%1$I THEN r.%1$I END',
+    'daily_columns',          '%1$I %4$s',
+    'daily_exact',            'pg_catalog.' || k.kind || '(%2$s)%3$s AS %1$I',
+    'daily_names',            '%7$s%1$I',
+    'correction',             'pg_catalog.' || k.kind || '(%2$s)%3$s AS %1$I',
+    'correction_value',       '(SELECT CASE WHEN p.%1$I IS NULL OR new.%1$I ' || k.beats || ' p.%1$I THEN new.%1$I END '
+                              '   FROM (SELECT (SELECT x.%1$I FROM metrics.%16$I AS x WHERE x.day = $1%15$s) AS %1$I) AS p)',
+    'corrections_view',       'c.%1$I AS %1$I',
+    'corrections_view_names', '%1$I',
+    'restated',               'pg_catalog.' || k.kind || '(u.%1$I) AS %1$I',
+    'explain_corrections',    'pg_catalog.' || k.kind || '(c.%1$I) AS %1$I',
+    'explain_values',         '''daily'', d.%1$I, ''corrections'', k.%1$I, ''restated'', x.%1$I',
+    'explain_restated',       k.combine || '(d.%1$I, k.%1$I)'))
+  FROM (VALUES ('min', '<', 'LEAST'), ('max', '>', 'GREATEST')) AS k(kind, beats, combine);
+
+-- an average keeps its sum (in %5$s: numeric for exact types) and count in
+-- every layer, so that it rolls up and corrects exactly
+SELECT pipeline._add_measure_kind('{
+    "kind": "avg", "written_as": "avg(x)", "live_is_approximate": false, "corrected_by": "delta",
+    "hot_columns":            "%10$I %5$s, %11$I bigint NOT NULL",
+    "hot_names":              "%10$I, %11$I",
+    "fold":                   "pg_catalog.sum(%2$s)%3$s, pg_catalog.count(%2$s)%3$s",
+    "merge":                  "%10$I = COALESCE(h.%10$I + excluded.%10$I, h.%10$I, excluded.%10$I), %11$I = h.%11$I + excluded.%11$I",
+    "live":                   "CASE WHEN h.%11$I > 0 THEN (h.%10$I / h.%11$I::%4$s)::%4$s END AS %1$I",
+    "live_names":             "%1$I",
+    "rollup":                 "(pg_catalog.sum(h.%10$I) / NULLIF(pg_catalog.sum(h.%11$I), 0)::%4$s)::%4$s AS %1$I",
+    "difference":             "r.%1$I - l.%1$I",
+    "daily_columns":          "%1$I %4$s, %8$I %5$s, %9$I bigint NOT NULL",
+    "daily_exact":            "pg_catalog.avg(%2$s)%3$s AS %1$I, pg_catalog.sum(%2$s)%3$s AS %8$I, pg_catalog.count(%2$s)%3$s AS %9$I",
+    "daily_names":            "%7$s%1$I, %7$s%8$I, %7$s%9$I",
+    "correction":             "pg_catalog.sum(%2$s)%3$s AS %8$I, pg_catalog.count(%2$s)%3$s AS %9$I",
+    "correction_value":       "NULL::%4$s, new.%8$I, new.%9$I",
+    "corrections_view":       "c.%8$I AS %18$I, c.%9$I AS %19$I",
+    "corrections_view_names": "%18$I, %19$I",
+    "restated":               "(pg_catalog.sum(u.%8$I) / NULLIF(pg_catalog.sum(u.%9$I), 0)::%4$s)::%4$s AS %1$I",
+    "explain_corrections":    "pg_catalog.sum(c.%8$I) AS %8$I, pg_catalog.sum(c.%9$I) AS %9$I",
+    "explain_values":         "''daily'', d.%1$I, ''daily_sum'', d.%8$I, ''daily_count'', d.%9$I, ''corrections_sum'', k.%8$I, ''corrections_count'', k.%9$I, ''restated'', x.%1$I",
+    "explain_restated":       "((CASE WHEN k.%8$I IS NULL THEN d.%8$I WHEN d.%8$I IS NULL THEN k.%8$I ELSE d.%8$I + k.%8$I END) / NULLIF(COALESCE(d.%9$I, 0) + COALESCE(k.%9$I, 0), 0)::%4$s)::%4$s"}');
+
+-- a percentile: a quantile sketch in the hot layer (within 1% of the exact
+-- value, see README), percentile_cont over raw in the daily layer.  It has
+-- no delta that adds up: a correction row holds the group's exact value
+-- over every raw event at the correction (in %1$I) and the value it
+-- replaces (in %17$I), with the snapshot it was computed at (the xmax of
+-- the correction's snapshot, in %20$I; both NULL in daily rows: corrections
+-- of a day take turns, so a later one has a later snapshot), and restated
+-- is the latest row's value
+SELECT pipeline._add_measure_kind('{
+    "kind": "percentile", "written_as": "percentile_cont(p) WITHIN GROUP (ORDER BY x)", "live_is_approximate": true, "corrected_by": "raw",
+    "hot_columns":            "%1$I pipeline.quantile_sketch",
+    "hot_names":              "%1$I",
+    "fold":                   "pipeline.quantile_sketch((%2$s)::double precision)%3$s",
+    "merge":                  "%1$I = pipeline.quantile_union(h.%1$I, excluded.%1$I)",
+    "live":                   "pipeline.quantile_value(h.%1$I, %6$s) AS %1$I, h.%1$I AS %12$I",
+    "live_names":             "%1$I, %12$I",
+    "rollup":                 "pipeline.quantile_value(pipeline.quantile_merge(h.%1$I), %6$s) AS %1$I",
+    "difference":             "r.%1$I - l.%1$I",
+    "daily_columns":          "%1$I double precision, %17$I double precision, %20$I xid8",
+    "daily_exact":            "pg_catalog.percentile_cont(%6$s) WITHIN GROUP (ORDER BY %2$s)%3$s AS %1$I, NULL::double precision AS %17$I, NULL::xid8 AS %20$I",
+    "daily_names":            "%7$s%1$I, %7$s%17$I, %7$s%20$I",
+    "correction":             null,
+    "correction_value":       "(SELECT x.%1$I FROM _pl_exact AS x WHERE true%15$s), (SELECT x.%1$I FROM metrics.%16$I AS x WHERE x.day = $1%15$s), pg_catalog.pg_snapshot_xmax($5)",
+    "corrections_view":       "c.%1$I AS %1$I, c.%1$I - c.%17$I AS %13$I",
+    "corrections_view_names": "%1$I, %13$I",
+    "restated":               "(pg_catalog.array_agg(u.%1$I ORDER BY u.%20$I DESC NULLS LAST))[1] AS %1$I",
+    "explain_corrections":    "(pg_catalog.array_agg(c.%1$I ORDER BY c.correction_id DESC))[1] AS %1$I",
+    "explain_values":         "''daily'', d.%1$I, ''corrected_to'', k.%1$I, ''restated'', x.%1$I",
+    "explain_restated":       "CASE WHEN k._pl_events IS NULL THEN d.%1$I ELSE k.%1$I END"}');
+
+-- One measure's piece of generated SQL: the kind's template for part,
+-- rendered with the measure's arguments (NULL if the kind adds nothing).
+-- The kind must exist: _compile_metric only writes kinds of this table.
+CREATE FUNCTION pipeline._measure_part(m jsonb, o bigint, part text, prefix text DEFAULT '',
+                                       match text DEFAULT '', restated_view text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.format(pg_catalog.to_jsonb(k) ->> part,
+               m ->> 'name', m ->> 'expr',
+               CASE WHEN m ->> 'filter' IS NULL THEN '' ELSE pg_catalog.format(' FILTER (WHERE %s)', m ->> 'filter') END,
+               m ->> 'type', m ->> 'sum_type', m ->> 'p', prefix,
+               '_' || (m ->> 'name') || '_sum', '_' || (m ->> 'name') || '_count',
+               (m ->> 'name') || '_sum', (m ->> 'name') || '_count',
+               (m ->> 'name') || '_sketch', (m ->> 'name') || '_delta', o, match, restated_view,
+               '_' || (m ->> 'name') || '_before', (m ->> 'name') || '_sum_delta', (m ->> 'name') || '_count_delta',
+               '_' || (m ->> 'name') || '_as_of')
+      FROM pipeline.measure_kinds AS k WHERE k.kind = m ->> 'agg');
+COMMENT ON FUNCTION pipeline._measure_part(jsonb, bigint, text, text, text, text) IS
+    'internal: one measure''s piece of generated SQL, from its kind''s template (pipeline.measure_kinds)';
+
+-- The pieces of every measure of a metric definition, in order, joined.
+CREATE FUNCTION pipeline._measure_sql(def jsonb, part text, prefix text DEFAULT '',
+                                      match text DEFAULT '', restated_view text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.string_agg(pipeline._measure_part(m, o, part, prefix, match, restated_view), ', ' ORDER BY o)
+      FROM pg_catalog.jsonb_array_elements(def -> 'measures') WITH ORDINALITY AS e(m, o));
+COMMENT ON FUNCTION pipeline._measure_sql(jsonb, text, text, text, text) IS
+    'internal: a part of generated SQL for every measure of a metric, comma-separated (pipeline.measure_kinds)';
+
+-- The column names a part lists (a part of names: hot_names, live_names,
+-- daily_names, corrections_view_names).
+CREATE FUNCTION pipeline._measure_names(def jsonb, part text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg((pg_catalog.parse_ident(n))[1]), '{}')
+      FROM pg_catalog.unnest(pg_catalog.string_to_array(pipeline._measure_sql(def, part), ', ')) AS n);
+COMMENT ON FUNCTION pipeline._measure_names(jsonb, text) IS 'internal: the column names a part of the measures lists';
+
+-- The measures of a definition whose kind is corrected a given way.
+CREATE FUNCTION pipeline._measures_corrected_by(def jsonb, how text) RETURNS SETOF jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+    SELECT m FROM pg_catalog.jsonb_array_elements(def -> 'measures') AS e(m)
+      JOIN pipeline.measure_kinds AS k ON k.kind = m ->> 'agg'
+     WHERE k.corrected_by = how;
+    END;
+COMMENT ON FUNCTION pipeline._measures_corrected_by(jsonb, text) IS
+    'internal: the measures of a metric definition whose kind is corrected the given way';
+
+-- The name of a measure that counts every event of a metric (an unfiltered
+-- count(*)), if it has one: what completeness checks and explain compare
+-- with raw.
+CREATE FUNCTION pipeline._events_measure(def jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT m ->> 'name' FROM pg_catalog.jsonb_array_elements(def -> 'measures') WITH ORDINALITY AS e(m, o)
+     WHERE m ->> 'agg' = 'count_star' AND m ->> 'filter' IS NULL ORDER BY o LIMIT 1);
+COMMENT ON FUNCTION pipeline._events_measure(jsonb) IS
+    'internal: the name of a metric''s unfiltered count(*) measure, if any';
+
+DROP FUNCTION pipeline._correction_select(jsonb,pipeline.source_catalog,text);
+DROP FUNCTION pipeline._correction_values(jsonb,text);
+DROP FUNCTION pipeline._daily_columns(jsonb);
+DROP FUNCTION pipeline._daily_names(jsonb,text);
+DROP FUNCTION pipeline._daily_select(jsonb);
+DROP FUNCTION pipeline._explain_corr_select(jsonb);
+DROP FUNCTION pipeline._fold_merge(jsonb);
+DROP FUNCTION pipeline._fold_select(jsonb);
+DROP FUNCTION pipeline._hot_columns(jsonb);
+DROP FUNCTION pipeline._live_select(jsonb);
+DROP FUNCTION pipeline._metric_definition(regclass,text[],text,text);
+DROP FUNCTION pipeline._restated_select(jsonb);
+
+
+-- Every column name the metric's tables and views will have, per relation:
+-- a dimension or measure name must not collide with one pipeline adds.
+CREATE OR REPLACE FUNCTION pipeline._check_generated_names(def jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    dims text[] := ARRAY(SELECT d->>'name' FROM pg_catalog.jsonb_array_elements(def->'dimensions') AS d);
+    names text[] := ARRAY(SELECT e->>'name' FROM pg_catalog.jsonb_array_elements(def->'measures') AS e);
+    daily text[] := pipeline._measure_names(def, 'daily_names');
+    reconcile text[] := ARRAY(SELECT x FROM pg_catalog.unnest(names) AS e(n),
+                                     LATERAL pg_catalog.unnest(ARRAY[n || '_live', n || '_daily',
+                                         n || '_restated', n || '_difference']) AS x);
+    relation text;
+    cols text[];
+    dup text;
+BEGIN
+    FOR relation, cols IN VALUES
+        ('hot table', ARRAY['bucket'] || dims || pipeline._measure_names(def, 'hot_names')),
+        ('live view', ARRAY['bucket', 'settled'] || dims || pipeline._measure_names(def, 'live_names')),
+        ('daily table', ARRAY['day', 'status', 'computed_at', 'frozen_at'] || dims || daily),
+        ('corrections table', ARRAY['correction_id', 'day', 'late_events', 'batch_ids', 'created_at'] || dims || daily),
+        ('corrections view', ARRAY['day', 'late_events', 'batch_ids', 'created_at'] || dims
+                             || pipeline._measure_names(def, 'corrections_view_names')),
+        ('restated view', ARRAY['day', 'corrected', 'is_correction'] || dims || daily),
+        ('reconcile view', ARRAY['day', 'events_late_after_freeze', 'hot_covers_day',
+                                 'distinct_is_approximate_in_live', 'status', 'frozen_at'] || dims || reconcile)
+    LOOP
+        SELECT c INTO dup FROM pg_catalog.unnest(cols) AS c GROUP BY c HAVING pg_catalog.count(*) > 1 LIMIT 1;
+        IF dup IS NOT NULL THEN
+            RAISE EXCEPTION 'the name "%" collides with a column of the metric''s %', dup, relation
+                USING ERRCODE = 'duplicate_column',
+                      DETAIL = 'pipeline adds bucket, settled, day, status, frozen_at, late_events, batch_ids, created_at, corrected and per-measure _sketch, _delta, _live, _daily, _restated and _difference columns.',
+                      HINT = 'Rename the measure or dimension with AS.';
+        END IF;
+    END LOOP;
+END
+$fn$;
+
+
+CREATE OR REPLACE FUNCTION pipeline.create_metric(metric text, source text,
+        dimensions text[] DEFAULT '{}',
+        measures text DEFAULT 'count(*) AS events',
+        bucket interval DEFAULT '1 minute',
+        filter text DEFAULT NULL,
+        hot_retention interval DEFAULT '7 days')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb;
+    hot text := metric || '_hot';
+    live text := metric || '_live';
+    dims text := '';
+    dim_defs text := '';
+BEGIN
+    PERFORM pipeline._check_name('metric', metric);
+    IF measures IS NULL OR bucket IS NULL OR hot_retention IS NULL OR dimensions IS NULL THEN
+        RAISE EXCEPTION 'create_metric arguments other than filter must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM pipeline.source_catalog AS c WHERE c.source = create_metric.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with pipeline.create_source(), or list sources in pipeline.sources.';
+    END IF;
+    IF EXISTS (SELECT FROM pipeline.metrics AS c WHERE c.metric = create_metric.metric) THEN
+        RAISE EXCEPTION 'metric "%" already exists', metric
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with pipeline.drop_metric().';
+    END IF;
+    IF bucket < interval '1 second' OR bucket > interval '1 day'
+       OR pg_catalog.date_part('month', bucket) <> 0 OR pg_catalog.date_part('year', bucket) <> 0
+       OR (86400000000::numeric % (pg_catalog.date_part('epoch', bucket) * 1000000)::numeric) <> 0 THEN
+        RAISE EXCEPTION 'invalid bucket %: it must divide a day, between 1 second and 1 day', bucket
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use e.g. ''10 seconds'', ''1 minute'', ''5 minutes'' or ''1 hour''; whole days are the daily layer''s.';
+    END IF;
+    IF hot_retention <= interval '0' THEN
+        RAISE EXCEPTION 'hot_retention must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.unnest(ARRAY[
+                   pg_catalog.format('pipeline.%I', hot), pg_catalog.format('metrics.%I', live),
+                   pg_catalog.format('pipeline.%I', metric || '_daily'), pg_catalog.format('pipeline.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_daily'), pg_catalog.format('metrics.%I', metric || '_corrections'),
+                   pg_catalog.format('metrics.%I', metric || '_restated'), pg_catalog.format('metrics.%I', metric || '_reconcile')]) AS r
+               WHERE pg_catalog.to_regclass(r) IS NOT NULL) THEN
+        RAISE EXCEPTION 'a table or view of metric % already exists', metric
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(s.raw_table, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read source "%"', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('The metric''s fold reads %s as the metric''s owner: GRANT SELECT ON %s TO %I.',
+                                           s.raw_table, s.raw_table, current_user);
+    END IF;
+
+    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
+    PERFORM pipeline._check_generated_names(def);
+
+    dims := pipeline._dims(def);
+    dim_defs := pipeline._dims_typed(def);
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
+        hot, dim_defs, pipeline._measure_sql(def, 'hot_columns'), hot || '_key', dims);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
+
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT h.bucket%s, %s, '
+        '(h.bucket + %L::interval) <= (SELECT m.max_event_time - s.allowed_lateness '
+        'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
+        'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
+        live, pipeline._dims(def, 'h.'),
+        pipeline._measure_sql(def, 'live'), bucket, metric, hot);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
+        pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));
+
+    PERFORM pipeline._register_metric(metric, s.source, dimensions, measures, bucket, filter, hot_retention);
+END
+$fn$;
+
+
+-- Creates the daily layer of a metric: tables owned by the extension owner
+-- (so no other role can touch a frozen row), their guards and the views.
+-- Run by _register_metric_as_owner, as the extension owner, for the metric
+-- it has just registered; not executable by anyone else.
+CREATE OR REPLACE FUNCTION pipeline._create_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    daily text := metric || '_daily';
+    corr text := metric || '_corrections';
+    dims text;
+    key text;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_daily.metric;
+    IF NOT FOUND OR pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', daily)) IS NOT NULL THEN
+        RAISE EXCEPTION 'metric "%" is not waiting for its daily layer', metric
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    def := m.definition;
+    dims := pipeline._dims(def);
+    key := 'day' || dims;
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (day date NOT NULL%s, %s, status text NOT NULL, '
+        'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
+        daily, pipeline._dims_typed(def),
+        pipeline._measure_sql(def, 'daily_columns'), daily || '_key', key);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_frozen()', daily);
+
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE pipeline.%I (correction_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
+        'day date NOT NULL%s, %s, late_events bigint NOT NULL, batch_ids bigint[] NOT NULL, '
+        'created_at timestamptz NOT NULL DEFAULT pg_catalog.now())',
+        corr, pipeline._dims_typed(def),
+        -- deltas: bigint for counts and distinct counts, the sum's type for
+        -- sums, the new extreme for min/max, sum and count deltas for avg
+        replace(pipeline._measure_sql(def, 'daily_columns'), ' NOT NULL', ''));
+    EXECUTE pg_catalog.format('CREATE INDEX ON pipeline.%I (day)', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_append_only BEFORE UPDATE OR DELETE ON pipeline.%I '
+        'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER guard_truncate BEFORE TRUNCATE ON pipeline.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._guard_corrections()', corr);
+
+    -- views: the reader's view of each table; readers never touch the tables
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT d.day%s, %s, d.status, d.frozen_at FROM pipeline.%I AS d',
+        daily, pipeline._dims(def, 'd.'),
+        (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', e->>'name'), ', ' ORDER BY o)
+           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        daily);
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.late_events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
+        corr, pipeline._dims(def, 'c.'),
+        pipeline._measure_sql(def, 'corrections_view'), corr);
+    PERFORM pipeline._create_restated_view(m.metric);
+    PERFORM pipeline._create_reconcile_view(m.metric);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', daily)::regclass);
+    PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', corr)::regclass);
+
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', daily, m.owner::text);
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', corr, m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON pipeline.%I, pipeline.%I TO %I', daily, corr, m.owner::text);
+    EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I, metrics.%I, metrics.%I, metrics.%I TO pipeline_reader',
+                              daily, corr, metric || '_restated', metric || '_reconcile');
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', daily,
+        pg_catalog.format('metric %s per day (%s): exact, provisional until frozen, frozen rows never change', metric, s.day_timezone));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', corr,
+        pg_catalog.format('metric %s: deltas of events accepted after their day froze, with the batches behind them (append-only)', metric));
+END
+$fn$;
+
+
+-- The restated view: per day and group, the frozen values and the
+-- corrections, each measure combined as its kind says (restated in
+-- pipeline.measure_kinds).
+CREATE FUNCTION pipeline._create_restated_view(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    def jsonb;
+BEGIN
+    SELECT * INTO STRICT m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_restated_view.metric;
+    def := m.definition;
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
+        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
+        '      UNION ALL '
+        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
+        'GROUP BY u.day%2$s',
+        m.metric || '_restated', pipeline._dims(def, 'u.'), pipeline._measure_sql(def, 'restated'),
+        pipeline._dims(def, 'd.'), pipeline._measure_sql(def, 'daily_names', 'd.'), m.metric || '_daily',
+        pipeline._dims(def, 'c.'), pipeline._measure_sql(def, 'daily_names', 'c.'), m.metric || '_corrections');
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', m.metric || '_restated', m.owner::text);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', m.metric || '_restated',
+        pg_catalog.format('metric %s per day: frozen values plus corrections', m.metric));
+END
+$fn$;
+
+REVOKE EXECUTE ON FUNCTION pipeline._create_restated_view(text) FROM PUBLIC;
+
+COMMENT ON FUNCTION pipeline._create_restated_view(text) IS 'internal: builds metrics.<metric>_restated';
+
+
+-- The reconcile view: per day and dimension group, for each measure the hot
+-- rollup (where hot retention still covers the whole day), the daily value,
+-- the restated value and the difference, with the counts behind it.
+CREATE OR REPLACE FUNCTION pipeline._create_reconcile_view(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    live_cols text;
+    cols text;
+BEGIN
+    SELECT * INTO STRICT m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_reconcile_view.metric;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    def := m.definition;
+    -- per measure: the hot rollup of a day, daily, restated, the difference
+    live_cols := pipeline._measure_sql(def, 'rollup');
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'l.%1$I AS %2$I, d.%1$I AS %3$I, r.%1$I AS %4$I, %5$s AS %6$I',
+               e->>'name', (e->>'name') || '_live', (e->>'name') || '_daily', (e->>'name') || '_restated',
+               pipeline._measure_part(e, o, 'difference'), (e->>'name') || '_difference'), ', ' ORDER BY o)
+      INTO cols
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o);
+
+    EXECUTE pg_catalog.format($v$
+        CREATE VIEW metrics.%1$I AS
+        WITH live AS (
+            SELECT (h.bucket AT TIME ZONE %2$L)::date AS day%3$s, %4$s
+              FROM pipeline.%5$I AS h
+             GROUP BY 1%6$s),
+        corr AS (
+            SELECT c.day%7$s, pg_catalog.sum(c.late_events)::bigint AS events
+              FROM pipeline.%8$I AS c GROUP BY c.day%7$s)
+        SELECT r.day%9$s, %10$s,
+               COALESCE(k.events, 0) AS events_late_after_freeze,
+               (r.day::timestamp AT TIME ZONE %2$L) >= pg_catalog.now() - %11$L::interval AS hot_covers_day,
+               %12$L::boolean AS distinct_is_approximate_in_live,
+               d.status, d.frozen_at
+          FROM metrics.%13$I AS r
+          LEFT JOIN pipeline.%14$I AS d ON d.day = r.day%15$s
+          LEFT JOIN live AS l ON l.day = r.day
+               AND (r.day::timestamp AT TIME ZONE %2$L) >= pg_catalog.now() - %11$L::interval%16$s
+          LEFT JOIN corr AS k ON k.day = r.day%17$s
+        $v$,
+        m.metric || '_reconcile', s.day_timezone, pipeline._dims(def, 'h.'), live_cols, m.metric || '_hot',
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(', %s', i), ''), '')
+           FROM pg_catalog.generate_series(2, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
+        pipeline._dims(def, 'c.'), m.metric || '_corrections',
+        pipeline._dims(def, 'r.'), cols, m.hot_retention,
+        EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
+                  JOIN pipeline.measure_kinds AS k ON k.kind = e->>'agg' WHERE k.live_is_approximate),
+        m.metric || '_restated', m.metric || '_daily',
+        pipeline._dims_match(def, 'd', 'r'),
+        pipeline._dims_match(def, 'l', 'r'),
+        pipeline._dims_match(def, 'k', 'r'));
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', m.metric || '_reconcile', m.owner::text);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', m.metric || '_reconcile',
+        pg_catalog.format('metric %s per day: hot rollup vs daily vs restated, the differences and the events behind them', m.metric));
+END
+$fn$;
+
+
+-- Drops a metric's daily layer once its catalog row is gone: run by
+-- _unregister_metric_as_owner, as the extension owner, right after it
+-- deleted that row for a member of the metric's owner.
+CREATE OR REPLACE FUNCTION pipeline._drop_daily(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    idx regclass;
+BEGIN
+    IF EXISTS (SELECT FROM pipeline.metric_catalog AS c WHERE c.metric = _drop_daily.metric) THEN
+        RAISE EXCEPTION 'metric "%" still exists', metric
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.drop_metric().';
+    END IF;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'on', true);
+    -- (the reconcile view reads the hot table: drop_metric dropped it first)
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS metrics.%I, metrics.%I, metrics.%I',
+        metric || '_restated', metric || '_corrections', metric || '_daily');
+    EXECUTE pg_catalog.format('DROP TABLE IF EXISTS pipeline.%I, pipeline.%I',
+        metric || '_daily', metric || '_corrections');
+    DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
+    DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
+    PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
+    -- the value indexes of frozen days (_index_day_values) that no metric
+    -- left counts distinct
+    FOR idx IN
+        SELECT i.indexrelid::regclass
+          FROM pipeline.source_catalog AS s
+          JOIN pg_catalog.pg_inherits AS h ON h.inhparent = s.raw_table
+          JOIN pg_catalog.pg_index AS i ON i.indrelid = h.inhrelid
+          JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+         WHERE c.relname ~ '_pl_v[0-9a-f]{8}$'
+           AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m,
+                                       pipeline._measures_corrected_by(m.definition, 'new_values') AS x
+                            WHERE m.source = s.source
+                              AND c.relname = pipeline._value_index_name(h.inhrelid::regclass, x->>'expr'))
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
+END
+$fn$;
+
+
+-- Recomputes one day exactly from raw (provisional or frozen).  The
+-- aggregate and the snapshot it is recorded with come from one statement,
+-- hence one snapshot: the frozen numbers include exactly the batches that
+-- snapshot sees.
+CREATE OR REPLACE FUNCTION pipeline._compute_day(m pipeline.metric_catalog, d date, status text, as_of timestamptz,
+                                      OUT snap pg_snapshot, OUT events bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    lo timestamptz;
+    hi timestamptz;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    lo := d::timestamp AT TIME ZONE s.day_timezone;
+    hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+    EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_daily') USING d;
+    -- one pass over the day: the aggregates, the events behind them, and
+    -- the snapshot they were read with
+    EXECUTE pg_catalog.format(
+        'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
+        '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
+        '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
+        '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
+        'SELECT pg_catalog.pg_current_snapshot(), COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
+        pipeline._measure_sql(def, 'daily_exact'),
+        pipeline._dims_aliased(def, 'r.'),
+        s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+        pipeline._dims_group(def, 'r.'),
+        m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
+      INTO snap, events USING d, lo, hi, status, as_of;
+END
+$fn$;
+
+
+-- The first correction of a frozen day with distinct measures indexes the
+-- values of each of them on the day's raw partition, so that it and every
+-- later correction of that day look their few new values up in the index
+-- (_correction_distinct) instead of scanning the day: on a 10M-event day,
+-- seconds per correction without it, milliseconds with it.  Only days that
+-- receive events after their freeze pay the build (one scan and sort of the
+-- day, under a SHARE lock: ingest into that day waits for it, other days do
+-- not).  The index includes the columns a lookup checks besides the value,
+-- so that on a vacuumed day a lookup reads no heap page.  Only measures of
+-- a plain column are indexed: an expression such as 100 / amount may fail
+-- on rows the metric's filter leaves out, and its correction scans the day
+-- instead.  The indexes go with their partition, or with the last metric
+-- that counts their column (_drop_daily).
+CREATE OR REPLACE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline.source_catalog, part regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    col text;
+    idx text;
+    included text;
+BEGIN
+    FOR col IN
+        SELECT DISTINCT x->>'expr'
+          FROM pipeline._measures_corrected_by(m.definition, 'new_values') AS x
+         WHERE pipeline._raw_column(s.raw_table, x->>'expr')
+    LOOP
+        idx := pipeline._value_index_name(part, col);
+        CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx)) IS NOT NULL;
+        -- what a lookup checks besides the value, so that it reads the
+        -- index alone: the batch, the event time, and the dimensions of
+        -- every metric of the source that counts this column
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO included
+          FROM (SELECT '_pl_batch' AS c
+                UNION SELECT s.event_time
+                UNION SELECT d->>'name'
+                        FROM pipeline.metric_catalog AS o,
+                             pg_catalog.jsonb_array_elements(o.definition->'dimensions') AS e(d)
+                       WHERE o.source = s.source
+                         AND EXISTS (SELECT FROM pipeline._measures_corrected_by(o.definition, 'new_values') AS x
+                                      WHERE x->>'expr' = col)) AS u
+         WHERE pg_catalog.quote_ident(c) <> col;
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s) INCLUDE (%s)', idx, part, col, included);
+    END LOOP;
+END
+$fn$;
+
+
+-- Corrections for a frozen day: the batches visible now that neither the
+-- freeze nor an earlier correction saw.  Deltas for counts and sums come
+-- from the new events alone; a distinct count grows by the new events'
+-- values that no earlier event of the day and group has (see
+-- _correction_distinct); min and max keep a new extreme.  The rows
+-- and the new cursor commit together; a concurrent close_days waits on the
+-- closure row and then finds nothing new.
+--
+-- With distinct measures, JIT is off for the statement (compiling it took
+-- longer than running it), and so is enable_sort when a distinct measure
+-- is an expression (no index, see _correction_distinct): the planner
+-- cannot know how many rows the CTEs hold and picks sorts that sort every
+-- event of a popular value (millions, spilled to disk) where hashing the
+-- few new values costs one scan (measured on a 10M-event day: 11 s -> 5 s).
+CREATE OR REPLACE FUNCTION pipeline._correct_day(m pipeline.metric_catalog, c pipeline.day_closures)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    cur pg_snapshot := pg_catalog.pg_current_snapshot();
+    lo timestamptz;
+    hi timestamptz;
+    ids bigint[];
+    n bigint := 0;
+    distinct_ctes text;
+    part regclass;
+    sort_setting text := pg_catalog.current_setting('enable_sort');
+    jit_setting text := pg_catalog.current_setting('jit');
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    lo := c.day::timestamp AT TIME ZONE s.day_timezone;
+    hi := (c.day + 1)::timestamp AT TIME ZONE s.day_timezone;
+    SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) INTO ids
+      FROM pipeline.batch_log AS b
+     WHERE b.source = m.source
+       AND b.xid >= pg_catalog.pg_snapshot_xmin(c.corrected_snapshot)
+       AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, c.corrected_snapshot)
+       AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
+       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
+    IF ids IS NOT NULL THEN
+        -- (a frozen day has its partition, unless someone dropped it)
+        part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
+        distinct_ctes := pipeline._correction_distinct(def, s.raw_table, part, s.event_time,
+                                                       COALESCE(def->>'filter', 'true'));
+        IF distinct_ctes <> '' THEN
+            IF part <> s.raw_table THEN
+                PERFORM pipeline._index_day_values(m, s, part);
+            END IF;
+            PERFORM pg_catalog.set_config('jit', 'off', true);
+            IF EXISTS (SELECT FROM pipeline._measures_corrected_by(def, 'new_values') AS x
+                        WHERE NOT pipeline._raw_column(s.raw_table, x->>'expr')) THEN
+                PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+            END IF;
+        END IF;
+        EXECUTE pg_catalog.format(
+            'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
+            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
+            '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
+            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
+            '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
+            'SELECT pg_catalog.count(*) FROM ins',
+            COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
+            pipeline._dims_aliased(def, 'r.'),
+            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+            pipeline._dims_group(def, 'r.'),
+            m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
+            pipeline._dims(def, 'new.'),
+            pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
+                                  m.metric || '_restated'),
+            distinct_ctes, pipeline._correction_exact(def, s))
+          INTO n USING c.day, lo, hi, ids, cur, s.source;
+        PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
+        PERFORM pg_catalog.set_config('jit', jit_setting, true);
+    END IF;
+    UPDATE pipeline.day_closures AS x SET corrected_snapshot = cur
+     WHERE x.metric = c.metric AND x.day = c.day;
+    RETURN n;
+END
+$fn$;
+
+
+-- "r's batch was committed for the snapshot cur ($5) of _correct_day": a
+-- batch that committed after cur is visible to the statement but left for
+-- its own correction
+CREATE FUNCTION pipeline._seen_by_cur(alias text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        '%I._pl_batch NOT IN (SELECT b.batch_id FROM pipeline.batch_log AS b '
+        '                      WHERE b.source = $6 '
+        '                        AND b.xid >= pg_catalog.pg_snapshot_xmin($5) '
+        '                        AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5))', alias);
+
+COMMENT ON FUNCTION pipeline._seen_by_cur(text) IS
+    'internal: the condition that a raw row''s batch was committed for the snapshot of a correction';
+
+
+-- inside _correct_day's statement, for the measures corrected from raw
+-- (percentiles): _pl_exact, their exact value per group that has late
+-- events, over every event of the day the snapshot cur ($5) saw (the late
+-- batches $4 among them).
+CREATE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.format(
+               ', _pl_exact AS (SELECT %1$s%2$s FROM %3$s AS r '
+               '                 WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND %6$s '
+               '                   AND EXISTS (SELECT FROM new AS n WHERE true%7$s) '
+               '                 GROUP BY %8$s)',
+               pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
+               pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+               pipeline._seen_by_cur('r'), pipeline._dims_match(def, 'n', 'r'), pipeline._dims_group(def, 'r.'))
+      FROM pipeline._measures_corrected_by(def, 'raw') AS x
+    HAVING pg_catalog.count(*) > 0);
+
+COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) IS
+    'internal: the CTE of _correct_day that computes, per group with late events, the exact value of the measures corrected from raw';
+
+
+-- inside _correct_day's statement, per distinct measure number N, the
+-- values the new events add to each group:
+--   _pl_new_N    the new events' (group, value) pairs;
+--   _pl_fresh_N  per group, how many of them no other event of the day
+--                has: the delta (MATERIALIZED: read by a subquery per
+--                correction row, it would otherwise be inlined there and
+--                run once per group).
+-- For a measure of a plain column, each new value is looked up in the
+-- day partition's index on that column (_index_day_values) and the lookup
+-- stops at the first other event with it (LIMIT 1: a popular value has
+-- thousands), so a correction costs as much as its few new values.  The
+-- lookup reads the partition itself, not the raw table: through the parent
+-- the planner keeps only the cheapest full scan of the child (a bitmap
+-- scan, which reads every entry of the value), not the index scan that
+-- stops at the first.  For an expression there is no index: _pl_seen_N
+-- collects, in one scan of the day that hashes the few new values, those
+-- some other event has.
+-- "Other events" are those the snapshot cur ($5) saw outside the new
+-- batches ($4): a batch that committed after cur is visible to this
+-- statement but excluded, so that its values count when it is corrected
+-- itself, exactly once.  The frozen value was exact, so each delta is too.
+CREATE OR REPLACE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regclass, event_time text, filter text)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(
+             pg_catalog.format(
+                 ', _pl_new_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+                 '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
+                 '                     AND (%2$s) IS NOT NULL), ',
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
+             || CASE WHEN pipeline._raw_column(raw, m->>'expr') THEN pg_catalog.format(
+                 '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+                 '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
+                 '                         WHERE (%4$s) = n._pl_v%5$s AND %6$s LIMIT 1) AS x ON true '
+                 '    WHERE x._pl_hit IS NULL GROUP BY %2$s)',
+                 o, grp, part, m->>'expr', pipeline._dims_match(def, 'r', 'n'), other)
+             ELSE pg_catalog.format(
+                 '  _pl_seen_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+                 '                   WHERE (%2$s) IN (SELECT n._pl_v FROM _pl_new_%1$s AS n) AND %5$s), '
+                 '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %6$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+                 '                    WHERE NOT EXISTS (SELECT FROM _pl_seen_%1$s AS x WHERE x._pl_v = n._pl_v%7$s) '
+                 '                    GROUP BY %6$s)',
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, other, grp, pipeline._dims_match(def, 'x', 'n'))
+             END, '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o)
+      JOIN pipeline.measure_kinds AS t ON t.kind = m->>'agg' AND t.corrected_by = 'new_values',
+           LATERAL (SELECT pg_catalog.format('(%s) AND (%s)', filter, COALESCE(m->>'filter', 'true')) AS measure_filter) AS f,
+           LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
+                           pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
+                                             event_time, measure_filter, pipeline._seen_by_cur('r')) AS other) AS k);
+
+
+-- per measure, a JSON object: the daily value (d), the corrections (k), the
+-- restated value (x) and whether daily and corrections give the restated
+-- value (each kind says how, pipeline.measure_kinds)
+CREATE OR REPLACE FUNCTION pipeline._explain_measures(def jsonb) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT 'pg_catalog.jsonb_build_object(' || COALESCE(pg_catalog.string_agg(pg_catalog.format(
+               '%L, pg_catalog.jsonb_build_object(%s, ''adds_up'', %s)', e ->> 'name',
+               pipeline._measure_part(e, o, 'explain_values'),
+               pipeline._explain_same(e ->> 'type', pipeline._measure_part(e, o, 'explain_restated'),
+                                      pg_catalog.format('x.%I', e ->> 'name'))), ', ' ORDER BY o), '') || ')'
+      FROM pg_catalog.jsonb_array_elements(def -> 'measures') WITH ORDINALITY AS x(e, o));
+
+
+CREATE OR REPLACE FUNCTION pipeline.explain(metric text, day date, dimensions jsonb DEFAULT '{}')
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    s pipeline.source_catalog;
+    def jsonb;
+    c pipeline.day_closures;
+    dims jsonb := COALESCE(dimensions, '{}');
+    dim record;
+    key text;
+    rel text;
+    lo timestamptz;
+    hi timestamptz;
+    filter text;
+    cnt text;
+    status text;
+    groups jsonb;
+    batches jsonb;
+    duplicates jsonb;
+    dead jsonb;
+    notes text[] := '{}';
+    adds_up boolean;
+    has_batches boolean := pg_catalog.has_table_privilege('pipeline.batches', 'SELECT');
+    order_by text := '';
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS x WHERE x.metric = explain.metric;
+    IF NOT FOUND THEN
+        -- listed in pipeline.metrics, but its row is not the caller's to read
+        SELECT pg_catalog.format('permission denied to explain metric "%s": explain reads %s', x.metric, y.raw_table),
+               x.owner::text
+          INTO rel, key
+          FROM pipeline.metrics AS x JOIN pipeline.sources AS y ON y.source = x.source
+         WHERE x.metric = explain.metric;
+        IF rel IS NOT NULL THEN
+            RAISE EXCEPTION '%', rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', key);
+        END IF;
+        RAISE EXCEPTION 'metric "%" does not exist', metric
+            USING ERRCODE = 'undefined_object', HINT = 'List metrics in pipeline.metrics.';
+    END IF;
+    IF day IS NULL THEN
+        RAISE EXCEPTION 'explain needs a day' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    def := m.definition;
+    IF pg_catalog.jsonb_typeof(dims) <> 'object' THEN
+        RAISE EXCEPTION 'dimensions must be a JSON object, e.g. {"platform": "ios"}, not %', dims
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR key IN SELECT k FROM pg_catalog.jsonb_object_keys(dims) AS k ORDER BY 1 LOOP
+        SELECT d ->> 'name' AS name, d ->> 'type' AS type INTO dim
+          FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d WHERE d ->> 'name' = key;
+        IF dim.name IS NULL THEN
+            RAISE EXCEPTION 'metric "%" has no dimension "%"', metric, key
+                USING ERRCODE = 'undefined_column',
+                      HINT = CASE WHEN pg_catalog.jsonb_array_length(def -> 'dimensions') = 0
+                                  THEN 'It has no dimensions: pass ''{}''.'
+                                  ELSE pg_catalog.format('Its dimensions are: %s.', (
+                                      SELECT pg_catalog.string_agg(d ->> 'name', ', ')
+                                        FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') AS d)) END;
+        END IF;
+        IF pg_catalog.jsonb_typeof(dims -> key) NOT IN ('string', 'number', 'boolean', 'null') THEN
+            RAISE EXCEPTION 'dimension "%" must be given a single value, not %', key, dims -> key
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1 ->> %L)::%s', key, dim.type) USING dims;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'dimension "%" is a %: % is not one', key, dim.type, dims -> key
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+        END;
+    END LOOP;
+    FOREACH rel IN ARRAY ARRAY[s.raw_table::text, pg_catalog.format('pipeline.%I', m.metric || '_daily'),
+                               pg_catalog.format('pipeline.%I', m.metric || '_corrections'),
+                               pg_catalog.format('metrics.%I', m.metric || '_restated')] LOOP
+        IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied to explain metric "%": explain reads %', metric, rel
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('explain reads the metric''s raw events and daily tables as its caller: members of its owner, %s, may call it.', m.owner);
+        END IF;
+    END LOOP;
+
+    lo := day::timestamp AT TIME ZONE s.day_timezone;
+    hi := (day + 1)::timestamp AT TIME ZONE s.day_timezone;
+    filter := COALESCE(def ->> 'filter', 'true');
+    cnt := pipeline._events_measure(def);
+    SELECT * INTO c FROM pipeline.day_closures AS x WHERE x.metric = m.metric AND x.day = explain.day;
+    status := COALESCE(c.status, 'open');
+    IF pg_catalog.jsonb_array_length(def -> 'dimensions') > 0 THEN
+        order_by := ' ORDER BY ' || pipeline._dims_group(def, 'g.');
+    END IF;
+
+    -- per dimension group: daily, corrections, restated; and raw, split by
+    -- what the freeze saw, what corrections took, what awaits correction
+    EXECUTE pg_catalog.format($q$
+        WITH raw_batches AS (
+            SELECT r._pl_batch AS _pl_batch%1$s, pg_catalog.count(*) AS _pl_n
+              FROM %2$s AS r
+             WHERE r.%3$I >= $2 AND r.%3$I < $3 AND (%4$s)%5$s
+             GROUP BY r._pl_batch%27$s),
+        raw_groups AS (
+            SELECT true AS _pl_g%6$s, pg_catalog.sum(w._pl_n)::bigint AS _pl_raw_now,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_at_freeze,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE pg_catalog.pg_visible_in_snapshot(b.xid, $5)
+                                                   AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)))::bigint AS _pl_corrected,
+                   (pg_catalog.sum(w._pl_n) FILTER (WHERE b.xid IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5)))::bigint AS _pl_awaiting
+              FROM raw_batches AS w LEFT JOIN pipeline.batch_log AS b ON b.batch_id = w._pl_batch
+             GROUP BY %7$s),
+        corr AS (
+            SELECT true AS _pl_g%8$s, %9$s, pg_catalog.sum(c.late_events)::bigint AS _pl_events,
+                   pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) - 'day' ORDER BY c.correction_id) AS _pl_list
+              FROM pipeline.%10$I AS c WHERE c.day = $6%11$s
+             GROUP BY %12$s),
+        keys AS (
+            SELECT true AS _pl_g%13$s FROM pipeline.%14$I AS d WHERE d.day = $6%15$s
+            UNION SELECT w._pl_g%6$s FROM raw_groups AS w WHERE w._pl_raw_now IS NOT NULL
+            UNION SELECT k._pl_g%16$s FROM corr AS k WHERE k._pl_events IS NOT NULL)
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'dimensions', pg_catalog.jsonb_build_object(%17$s),
+                   'measures', %18$s,
+                   'events', pg_catalog.jsonb_build_object(
+                       'raw_now', COALESCE(w._pl_raw_now, 0),
+                       'in_daily', %19$s,
+                       'at_freeze', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_at_freeze, 0) END,
+                       'in_corrections', CASE WHEN $7 = 'frozen' THEN COALESCE(k._pl_events, 0) END,
+                       'corrected_batches', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_corrected, 0) END,
+                       'awaiting_correction', CASE WHEN $7 = 'frozen' THEN COALESCE(w._pl_awaiting, 0) END,
+                       'adds_up', CASE WHEN $7 = 'frozen'
+                                       THEN COALESCE(k._pl_events, 0) = COALESCE(w._pl_corrected, 0)%20$s END),
+                   'corrections', COALESCE(k._pl_list, '[]'))%21$s), '[]')
+          FROM keys AS g
+          LEFT JOIN pipeline.%14$I AS d ON d.day = $6%22$s
+          LEFT JOIN metrics.%23$I AS x ON x.day = $6%24$s
+          LEFT JOIN corr AS k ON true%25$s
+          LEFT JOIN raw_groups AS w ON true%26$s
+        $q$,
+        pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
+        pipeline._dims(def, 'w.'), pipeline._dims_group(def, 'w.'),
+        pipeline._dims(def, 'c.'), pipeline._measure_sql(def, 'explain_corrections'), m.metric || '_corrections',
+        pipeline._dims_given(def, dims, 'c'), pipeline._dims_group(def, 'c.'),
+        pipeline._dims(def, 'd.'), m.metric || '_daily', pipeline._dims_given(def, dims, 'd'),
+        pipeline._dims(def, 'k.'),
+        (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%L, g.%I', e ->> 'name', e ->> 'name'), ', ' ORDER BY o), '')
+           FROM pg_catalog.jsonb_array_elements(def -> 'dimensions') WITH ORDINALITY AS x(e, o)),
+        pipeline._explain_measures(def),
+        CASE WHEN cnt IS NULL THEN 'NULL::bigint' ELSE pg_catalog.format('d.%I', cnt) END,
+        CASE WHEN cnt IS NULL THEN '' ELSE pg_catalog.format(' AND COALESCE(d.%I, 0) = COALESCE(w._pl_at_freeze, 0)', cnt) END,
+        order_by,
+        pipeline._dims_match(def, 'd', 'g'), m.metric || '_restated', pipeline._dims_match(def, 'x', 'g'),
+        pipeline._dims_match(def, 'k', 'g'), pipeline._dims_match(def, 'w', 'g'),
+        pipeline._dims(def, 'r.'))
+      INTO groups
+      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, day, status;
+
+    SELECT pg_catalog.bool_and(COALESCE((g -> 'events' ->> 'adds_up')::boolean, true)
+                               AND NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(g -> 'measures') AS e
+                                                WHERE (e.value ->> 'adds_up')::boolean IS NOT TRUE))
+      INTO adds_up
+      FROM pg_catalog.jsonb_array_elements(groups) AS g;
+
+    -- the batches behind the group's events, and the contract versions they were checked against
+    EXECUTE pg_catalog.format($q$
+        WITH per_batch AS (
+            SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS events
+              FROM %1$s AS r
+             WHERE r.%2$I >= $2 AND r.%2$I < $3 AND (%3$s)%4$s
+             GROUP BY 1),
+        b AS (
+            SELECT p.batch_id, p.events, l.received_at, %5$s AS contract_version,
+                   CASE WHEN l.batch_id IS NULL THEN 'no receipt'
+                        WHEN $6 <> 'frozen' THEN $6
+                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $4) THEN 'at freeze'
+                        WHEN pg_catalog.pg_visible_in_snapshot(l.xid, $5) THEN 'correction'
+                        ELSE 'awaiting correction' END AS included
+              FROM per_batch AS p
+              LEFT JOIN pipeline.batch_log AS l ON l.batch_id = p.batch_id
+              %6$s)
+        SELECT pg_catalog.jsonb_build_object(
+                 'count', (SELECT pg_catalog.count(*) FROM b),
+                 'events_by_inclusion', (SELECT COALESCE(pg_catalog.jsonb_object_agg(i.included, i.events), '{}')
+                                           FROM (SELECT b.included, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS i),
+                 'events_by_contract_version', %7$s,
+                 'list', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t) ORDER BY t.batch_id), '[]')
+                            FROM (SELECT * FROM b ORDER BY b.batch_id LIMIT 100) AS t),
+                 'list_truncated', (SELECT pg_catalog.count(*) > 100 FROM b))
+        $q$,
+        s.raw_table, s.event_time, filter, pipeline._dims_given(def, dims, 'r'),
+        CASE WHEN has_batches THEN 'v.contract_version' ELSE 'NULL::integer' END,
+        CASE WHEN has_batches THEN 'LEFT JOIN pipeline.batches AS v ON v.batch_id = p.batch_id' ELSE '' END,
+        CASE WHEN has_batches
+             THEN '(SELECT COALESCE(pg_catalog.jsonb_object_agg(COALESCE(v.contract_version::text, ''unknown''), v.events), ''{}'') '
+                  '   FROM (SELECT b.contract_version, pg_catalog.sum(b.events) AS events FROM b GROUP BY 1) AS v)'
+             ELSE 'NULL::jsonb' END)
+      INTO batches
+      USING dims, lo, hi, c.frozen_snapshot, c.corrected_snapshot, status;
+    IF NOT has_batches THEN
+        notes := pg_catalog.array_append(notes, pg_catalog.format('contract versions and duplicates are in pipeline.batches, which %s may not read', current_user));
+    ELSE
+        SELECT pg_catalog.jsonb_build_object('duplicates', COALESCE(pg_catalog.sum(v.duplicates), 0),
+                                             'batches', pg_catalog.count(*), 'approximate', true)
+          INTO duplicates
+          FROM pipeline.batch_log AS b JOIN pipeline.batches AS v ON v.batch_id = b.batch_id
+         WHERE b.source = s.source AND b.min_event_time < hi AND b.max_event_time >= lo;
+        notes := pg_catalog.array_append(notes, 'duplicates: dropped duplicates are not stored, so this is the sum over the batches whose event times overlap the day (all dimension groups), whatever the day of each duplicate');
+    END IF;
+    IF pg_catalog.has_table_privilege('pipeline.dead_letters', 'SELECT') THEN
+        SELECT pg_catalog.jsonb_build_object('count', COALESCE(pg_catalog.sum(x.n), 0),
+                                             'by_error_code', COALESCE(pg_catalog.jsonb_object_agg(x.error_code, x.n), '{}'))
+          INTO dead
+          FROM (SELECT l.error_code, pg_catalog.count(*) AS n FROM pipeline.dead_letters AS l
+                 WHERE l.source = s.source AND l.received_at >= lo AND l.received_at < hi
+                 GROUP BY 1) AS x;
+        notes := pg_catalog.array_append(notes, 'dead_letters: a rejected event has no trusted event time, so these are the source''s dead letters received during the day (all dimension groups)');
+    ELSE
+        notes := pg_catalog.array_append(notes, pg_catalog.format('dead letters are in pipeline.dead_letters, which %s may not read', current_user));
+    END IF;
+    IF status = 'frozen' THEN
+        notes := pg_catalog.array_append(notes, 'events: in_daily (the count(*) measure) = at_freeze (raw events of batches the freeze saw); in_corrections = corrected_batches (raw events of batches seen since); raw_now = at_freeze + corrected_batches + awaiting_correction');
+    ELSIF status = 'provisional' THEN
+        notes := pg_catalog.array_append(notes, 'a provisional day is recomputed from raw by every close_days run: raw_now may exceed in_daily by events accepted since');
+    ELSE
+        notes := pg_catalog.array_append(notes, 'the day is not closed yet: no daily rows');
+    END IF;
+
+    RETURN pg_catalog.jsonb_build_object(
+        'metric', m.metric, 'source', s.source, 'day', day, 'day_timezone', s.day_timezone,
+        'from', lo, 'to', hi, 'dimensions', dims,
+        'status', status, 'version', c.version, 'computed_at', c.computed_at, 'frozen_at', c.frozen_at,
+        'events_frozen', c.events_frozen,
+        'groups', groups,
+        'batches', batches,
+        'duplicates', duplicates,
+        'dead_letters', dead,
+        'adds_up', adds_up,
+        'notes', pg_catalog.to_jsonb(notes));
+END
+$fn$;
+
+
+-- Per closed day: what the receipts, raw, the daily layer and the hot layer
+-- say about the number of events, each difference beyond what is known to
+-- be in flight (batches the fold or the corrections have not seen yet).
+CREATE OR REPLACE FUNCTION pipeline._check_completeness(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog := pipeline._check_target_metric(c);
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    cnt text;
+    filter text;
+    d pipeline.day_closures;
+    lo timestamptz;
+    hi timestamptz;
+    raw_n bigint;
+    await_corr bigint;
+    await_fold bigint;
+    after_compute bigint;
+    ids bigint[];
+    receipts bigint;
+    stored bigint;
+    blo timestamptz;
+    bhi timestamptz;
+    daily_n bigint;
+    corr_n bigint;
+    hot_n bigint;
+    diff bigint;
+    worst bigint := 0;
+    ndays int := 0;
+    nreceipts bigint;
+    first_day date;
+    last_day date;
+    problems text[] := '{}';
+    bad_days int := 0;
+    day_bad boolean;
+    hot_skipped int := 0;
+    origin timestamptz := '2000-01-01 00:00:00+00';
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    threshold := (c.params ->> 'tolerance')::numeric;
+    filter := COALESCE(def ->> 'filter', 'true');
+    cnt := pipeline._events_measure(def);
+
+    -- (days whose raw events retention dropped have nothing left to compare)
+    FOR d IN SELECT * FROM pipeline.day_closures AS x
+              WHERE x.metric = m.metric AND x.day <= (as_of AT TIME ZONE s.day_timezone)::date
+                AND x.day > COALESCE((SELECT r.raw_dropped_through FROM pipeline.retention AS r
+                                       WHERE r.source = s.source), '-infinity')
+              ORDER BY x.day DESC LIMIT (c.params ->> 'days')::int
+    LOOP
+        ndays := ndays + 1;
+        last_day := COALESCE(last_day, d.day);
+        first_day := d.day;
+        day_bad := false;
+        lo := d.day::timestamp AT TIME ZONE s.day_timezone;
+        hi := (d.day + 1)::timestamp AT TIME ZONE s.day_timezone;
+        -- raw, per batch (the filter sees the raw table alone)
+        EXECUTE pg_catalog.format(
+            'WITH per_batch AS (SELECT r._pl_batch AS batch_id, pg_catalog.count(*) AS n FROM %1$s AS r '
+            '                    WHERE r.%2$I >= $1 AND r.%2$I < $2 AND (%3$s) GROUP BY 1) '
+            'SELECT COALESCE(pg_catalog.sum(p.n), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $3)), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, $4)), 0)::bigint, '
+            '       COALESCE(pg_catalog.sum(p.n) FILTER (WHERE b.received_at > $5), 0)::bigint, '
+            '       pg_catalog.array_agg(p.batch_id) '
+            '  FROM per_batch AS p LEFT JOIN pipeline.batch_log AS b ON b.batch_id = p.batch_id',
+            s.raw_table, s.event_time, filter)
+          INTO raw_n, await_corr, await_fold, after_compute, ids
+          USING lo, hi, d.corrected_snapshot, m.fold_snapshot, d.computed_at;
+
+        -- receipts: the batches that carried events of the day accepted as
+        -- many events as raw holds of them (all their days, unfiltered)
+        IF ids IS NOT NULL THEN
+            SELECT COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time),
+                   pg_catalog.count(*)
+              INTO receipts, blo, bhi, nreceipts
+              FROM pipeline.batch_log AS b WHERE b.batch_id = ANY (ids);
+            -- receipts deleted by their retention (set_retention) leave
+            -- nothing to compare, nor do batches that also carried events
+            -- of days whose raw events retention dropped; any other
+            -- missing receipt is a difference
+            IF (nreceipts < pg_catalog.cardinality(ids)
+                AND NOT EXISTS (SELECT FROM pg_catalog.unnest(ids) AS i(id)
+                                 WHERE NOT EXISTS (SELECT FROM pipeline.batch_log AS b WHERE b.batch_id = i.id)
+                                   AND i.id > COALESCE((SELECT r.batches_deleted_through FROM pipeline.retention AS r
+                                                         WHERE r.source = s.source), 0)))
+               OR blo < (SELECT (r.raw_dropped_through + 1)::timestamp AT TIME ZONE s.day_timezone
+                           FROM pipeline.retention AS r WHERE r.source = s.source) THEN
+                ids := NULL;
+            END IF;
+        END IF;
+        IF ids IS NOT NULL THEN
+            EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE r._pl_batch = ANY ($1) AND r.%2$I >= $2 AND r.%2$I <= $3',
+                s.raw_table, s.event_time)
+              INTO stored USING ids, LEAST(blo, lo), GREATEST(bhi, hi);
+            diff := stored - receipts;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events of the %s batches that carried its events, their receipts say %s accepted',
+                                                          d.day, stored, pg_catalog.cardinality(ids), receipts);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        END IF;
+
+        -- daily: frozen events + corrections + events awaiting correction = raw
+        IF d.status = 'frozen' THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.late_events), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
+                                      m.metric || '_corrections')
+              INTO corr_n USING d.day;
+            diff := raw_n - (d.events_frozen + corr_n + await_corr);
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events, frozen %s + corrections %s + awaiting correction %s',
+                                                          d.day, raw_n, d.events_frozen, corr_n, await_corr);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        ELSIF cnt IS NOT NULL THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(x.%I), 0)::bigint FROM pipeline.%I AS x WHERE x.day = $1',
+                                      cnt, m.metric || '_daily')
+              INTO daily_n USING d.day;
+            diff := raw_n - after_compute - daily_n;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events (%s received since the provisional day was computed), the daily layer counts %s (%s)',
+                                                          d.day, raw_n, after_compute, daily_n, cnt);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        END IF;
+
+        -- hot: where it covers the whole day in whole buckets
+        IF cnt IS NOT NULL AND lo >= pg_catalog.now() - m.hot_retention
+           AND pg_catalog.date_bin(m.bucket, lo, origin) = lo AND pg_catalog.date_bin(m.bucket, hi, origin) = hi THEN
+            EXECUTE pg_catalog.format('SELECT COALESCE(pg_catalog.sum(h.%I), 0)::bigint FROM %s AS h WHERE h.bucket >= $1 AND h.bucket < $2',
+                                      cnt, m.hot_table)
+              INTO hot_n USING lo, hi;
+            diff := raw_n - await_fold - hot_n;
+            IF pg_catalog.abs(diff) > threshold THEN
+                problems := problems || pg_catalog.format('%s: raw holds %s events (%s awaiting the fold), the hot layer counts %s (%s)',
+                                                          d.day, raw_n, await_fold, hot_n, cnt);
+                day_bad := true;
+            END IF;
+            worst := GREATEST(worst, pg_catalog.abs(diff));
+        ELSE
+            hot_skipped := hot_skipped + 1;
+        END IF;
+        IF day_bad THEN
+            bad_days := bad_days + 1;
+        END IF;
+    END LOOP;
+
+    observed := worst;
+    status := CASE WHEN worst > threshold THEN 'fail' ELSE 'pass' END;
+    IF ndays = 0 THEN
+        detail := 'no closed days yet';
+    ELSIF status = 'fail' THEN
+        detail := pg_catalog.format('%s of %s closed days differ by more than %s events: %s', bad_days, ndays, threshold,
+                                    pg_catalog.array_to_string(problems[1:3], '; '))
+               || CASE WHEN pg_catalog.cardinality(problems) > 3
+                       THEN pg_catalog.format('; and %s more', pg_catalog.cardinality(problems) - 3) ELSE '' END;
+    ELSE
+        detail := pg_catalog.format('%s closed days (%s to %s): receipts, raw, daily and hot agree', ndays, first_day, last_day);
+    END IF;
+    IF ndays > 0 AND cnt IS NULL THEN
+        detail := detail || '; the metric has no count(*) measure: only receipts, raw and frozen days were compared, not provisional days or hot';
+    ELSIF hot_skipped > 0 THEN
+        detail := detail || pg_catalog.format('; hot not compared for %s days (beyond hot retention, or buckets not aligned with the day)', hot_skipped);
+    END IF;
+END
+$fn$;
+
+
+-- The skeleton of the rate checks: bad of n events, failing above the
+-- threshold; nothing is the detail when there are no events, what says
+-- which events and what made them bad.
+CREATE FUNCTION pipeline._check_rate(n bigint, bad bigint, threshold numeric, nothing text, what text,
+        OUT status text, OUT observed numeric, OUT detail text)
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+BEGIN
+    IF n = 0 THEN
+        status := 'pass';
+        detail := nothing;
+        RETURN;
+    END IF;
+    observed := pg_catalog.round(bad::numeric / n, 6);
+    status := CASE WHEN bad::numeric / n > threshold THEN 'fail' ELSE 'pass' END;
+    detail := pg_catalog.format('%s of %s events (%s) %s; allowed %s', bad, n, pipeline._check_pct(bad::numeric / n),
+                                what, pipeline._check_pct(threshold));
+END
+$fn$;
+
+COMMENT ON FUNCTION pipeline._check_rate(bigint, bigint, numeric, text, text) IS
+    'internal: status, observed share and detail of a rate check';
+
+
+CREATE OR REPLACE FUNCTION pipeline._check_validity(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog := pipeline._check_target_source(c);
+    win interval := (c.params ->> 'window')::interval;
+    received bigint;
+    rejected bigint;
+    nb bigint;
+BEGIN
+    threshold := (c.params ->> 'max_reject_rate')::numeric;
+    SELECT COALESCE(pg_catalog.sum(b.received), 0), COALESCE(pg_catalog.sum(b.rejected), 0), pg_catalog.count(*)
+      INTO received, rejected, nb
+      FROM pipeline.batches AS b
+     WHERE b.source = s.source AND b.received_at > as_of - win AND b.received_at <= as_of;
+    SELECT r.status, r.observed, r.detail INTO status, observed, detail
+      FROM pipeline._check_rate(received, rejected, threshold,
+               pg_catalog.format('no events received in the %s before as_of', c.params ->> 'window'),
+               pg_catalog.format('rejected, in %s batches received in the %s before as_of', nb, c.params ->> 'window')) AS r;
+END
+$fn$;
+
+
+CREATE OR REPLACE FUNCTION pipeline._check_referential(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog := pipeline._check_target_source(c);
+    col text := c.params ->> 'column';
+    ref record := pipeline._check_reference(c.params ->> 'reference');
+    win interval := (c.params ->> 'window')::interval;
+    n bigint;
+    missing bigint;
+BEGIN
+    threshold := (c.params ->> 'max_missing_rate')::numeric;
+    PERFORM pipeline._check_contract_column(s.source, col);
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT EXISTS (SELECT FROM %1$s AS t WHERE t.%2$I = r.%3$I)) '
+        '  FROM %4$s AS r WHERE r.%5$I > $1 AND r.%5$I <= $2 AND r.%3$I IS NOT NULL',
+        ref.rel, ref.col, col, s.raw_table, s.event_time)
+      INTO n, missing USING as_of - win, as_of;
+    SELECT r.status, r.observed, r.detail INTO status, observed, detail
+      FROM pipeline._check_rate(n, missing, threshold,
+               pg_catalog.format('no events with a %s in the %s before as_of', col, c.params ->> 'window'),
+               pg_catalog.format('with event time in the %s before as_of: %s missing from %s',
+                                 c.params ->> 'window', col, ref.normalized)) AS r;
+END
+$fn$;
+
+
+CREATE OR REPLACE FUNCTION pipeline._check_not_null(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog := pipeline._check_target_source(c);
+    col text := c.params ->> 'column';
+    win interval := (c.params ->> 'window')::interval;
+    n bigint;
+    nulls bigint;
+BEGIN
+    threshold := (c.params ->> 'max_null_rate')::numeric;
+    PERFORM pipeline._check_contract_column(s.source, col);
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE r.%1$I IS NULL) '
+        '  FROM %2$s AS r WHERE r.%3$I > $1 AND r.%3$I <= $2',
+        col, s.raw_table, s.event_time)
+      INTO n, nulls USING as_of - win, as_of;
+    SELECT r.status, r.observed, r.detail INTO status, observed, detail
+      FROM pipeline._check_rate(n, nulls, threshold,
+               pg_catalog.format('no events in the %s before as_of', c.params ->> 'window'),
+               pg_catalog.format('with event time in the %s before as_of: no %s', c.params ->> 'window', col)) AS r;
+END
+$fn$;
+
+
+CREATE OR REPLACE FUNCTION pipeline._check_accepted_values(c pipeline.checks, as_of timestamptz,
+        OUT status text, OUT observed numeric, OUT threshold numeric, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog := pipeline._check_target_source(c);
+    col text := c.params ->> 'column';
+    win interval := (c.params ->> 'window')::interval;
+    typ text;
+    n bigint;
+    unexpected bigint;
+    kinds bigint;
+BEGIN
+    threshold := (c.params ->> 'max_unexpected_rate')::numeric;
+    typ := pipeline._check_contract_column(s.source, col);
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT (r.%1$I = ANY ($3::%2$s[]))), '
+        '       pg_catalog.count(DISTINCT r.%1$I) FILTER (WHERE NOT (r.%1$I = ANY ($3::%2$s[]))) '
+        '  FROM %3$s AS r WHERE r.%4$I > $1 AND r.%4$I <= $2 AND r.%1$I IS NOT NULL',
+        col, typ, s.raw_table, s.event_time)
+      INTO n, unexpected, kinds
+      USING as_of - win, as_of, ARRAY(SELECT e #>> '{}' FROM pg_catalog.jsonb_array_elements(c.params -> 'values') AS e);
+    SELECT r.status, r.observed, r.detail INTO status, observed, detail
+      FROM pipeline._check_rate(n, unexpected, threshold,
+               pg_catalog.format('no events with a %s in the %s before as_of', col, c.params ->> 'window'),
+               pg_catalog.format('with event time in the %s before as_of: %s not one of the %s accepted values (%s distinct other values)',
+                                 c.params ->> 'window', col, pg_catalog.jsonb_array_length(c.params -> 'values'), kinds)) AS r;
+END
+$fn$;

@@ -26,6 +26,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -39,6 +40,7 @@
 #include "parser/parser.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -57,7 +59,7 @@ static const char *const AllowedFunctions[] = {
 	NULL
 };
 
-static const char *const Aggregates[] = {"count", "sum", "min", "max", "avg", NULL};
+static const char *const Aggregates[] = {"count", "sum", "min", "max", "avg", "percentile_cont", NULL};
 
 typedef struct CheckState
 {
@@ -81,9 +83,10 @@ Refuse(CheckState *st, const char *fmt,...)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid %s: %s", st->what, buf),
-			 errhint("Measures are count(*), count(x), count(DISTINCT x), sum(x), min(x), max(x) "
-					 "and avg(x), where x uses source columns, constants, arithmetic, casts, CASE "
-					 "and simple immutable functions such as lower() or round().")));
+			 errhint("Measures are count(*), count(x), count(DISTINCT x), sum(x), min(x), max(x), "
+					 "avg(x) and percentile_cont(p) WITHIN GROUP (ORDER BY x), each optionally with "
+					 "FILTER (WHERE condition), where x and the condition use source columns, constants, "
+					 "arithmetic, casts, CASE and simple immutable functions such as lower() or round().")));
 }
 
 static bool
@@ -362,13 +365,71 @@ FormatType(Oid typid, int32 typmod)
 }
 
 /*
+ * percentile_cont(p) WITHIN GROUP (ORDER BY x): p a number literal strictly
+ * between 0 and 1 (0 and 1 are min and max), one ascending sort key.
+ */
+static void
+CheckPercentile(FuncCall *fc, CheckState *st)
+{
+	A_Const    *c = list_length(fc->args) == 1 ? (A_Const *) linitial(fc->args) : NULL;
+	SortBy	   *key;
+	double		p = 0.0;
+
+	if (!fc->agg_within_group)
+		Refuse(st, "percentile_cont needs WITHIN GROUP (ORDER BY x)");
+	if (fc->agg_distinct || fc->agg_star)
+		Refuse(st, "percentile_cont takes no DISTINCT or *");
+	if (c == NULL || !IsA(c, A_Const) || c->isnull ||
+		!(IsA(&c->val, Float) || IsA(&c->val, Integer)))
+		Refuse(st, "the fraction of percentile_cont must be a number such as 0.95");
+	p = IsA(&c->val, Integer) ? (double) intVal(&c->val) : strtod(castNode(Float, &c->val)->fval, NULL);
+	if (!(p > 0.0 && p < 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: the fraction of percentile_cont must be between 0 and 1, exclusive", st->what),
+				 errhint("Use e.g. 0.5 for the median or 0.99; min(x) and max(x) give the extremes.")));
+	if (list_length(fc->agg_order) != 1)
+		Refuse(st, "percentile_cont orders by exactly one expression");
+	key = linitial_node(SortBy, fc->agg_order);
+	if (key->sortby_dir != SORTBY_DEFAULT || key->sortby_nulls != SORTBY_NULLS_DEFAULT)
+		Refuse(st, "percentile_cont orders by x ascending: leave out DESC, USING and NULLS");
+	(void) CheckRawExpr(key->node, st);
+}
+
+/* the fraction p of a checked percentile_cont, as a number literal */
+static const char *
+PercentileFraction(Aggref *aggref)
+{
+	Node	   *p = eval_const_expressions(NULL, (Node *) linitial(aggref->aggdirectargs));
+
+	if (!IsA(p, Const) || ((Const *) p)->consttype != FLOAT8OID || ((Const *) p)->constisnull)
+		elog(ERROR, "percentile_cont fraction is not a float8 constant");
+	return float8out_internal(DatumGetFloat8(((Const *) p)->constvalue));
+}
+
+/* an avg's hot and daily layers keep its sum: numeric for exact types */
+static const char *
+AvgSumType(Oid avgtype)
+{
+	if (avgtype == FLOAT8OID)
+		return "double precision";
+	if (avgtype == INTERVALOID)
+		return "interval";
+	return "numeric";
+}
+
+/*
  * pipeline._compile_metric(raw regclass, dimensions text[], measures text,
  *							 filter text) RETURNS jsonb
  *	  {"dimensions": [{"name", "type"}],
- *	   "measures": [{"name", "agg", "expr", "arg_type", "type"}],
+ *	   "measures": [{"name", "agg", "expr", "arg_type", "type"
+ *					 [, "sum_type"] [, "p"] [, "filter"]}],
  *	   "filter": "<deparsed>" | null}
- *	  agg is count_star, count, count_distinct, sum, min, max or avg; expr is
- *	  the deparsed argument; type is the aggregate's result type.
+ *	  agg is a kind of pipeline.measure_kinds: count_star, count,
+ *	  count_distinct, sum, min, max, avg or percentile; expr is the deparsed
+ *	  argument; type is the aggregate's result type; sum_type (avg) the type
+ *	  its sum is kept in; p (percentile) the fraction; filter the measure's
+ *	  own FILTER condition, deparsed.
  */
 PG_FUNCTION_INFO_V1(pipeline_compile_metric);
 Datum
@@ -472,14 +533,23 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 					 errmsg("name \"%s\" is used twice among dimensions and measures", rt->name)));
 		names = lappend(names, makeString(rt->name));
 		st.what = psprintf("measure \"%s\"", rt->name);
-		if (fc->agg_order || fc->agg_filter || fc->over || fc->agg_within_group || fc->func_variadic)
-			Refuse(&st, "ORDER BY, FILTER, OVER and WITHIN GROUP are not allowed");
-		if (fc->agg_distinct && strcmp(agg, "count") != 0)
-			Refuse(&st, "DISTINCT is only allowed in count(DISTINCT x)");
-		if (fc->agg_star ? strcmp(agg, "count") != 0 : list_length(fc->args) != 1)
-			Refuse(&st, "%s() takes exactly one argument", agg);
-		if (!fc->agg_star)
-			(void) CheckRawExpr(linitial(fc->args), &st);
+		if (fc->over || fc->func_variadic)
+			Refuse(&st, "OVER and VARIADIC are not allowed");
+		if (strcmp(agg, "percentile_cont") == 0)
+			CheckPercentile(fc, &st);
+		else if (fc->agg_order || fc->agg_within_group)
+			Refuse(&st, "ORDER BY and WITHIN GROUP are only allowed in percentile_cont(p) WITHIN GROUP (ORDER BY x)");
+		else
+		{
+			if (fc->agg_distinct && strcmp(agg, "count") != 0)
+				Refuse(&st, "DISTINCT is only allowed in count(DISTINCT x)");
+			if (fc->agg_star ? strcmp(agg, "count") != 0 : list_length(fc->args) != 1)
+				Refuse(&st, "%s() takes exactly one argument", agg);
+			if (!fc->agg_star)
+				(void) CheckRawExpr(linitial(fc->args), &st);
+		}
+		if (fc->agg_filter)
+			(void) CheckRawExpr(fc->agg_filter, &st);
 	}
 
 	st.what = "measures";
@@ -512,13 +582,28 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 			(void) CheckAnalyzedExpr(arg, &st);
 			if (aggref->aggdistinct)
 				kind = "count_distinct";
+			else if (aggref->aggkind == AGGKIND_ORDERED_SET)
+			{
+				kind = "percentile";
+				if (aggref->aggtype != FLOAT8OID)
+					Refuse(&st, "percentile_cont of a %s is not supported: order by a number",
+						   format_type_be(exprType(arg)));
+			}
 		}
+		if (aggref->aggfilter)
+			(void) CheckAnalyzedExpr((Node *) aggref->aggfilter, &st);
 		(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 		AddPair(&state, "name", te->resname);
 		AddPair(&state, "agg", kind);
 		AddPair(&state, "expr", arg ? Deparse(arg, raw_relid) : NULL);
 		AddPair(&state, "arg_type", arg ? FormatType(exprType(arg), exprTypmod(arg)) : NULL);
 		AddPair(&state, "type", FormatType(aggref->aggtype, -1));
+		if (strcmp(kind, "avg") == 0)
+			AddPair(&state, "sum_type", AvgSumType(aggref->aggtype));
+		if (strcmp(kind, "percentile") == 0)
+			AddPair(&state, "p", PercentileFraction(aggref));
+		if (aggref->aggfilter)
+			AddPair(&state, "filter", Deparse((Node *) aggref->aggfilter, raw_relid));
 		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
 	(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);

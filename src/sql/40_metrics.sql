@@ -116,68 +116,6 @@ CREATE FUNCTION pipeline._dims_match(def jsonb, l text, r text) RETURNS text
       FROM pg_catalog.jsonb_array_elements(def->'dimensions') WITH ORDINALITY AS e(d, o));
 COMMENT ON FUNCTION pipeline._dims_match(jsonb, text, text) IS 'internal: " AND l.dim IS NOT DISTINCT FROM r.dim ..." for generated joins';
 
-CREATE FUNCTION pipeline._hot_columns(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
-               WHEN 'count' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
-               WHEN 'count_distinct' THEN pg_catalog.format('%I pipeline.distinct_sketch', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format('%I %s, %I bigint NOT NULL',
-                                  m->>'name' || '_sum', (m->>'sum_type'), m->>'name' || '_count')
-               ELSE pg_catalog.format('%I %s', m->>'name', m->>'type')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
-CREATE FUNCTION pipeline._fold_select(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN 'pg_catalog.count(*)'
-               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s)', m->>'expr')
-               WHEN 'count_distinct' THEN pg_catalog.format('pipeline.distinct_sketch(%s)', m->>'expr')
-               WHEN 'avg' THEN pg_catalog.format('pg_catalog.sum(%s), pg_catalog.count(%s)', m->>'expr', m->>'expr')
-               ELSE pg_catalog.format('pg_catalog.%s(%s)', m->>'agg', m->>'expr')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
-CREATE FUNCTION pipeline._fold_merge(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN pg_catalog.format('%1$I = h.%1$I + excluded.%1$I', m->>'name')
-               WHEN 'count' THEN pg_catalog.format('%1$I = h.%1$I + excluded.%1$I', m->>'name')
-               WHEN 'count_distinct' THEN pg_catalog.format('%1$I = pipeline.distinct_union(h.%1$I, excluded.%1$I)', m->>'name')
-               WHEN 'sum' THEN pg_catalog.format('%1$I = COALESCE(h.%1$I + excluded.%1$I, h.%1$I, excluded.%1$I)', m->>'name')
-               WHEN 'min' THEN pg_catalog.format('%1$I = LEAST(h.%1$I, excluded.%1$I)', m->>'name')
-               WHEN 'max' THEN pg_catalog.format('%1$I = GREATEST(h.%1$I, excluded.%1$I)', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format(
-                   '%1$I = COALESCE(h.%1$I + excluded.%1$I, h.%1$I, excluded.%1$I), %2$I = h.%2$I + excluded.%2$I',
-                   m->>'name' || '_sum', m->>'name' || '_count')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
-CREATE FUNCTION pipeline._live_select(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_distinct' THEN pg_catalog.format(
-                   'pipeline.distinct_count(h.%1$I) AS %1$I, h.%1$I AS %2$I', m->>'name', m->>'name' || '_sketch')
-               WHEN 'avg' THEN pg_catalog.format(
-                   'CASE WHEN h.%2$I > 0 THEN (h.%1$I / h.%2$I::%4$s)::%4$s END AS %3$I',
-                   m->>'name' || '_sum', m->>'name' || '_count', m->>'name', m->>'type')
-               ELSE pg_catalog.format('h.%1$I', m->>'name')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
 -- Every column name the metric's tables and views will have, per relation:
 -- a dimension or measure name must not collide with one pipeline adds.
 CREATE FUNCTION pipeline._check_generated_names(def jsonb)
@@ -188,35 +126,22 @@ CREATE FUNCTION pipeline._check_generated_names(def jsonb)
 DECLARE
     dims text[] := ARRAY(SELECT d->>'name' FROM pg_catalog.jsonb_array_elements(def->'dimensions') AS d);
     names text[] := ARRAY(SELECT e->>'name' FROM pg_catalog.jsonb_array_elements(def->'measures') AS e);
-    states text[] := ARRAY(SELECT CASE WHEN e->>'agg' = 'avg' THEN x ELSE e->>'name' END
-                             FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
-                                  LATERAL pg_catalog.unnest(CASE WHEN e->>'agg' = 'avg'
-                                      THEN ARRAY[e->>'name' || '_sum', e->>'name' || '_count']
-                                      ELSE ARRAY[e->>'name'] END) AS x);
-    sketches text[] := ARRAY(SELECT (e->>'name') || '_sketch' FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
-                              WHERE e->>'agg' = 'count_distinct');
-    hidden text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
-                                  LATERAL pg_catalog.unnest(ARRAY['_' || (e->>'name') || '_sum', '_' || (e->>'name') || '_count']) AS x
-                            WHERE e->>'agg' = 'avg');
-    deltas text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
-                                  LATERAL pg_catalog.unnest(CASE e->>'agg'
-                                      WHEN 'avg' THEN ARRAY[(e->>'name') || '_sum_delta', (e->>'name') || '_count_delta']
-                                      WHEN 'min' THEN ARRAY[e->>'name'] WHEN 'max' THEN ARRAY[e->>'name']
-                                      ELSE ARRAY[(e->>'name') || '_delta'] END) AS x);
-    reconcile text[] := ARRAY(SELECT x FROM pg_catalog.jsonb_array_elements(def->'measures') AS e,
-                                     LATERAL pg_catalog.unnest(ARRAY[(e->>'name') || '_live', (e->>'name') || '_daily',
-                                         (e->>'name') || '_restated', (e->>'name') || '_difference']) AS x);
+    daily text[] := pipeline._measure_names(def, 'daily_names');
+    reconcile text[] := ARRAY(SELECT x FROM pg_catalog.unnest(names) AS e(n),
+                                     LATERAL pg_catalog.unnest(ARRAY[n || '_live', n || '_daily',
+                                         n || '_restated', n || '_difference']) AS x);
     relation text;
     cols text[];
     dup text;
 BEGIN
     FOR relation, cols IN VALUES
-        ('hot table', ARRAY['bucket'] || dims || states),
-        ('live view', ARRAY['bucket', 'settled'] || dims || names || sketches),
-        ('daily table', ARRAY['day', 'status', 'computed_at', 'frozen_at'] || dims || names || hidden),
-        ('corrections table', ARRAY['correction_id', 'day', 'late_events', 'batch_ids', 'created_at'] || dims || names || hidden),
-        ('corrections view', ARRAY['day', 'late_events', 'batch_ids', 'created_at'] || dims || deltas),
-        ('restated view', ARRAY['day', 'corrected'] || dims || names),
+        ('hot table', ARRAY['bucket'] || dims || pipeline._measure_names(def, 'hot_names')),
+        ('live view', ARRAY['bucket', 'settled'] || dims || pipeline._measure_names(def, 'live_names')),
+        ('daily table', ARRAY['day', 'status', 'computed_at', 'frozen_at'] || dims || daily),
+        ('corrections table', ARRAY['correction_id', 'day', 'late_events', 'batch_ids', 'created_at'] || dims || daily),
+        ('corrections view', ARRAY['day', 'late_events', 'batch_ids', 'created_at'] || dims
+                             || pipeline._measure_names(def, 'corrections_view_names')),
+        ('restated view', ARRAY['day', 'corrected', 'is_correction'] || dims || daily),
         ('reconcile view', ARRAY['day', 'events_late_after_freeze', 'hot_covers_day',
                                  'distinct_is_approximate_in_live', 'status', 'frozen_at'] || dims || reconcile)
     LOOP
@@ -233,24 +158,6 @@ $fn$;
 COMMENT ON FUNCTION pipeline._check_generated_names(jsonb) IS
     'internal: refuses dimension and measure names that collide with the columns pipeline generates';
 
--- A metric's compiled definition: dimensions, measures (an avg keeps a sum,
--- numeric for exact types, and a count) and filter, deparsed.
-CREATE FUNCTION pipeline._metric_definition(raw regclass, dimensions text[], measures text, filter text)
-    RETURNS jsonb
-    LANGUAGE sql
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.jsonb_set(d, '{measures}', (
-        SELECT pg_catalog.jsonb_agg(CASE WHEN e->>'agg' = 'avg'
-                   THEN e || pg_catalog.jsonb_build_object('sum_type',
-                          CASE WHEN e->>'type' = 'double precision' THEN 'double precision'
-                               WHEN e->>'type' = 'interval' THEN 'interval'
-                               ELSE 'numeric' END)
-                   ELSE e END ORDER BY o)
-          FROM pg_catalog.jsonb_array_elements(d->'measures') WITH ORDINALITY AS x(e, o)))
-      FROM (SELECT pipeline._compile_metric(raw, dimensions, measures, filter) AS d) AS c);
-COMMENT ON FUNCTION pipeline._metric_definition(regclass, text[], text, text) IS
-    'internal: a metric''s checked, deparsed definition with the states its measures keep';
 
 -- The catalog row of a new metric is written here, as the extension owner
 -- (src/as_owner.c), with its daily layer: the definition is compiled again
@@ -297,7 +204,7 @@ BEGIN
         RAISE EXCEPTION 'permission denied to register metric %', metric
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
     END IF;
-    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
     dims := pipeline._dims(def);
 
     -- $1 batch ids, $2/$3 their event-time range (partition pruning),
@@ -313,17 +220,13 @@ BEGIN
         'GROUP BY %11$s '
         'ON CONFLICT ON CONSTRAINT %12$I DO UPDATE SET %13$s',
         hot, dims,
-        (SELECT pg_catalog.string_agg(
-                  CASE WHEN e->>'agg' = 'avg'
-                       THEN pg_catalog.format('%I, %I', e->>'name' || '_sum', e->>'name' || '_count')
-                       ELSE pg_catalog.format('%I', e->>'name') END, ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
+        pipeline._measure_sql(def, 'hot_names'),
         bucket, s.event_time, '2000-01-01 00:00:00+00',
         pipeline._dims(def, 'r.'),
-        pipeline._fold_select(def), s.raw_table, COALESCE(def->>'filter', 'true'),
+        pipeline._measure_sql(def, 'fold'), s.raw_table, COALESCE(def->>'filter', 'true'),
         (SELECT pg_catalog.string_agg(i::text, ', ')
            FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
-        hot || '_key', pipeline._fold_merge(def));
+        hot || '_key', pipeline._measure_sql(def, 'merge'));
 
     -- an empty snapshot: the first fold takes every batch already stored
     INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
@@ -427,7 +330,7 @@ BEGIN
                                            s.raw_table, s.raw_table, current_user);
     END IF;
 
-    def := pipeline._metric_definition(s.raw_table, dimensions, measures, filter);
+    def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
     PERFORM pipeline._check_generated_names(def);
 
     dims := pipeline._dims(def);
@@ -436,7 +339,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
         'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s))',
-        hot, dim_defs, pipeline._hot_columns(def), hot || '_key', dims);
+        hot, dim_defs, pipeline._measure_sql(def, 'hot_columns'), hot || '_key', dims);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
 
     EXECUTE pg_catalog.format(
@@ -445,7 +348,7 @@ BEGIN
         'FROM pipeline.metric_catalog AS m JOIN pipeline.source_catalog AS s USING (source) '
         'WHERE m.metric = %L) AS settled FROM pipeline.%I AS h',
         live, pipeline._dims(def, 'h.'),
-        pipeline._live_select(def), bucket, metric, hot);
+        pipeline._measure_sql(def, 'live'), bucket, metric, hot);
     EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I TO pipeline_reader', live);
     EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', live,
         pg_catalog.format('metric %s: hot buckets of %s, seconds behind ingest; distinct counts are estimates', metric, bucket));

@@ -121,69 +121,6 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline._guard_corrections() IS 'internal: keeps correction tables append-only';
 
--- Generated SQL pieces, one place per measure kind, as for the hot layer.
-CREATE FUNCTION pipeline._daily_columns(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
-               WHEN 'count' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
-               WHEN 'count_distinct' THEN pg_catalog.format('%I bigint NOT NULL', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format('%I %s, %I %s, %I bigint NOT NULL',
-                                  m->>'name', m->>'type', '_' || (m->>'name') || '_sum',
-                                  m->>'sum_type', '_' || (m->>'name') || '_count')
-               ELSE pg_catalog.format('%I %s', m->>'name', m->>'type')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
--- exact aggregates over raw rows r (count(DISTINCT) is exact here)
-CREATE FUNCTION pipeline._daily_select(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN pg_catalog.format('pg_catalog.count(*) AS %I', m->>'name')
-               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s) AS %I', m->>'expr', m->>'name')
-               WHEN 'count_distinct' THEN pg_catalog.format('pg_catalog.count(DISTINCT %s) AS %I', m->>'expr', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format('pg_catalog.avg(%1$s) AS %2$I, pg_catalog.sum(%1$s) AS %3$I, pg_catalog.count(%1$s) AS %4$I',
-                                  m->>'expr', m->>'name', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
-               ELSE pg_catalog.format('pg_catalog.%s(%s) AS %I', m->>'agg', m->>'expr', m->>'name')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
-CREATE FUNCTION pipeline._daily_names(def jsonb, prefix text DEFAULT '') RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE WHEN m->>'agg' = 'avg'
-                  THEN pg_catalog.format('%1$s%2$I, %1$s%3$I, %1$s%4$I', prefix, m->>'name',
-                                         '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
-                  ELSE pg_catalog.format('%s%I', prefix, m->>'name') END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
--- Restated value of each measure over a union of daily rows (frozen
--- values) and correction rows (deltas): sums of counts and sums, extremes
--- of extremes, exact distinct counts plus their deltas.
-CREATE FUNCTION pipeline._restated_select(def jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'min' THEN pg_catalog.format('pg_catalog.min(u.%1$I) AS %1$I', m->>'name')
-               WHEN 'max' THEN pg_catalog.format('pg_catalog.max(u.%1$I) AS %1$I', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format(
-                   '(pg_catalog.sum(u.%2$I) / NULLIF(pg_catalog.sum(u.%3$I), 0)::%4$s)::%4$s AS %1$I',
-                   m->>'name', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count', m->>'type')
-               WHEN 'sum' THEN pg_catalog.format('pg_catalog.sum(u.%1$I) AS %1$I', m->>'name')
-               ELSE pg_catalog.format('pg_catalog.sum(u.%1$I)::bigint AS %1$I', m->>'name')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
-
 -- Creates the daily layer of a metric: tables owned by the extension owner
 -- (so no other role can touch a frozen row), their guards and the views.
 -- Run by _register_metric_as_owner, as the extension owner, for the metric
@@ -217,7 +154,7 @@ BEGIN
         'computed_at timestamptz NOT NULL, frozen_at timestamptz, '
         'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (%s))',
         daily, pipeline._dims_typed(def),
-        pipeline._daily_columns(def), daily || '_key', key);
+        pipeline._measure_sql(def, 'daily_columns'), daily || '_key', key);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER guard_frozen BEFORE UPDATE OR DELETE ON pipeline.%I '
         'FOR EACH ROW EXECUTE FUNCTION pipeline._guard_frozen()', daily);
@@ -232,7 +169,7 @@ BEGIN
         corr, pipeline._dims_typed(def),
         -- deltas: bigint for counts and distinct counts, the sum's type for
         -- sums, the new extreme for min/max, sum and count deltas for avg
-        replace(pipeline._daily_columns(def), ' NOT NULL', ''));
+        replace(pipeline._measure_sql(def, 'daily_columns'), ' NOT NULL', ''));
     EXECUTE pg_catalog.format('CREATE INDEX ON pipeline.%I (day)', corr);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER guard_append_only BEFORE UPDATE OR DELETE ON pipeline.%I '
@@ -251,33 +188,14 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE VIEW metrics.%I AS SELECT c.day%s, %s, c.late_events, c.batch_ids, c.created_at FROM pipeline.%I AS c',
         corr, pipeline._dims(def, 'c.'),
-        (SELECT pg_catalog.string_agg(
-                  CASE WHEN e->>'agg' IN ('min', 'max')
-                       THEN pg_catalog.format('c.%1$I AS %1$I', e->>'name')
-                       WHEN e->>'agg' = 'avg'
-                       THEN pg_catalog.format('c.%I AS %I, c.%I AS %I',
-                              '_' || (e->>'name') || '_sum', (e->>'name') || '_sum_delta',
-                              '_' || (e->>'name') || '_count', (e->>'name') || '_count_delta')
-                       ELSE pg_catalog.format('c.%I AS %I', e->>'name', (e->>'name') || '_delta') END,
-                  ', ' ORDER BY o)
-           FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o)),
-        corr);
-    EXECUTE pg_catalog.format(
-        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
-        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
-        '      UNION ALL '
-        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
-        'GROUP BY u.day%2$s',
-        metric || '_restated', pipeline._dims(def, 'u.'), pipeline._restated_select(def),
-        pipeline._dims(def, 'd.'), pipeline._daily_names(def, 'd.'), daily,
-        pipeline._dims(def, 'c.'), pipeline._daily_names(def, 'c.'), corr);
+        pipeline._measure_sql(def, 'corrections_view'), corr);
+    PERFORM pipeline._create_restated_view(m.metric);
     PERFORM pipeline._create_reconcile_view(m.metric);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', daily)::regclass);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', corr)::regclass);
 
     EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', daily, m.owner::text);
     EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', corr, m.owner::text);
-    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', metric || '_restated', m.owner::text);
     EXECUTE pg_catalog.format('GRANT SELECT ON pipeline.%I, pipeline.%I TO %I', daily, corr, m.owner::text);
     EXECUTE pg_catalog.format('GRANT SELECT ON metrics.%I, metrics.%I, metrics.%I, metrics.%I TO pipeline_reader',
                               daily, corr, metric || '_restated', metric || '_reconcile');
@@ -285,13 +203,42 @@ BEGIN
         pg_catalog.format('metric %s per day (%s): exact, provisional until frozen, frozen rows never change', metric, s.day_timezone));
     EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', corr,
         pg_catalog.format('metric %s: deltas of events accepted after their day froze, with the batches behind them (append-only)', metric));
-    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', metric || '_restated',
-        pg_catalog.format('metric %s per day: frozen values plus corrections', metric));
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._create_daily(text) IS
     'internal: builds a metric''s daily tables, guards and views, owned by the extension owner';
 REVOKE EXECUTE ON FUNCTION pipeline._create_daily(text) FROM PUBLIC;
+
+-- The restated view: per day and group, the frozen values and the
+-- corrections, each measure combined as its kind says (restated in
+-- pipeline.measure_kinds).
+CREATE FUNCTION pipeline._create_restated_view(metric text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    m pipeline.metric_catalog;
+    def jsonb;
+BEGIN
+    SELECT * INTO STRICT m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_restated_view.metric;
+    def := m.definition;
+    EXECUTE pg_catalog.format(
+        'CREATE VIEW metrics.%1$I AS SELECT u.day%2$s, %3$s, pg_catalog.bool_or(u.is_correction) AS corrected '
+        'FROM (SELECT d.day%4$s, %5$s, false AS is_correction FROM pipeline.%6$I AS d '
+        '      UNION ALL '
+        '      SELECT c.day%7$s, %8$s, true FROM pipeline.%9$I AS c) AS u '
+        'GROUP BY u.day%2$s',
+        m.metric || '_restated', pipeline._dims(def, 'u.'), pipeline._measure_sql(def, 'restated'),
+        pipeline._dims(def, 'd.'), pipeline._measure_sql(def, 'daily_names', 'd.'), m.metric || '_daily',
+        pipeline._dims(def, 'c.'), pipeline._measure_sql(def, 'daily_names', 'c.'), m.metric || '_corrections');
+    EXECUTE pg_catalog.format('ALTER VIEW metrics.%I OWNER TO %I', m.metric || '_restated', m.owner::text);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW metrics.%I IS %L', m.metric || '_restated',
+        pg_catalog.format('metric %s per day: frozen values plus corrections', m.metric));
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION pipeline._create_restated_view(text) FROM PUBLIC;
+COMMENT ON FUNCTION pipeline._create_restated_view(text) IS 'internal: builds metrics.<metric>_restated';
 
 -- The reconcile view: per day and dimension group, for each measure the hot
 -- rollup (where hot retention still covers the whole day), the daily value,
@@ -311,28 +258,12 @@ BEGIN
     SELECT * INTO STRICT m FROM pipeline.metric_catalog AS c WHERE c.metric = _create_reconcile_view.metric;
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
     def := m.definition;
-    -- the hot rollup of a day, per measure kind
-    SELECT pg_catalog.string_agg(
-             CASE e->>'agg'
-               WHEN 'count_distinct' THEN pg_catalog.format(
-                   'pipeline.distinct_count(pipeline.distinct_merge(h.%1$I)) AS %1$I', e->>'name')
-               WHEN 'min' THEN pg_catalog.format('pg_catalog.min(h.%1$I) AS %1$I', e->>'name')
-               WHEN 'max' THEN pg_catalog.format('pg_catalog.max(h.%1$I) AS %1$I', e->>'name')
-               WHEN 'avg' THEN pg_catalog.format(
-                   '(pg_catalog.sum(h.%2$I) / NULLIF(pg_catalog.sum(h.%3$I), 0)::%4$s)::%4$s AS %1$I',
-                   e->>'name', (e->>'name') || '_sum', (e->>'name') || '_count', e->>'type')
-               WHEN 'sum' THEN pg_catalog.format('pg_catalog.sum(h.%1$I) AS %1$I', e->>'name')
-               ELSE pg_catalog.format('pg_catalog.sum(h.%1$I)::bigint AS %1$I', e->>'name')
-             END, ', ' ORDER BY o)
-      INTO live_cols
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o);
+    -- per measure: the hot rollup of a day, daily, restated, the difference
+    live_cols := pipeline._measure_sql(def, 'rollup');
     SELECT pg_catalog.string_agg(pg_catalog.format(
                'l.%1$I AS %2$I, d.%1$I AS %3$I, r.%1$I AS %4$I, %5$s AS %6$I',
                e->>'name', (e->>'name') || '_live', (e->>'name') || '_daily', (e->>'name') || '_restated',
-               CASE WHEN e->>'agg' IN ('count_star', 'count', 'count_distinct', 'sum', 'avg')
-                    THEN pg_catalog.format('r.%1$I - l.%1$I', e->>'name')
-                    ELSE pg_catalog.format('CASE WHEN r.%1$I IS DISTINCT FROM l.%1$I THEN r.%1$I END', e->>'name') END,
-               (e->>'name') || '_difference'), ', ' ORDER BY o)
+               pipeline._measure_part(e, o, 'difference'), (e->>'name') || '_difference'), ', ' ORDER BY o)
       INTO cols
       FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS x(e, o);
 
@@ -361,7 +292,8 @@ BEGIN
            FROM pg_catalog.generate_series(2, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
         pipeline._dims(def, 'c.'), m.metric || '_corrections',
         pipeline._dims(def, 'r.'), cols, m.hot_retention,
-        EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e WHERE e->>'agg' = 'count_distinct'),
+        EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
+                  JOIN pipeline.measure_kinds AS k ON k.kind = e->>'agg' WHERE k.live_is_approximate),
         m.metric || '_restated', m.metric || '_daily',
         pipeline._dims_match(def, 'd', 'r'),
         pipeline._dims_match(def, 'l', 'r'),
@@ -408,8 +340,8 @@ BEGIN
           JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
          WHERE c.relname ~ '_pl_v[0-9a-f]{8}$'
            AND NOT EXISTS (SELECT FROM pipeline.metric_catalog AS m,
-                                       pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
-                            WHERE m.source = s.source AND x->>'agg' = 'count_distinct'
+                                       pipeline._measures_corrected_by(m.definition, 'new_values') AS x
+                            WHERE m.source = s.source
                               AND c.relname = pipeline._value_index_name(h.inhrelid::regclass, x->>'expr'))
     LOOP
         EXECUTE pg_catalog.format('DROP INDEX %s', idx);
@@ -461,11 +393,11 @@ BEGIN
         '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
         '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
         'SELECT pg_catalog.pg_current_snapshot(), COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
-        pipeline._daily_select(def),
+        pipeline._measure_sql(def, 'daily_exact'),
         pipeline._dims_aliased(def, 'r.'),
         s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
         pipeline._dims_group(def, 'r.'),
-        m.metric || '_daily', pipeline._dims(def), pipeline._daily_names(def))
+        m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
       INTO snap, events USING d, lo, hi, status, as_of;
 END
 $fn$;
@@ -522,8 +454,8 @@ DECLARE
 BEGIN
     FOR col IN
         SELECT DISTINCT x->>'expr'
-          FROM pg_catalog.jsonb_array_elements(m.definition->'measures') AS e(x)
-         WHERE x->>'agg' = 'count_distinct' AND pipeline._raw_column(s.raw_table, x->>'expr')
+          FROM pipeline._measures_corrected_by(m.definition, 'new_values') AS x
+         WHERE pipeline._raw_column(s.raw_table, x->>'expr')
     LOOP
         idx := pipeline._value_index_name(part, col);
         CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx)) IS NOT NULL;
@@ -537,8 +469,8 @@ BEGIN
                         FROM pipeline.metric_catalog AS o,
                              pg_catalog.jsonb_array_elements(o.definition->'dimensions') AS e(d)
                        WHERE o.source = s.source
-                         AND EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(o.definition->'measures') AS f(x)
-                                      WHERE x->>'agg' = 'count_distinct' AND x->>'expr' = col)) AS u
+                         AND EXISTS (SELECT FROM pipeline._measures_corrected_by(o.definition, 'new_values') AS x
+                                      WHERE x->>'expr' = col)) AS u
          WHERE pg_catalog.quote_ident(c) <> col;
         EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s) INCLUDE (%s)', idx, part, col, included);
     END LOOP;
@@ -599,26 +531,28 @@ BEGIN
                 PERFORM pipeline._index_day_values(m, s, part);
             END IF;
             PERFORM pg_catalog.set_config('jit', 'off', true);
-            IF EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(def->'measures') AS e(x)
-                        WHERE x->>'agg' = 'count_distinct' AND NOT pipeline._raw_column(s.raw_table, x->>'expr')) THEN
+            IF EXISTS (SELECT FROM pipeline._measures_corrected_by(def, 'new_values') AS x
+                        WHERE NOT pipeline._raw_column(s.raw_table, x->>'expr')) THEN
                 PERFORM pg_catalog.set_config('enable_sort', 'off', true);
             END IF;
         END IF;
         EXECUTE pg_catalog.format(
-            'WITH new AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events, '
-            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches '
+            'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
+            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
             '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
-            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s, '
+            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
             '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
             '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
             'SELECT pg_catalog.count(*) FROM ins',
-            pipeline._correction_select(def, s, m.metric),
+            COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
             pipeline._dims_aliased(def, 'r.'),
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
             pipeline._dims_group(def, 'r.'),
-            m.metric || '_corrections', pipeline._dims(def), pipeline._daily_names(def),
+            m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
             pipeline._dims(def, 'new.'),
-            pipeline._correction_values(def, m.metric), distinct_ctes)
+            pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
+                                  m.metric || '_restated'),
+            distinct_ctes, pipeline._correction_exact(def, s))
           INTO n USING c.day, lo, hi, ids, cur, s.source;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
@@ -631,21 +565,40 @@ $fn$;
 COMMENT ON FUNCTION pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures) IS
     'internal: writes the corrections of a frozen day for the batches accepted since its freeze or last correction';
 
--- inside _correct_day's "new" CTE: the new events' aggregates
-CREATE FUNCTION pipeline._correction_select(def jsonb, s pipeline.source_catalog, metric text) RETURNS text
+-- "r's batch was committed for the snapshot cur ($5) of _correct_day": a
+-- batch that committed after cur is visible to the statement but left for
+-- its own correction
+CREATE FUNCTION pipeline._seen_by_cur(alias text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        '%I._pl_batch NOT IN (SELECT b.batch_id FROM pipeline.batch_log AS b '
+        '                      WHERE b.source = $6 '
+        '                        AND b.xid >= pg_catalog.pg_snapshot_xmin($5) '
+        '                        AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5))', alias);
+COMMENT ON FUNCTION pipeline._seen_by_cur(text) IS
+    'internal: the condition that a raw row''s batch was committed for the snapshot of a correction';
+
+-- inside _correct_day's statement, for the measures corrected from raw
+-- (percentiles): _pl_exact, their exact value per group that has late
+-- events, over every event of the day the snapshot cur ($5) saw (the late
+-- batches $4 among them).
+CREATE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
     RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'count_star' THEN pg_catalog.format('pg_catalog.count(*) AS %I', m->>'name')
-               WHEN 'count' THEN pg_catalog.format('pg_catalog.count(%s) AS %I', m->>'expr', m->>'name')
-               WHEN 'count_distinct' THEN pg_catalog.format('NULL::bigint AS %I', m->>'name')
-               WHEN 'avg' THEN pg_catalog.format('pg_catalog.sum(%1$s) AS %2$I, pg_catalog.count(%1$s) AS %3$I',
-                                  m->>'expr', '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
-               ELSE pg_catalog.format('pg_catalog.%s(%s) AS %I', m->>'agg', m->>'expr', m->>'name')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o));
+    SELECT pg_catalog.format(
+               ', _pl_exact AS (SELECT %1$s%2$s FROM %3$s AS r '
+               '                 WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND %6$s '
+               '                   AND EXISTS (SELECT FROM new AS n WHERE true%7$s) '
+               '                 GROUP BY %8$s)',
+               pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
+               pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+               pipeline._seen_by_cur('r'), pipeline._dims_match(def, 'n', 'r'), pipeline._dims_group(def, 'r.'))
+      FROM pipeline._measures_corrected_by(def, 'raw') AS x
+    HAVING pg_catalog.count(*) > 0);
+COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) IS
+    'internal: the CTE of _correct_day that computes, per group with late events, the exact value of the measures corrected from raw';
 
 -- inside _correct_day's statement, per distinct measure number N, the
 -- values the new events add to each group:
@@ -678,7 +631,7 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                  ', _pl_new_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
                  '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
                  '                     AND (%2$s) IS NOT NULL), ',
-                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, filter)
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
              || CASE WHEN pipeline._raw_column(raw, m->>'expr') THEN pg_catalog.format(
                  '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
                  '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
@@ -693,45 +646,14 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                  '                    GROUP BY %6$s)',
                  o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, other, grp, pipeline._dims_match(def, 'x', 'n'))
              END, '' ORDER BY o), '')
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o)
+      JOIN pipeline.measure_kinds AS t ON t.kind = m->>'agg' AND t.corrected_by = 'new_values',
+           LATERAL (SELECT pg_catalog.format('(%s) AND (%s)', filter, COALESCE(m->>'filter', 'true')) AS measure_filter) AS f,
            LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
-                           pg_catalog.format(
-                               'r.%1$I >= $2 AND r.%1$I < $3 AND (%2$s) AND r._pl_batch <> ALL ($4) '
-                               'AND r._pl_batch NOT IN (SELECT b.batch_id FROM pipeline.batch_log AS b '
-                               '                         WHERE b.source = $6 '
-                               '                           AND b.xid >= pg_catalog.pg_snapshot_xmin($5) '
-                               '                           AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $5))',
-                               event_time, filter) AS other) AS k
-     WHERE m->>'agg' = 'count_distinct');
+                           pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
+                                             event_time, measure_filter, pipeline._seen_by_cur('r')) AS other) AS k);
 COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, regclass, text, text) IS
     'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
-
--- the correction row's value of each measure, from "new", the distinct
--- deltas and the day's restated values so far (metrics.<metric>_restated,
--- joined per group)
-CREATE FUNCTION pipeline._correction_values(def jsonb, metric text) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT pg_catalog.string_agg(
-             CASE m->>'agg'
-               WHEN 'min' THEN pg_catalog.format(
-                   '(SELECT CASE WHEN p.%1$I IS NULL OR new.%1$I < p.%1$I THEN new.%1$I END '
-                   '   FROM (SELECT (SELECT x.%1$I FROM metrics.%2$I AS x WHERE x.day = $1%3$s) AS %1$I) AS p)',
-                   m->>'name', metric || '_restated', dim_match)
-               WHEN 'max' THEN pg_catalog.format(
-                   '(SELECT CASE WHEN p.%1$I IS NULL OR new.%1$I > p.%1$I THEN new.%1$I END '
-                   '   FROM (SELECT (SELECT x.%1$I FROM metrics.%2$I AS x WHERE x.day = $1%3$s) AS %1$I) AS p)',
-                   m->>'name', metric || '_restated', dim_match)
-               WHEN 'count_distinct' THEN pg_catalog.format(
-                   'COALESCE((SELECT f._pl_n FROM _pl_fresh_%s AS f WHERE true%s), 0)',
-                   o, pipeline._dims_match(def, 'f', 'new'))
-               WHEN 'avg' THEN pg_catalog.format('NULL::%s, new.%I, new.%I', m->>'type',
-                   '_' || (m->>'name') || '_sum', '_' || (m->>'name') || '_count')
-               ELSE pg_catalog.format('new.%I', m->>'name')
-             END, ', ' ORDER BY o)
-      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o),
-           LATERAL (SELECT pipeline._dims_match(def, 'x', 'new') AS dim_match) AS j);
 
 -- Records a freeze, or a restatement's new version: the snapshot the
 -- numbers were read with is also where the day's corrections start, and
