@@ -299,7 +299,7 @@ SELECT check_name, status, threshold FROM pipeline.run_checks() WHERE check_name
 -- a batch with 2 rejects in 12 (of 365 events received in the hour), not folded yet
 SELECT received, accepted, rejected FROM pipeline.ingest('orders', pg_temp.orders(5000, now() - interval '2 hours', 10)
     || '[{"order_id": "not a number", "event_time": "2026-03-08T10:00:00Z"}, {"order_id": 5999}]');
-SELECT check_name, status, observed, threshold
+SELECT check_name, status, observed, threshold, detail
   FROM pipeline.run_checks() WHERE check_name = 'orders_valid';
 SELECT check_name, status, observed < 5 AS observed_small, detail ~ '^10 events in 1 batches wait for the fold' AS says_what_waits
   FROM pipeline.run_checks() WHERE check_name = 'sales_fresh';
