@@ -43,14 +43,8 @@ is(PipelineNode::worker_pid($node, 'app'), $pid, 'worker survives SIGHUP');
 
 # kill -9: the postmaster restarts everything and the launcher brings the
 # workers back, one per database
-my $log_offset = -s $node->logfile;
-kill 'KILL', $pid;
-# wait for the restart to finish before connecting (a connection attempt
-# during crash recovery can break the test harness's pipe)
-$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'app' AND pid <> $pid})
+PipelineNode::kill9_and_wait($node, $pid);
+PipelineNode::wait_new_worker($node, 'app', $pid)
   or die 'worker did not come back after kill -9';
 pass('worker restarted after kill -9');
 $node->poll_query_until('postgres',
@@ -63,9 +57,7 @@ is($node->safe_psql('postgres', q{
 # kill -9 of the launcher: it comes back, with no duplicate workers
 my $lpid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pipeline launcher'");
-$log_offset = -s $node->logfile;
-kill 'KILL', $lpid;
-$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
+PipelineNode::kill9_and_wait($node, $lpid);
 $node->poll_query_until('postgres', qq{
 	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pipeline launcher' AND pid <> $lpid})
   or die 'launcher did not come back after kill -9';
@@ -78,9 +70,7 @@ is($node->safe_psql('postgres',
 # SIGTERM: the worker exits cleanly and is restarted after a pause
 $pid = PipelineNode::worker_pid($node, 'app');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'app' AND pid <> $pid})
+PipelineNode::wait_new_worker($node, 'app', $pid)
   or die 'worker not restarted after SIGTERM';
 pass('worker restarted after SIGTERM');
 

@@ -851,9 +851,7 @@ $node->safe_psql('postgres', q{
 # the worker picks database settings up when it connects: the next (re)start
 my $wpid = PipelineNode::worker_pid($node, 'h_worker');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($wpid)");
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'h_worker' AND pid <> $wpid})
+PipelineNode::wait_new_worker($node, 'h_worker', $wpid)
   or die 'the h_worker worker did not come back';
 $node->poll_query_until('h_worker', q{
 	SELECT last_tick > since + interval '1 second' FROM pipeline.workers WHERE database = 'h_worker'})
