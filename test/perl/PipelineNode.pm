@@ -52,14 +52,20 @@ sub session
 	return ($session, $session->query_safe('SELECT pg_backend_pid()'));
 }
 
+# waits until one pipeline worker runs in database $db
+sub wait_worker
+{
+	my ($node, $db) = @_;
+	return $node->poll_query_until('postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		 WHERE backend_type = 'pipeline worker' AND datname = '$db'});
+}
+
 # pid of the pipeline worker of database $db, waiting until there is one
 sub worker_pid
 {
 	my ($node, $db) = @_;
-	$node->poll_query_until('postgres', qq{
-		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE backend_type = 'pipeline worker' AND datname = '$db'})
-	  or die "no pipeline worker for $db";
+	wait_worker($node, $db) or die "no pipeline worker for $db";
 	return $node->safe_psql('postgres', qq{
 		SELECT pid FROM pg_stat_activity
 		 WHERE backend_type = 'pipeline worker' AND datname = '$db'});
@@ -90,18 +96,21 @@ sub wait_blocked
 }
 
 # kill -9 of server process $pid (a backend, a worker, the launcher), then
-# waits until the postmaster has reinitialised.  No connection may be
+# waits until the server log says that the postmaster saw it die of signal
+# 9, reinitialised and accepts connections again.  No connection may be
 # attempted before: IPC::Run dies of the broken pipe to a psql that exited
-# before reading its query.  Dies if the log never says so.
+# before reading its query.
 sub kill9_and_wait
 {
 	my ($node, $pid) = @_;
 	my $offset = -s $node->logfile;
 	kill 'KILL', $pid;
-	$node->wait_for_log(
-		qr/\(PID $pid\) was terminated by signal 9.*reinitializing.*database system is ready to accept connections/s,
-		$offset);
-	return;
+	return eval {
+		$node->wait_for_log(
+			qr/\(PID $pid\) was terminated by signal 9.*reinitializing.*database system is ready to accept connections/s,
+			$offset);
+		1;
+	} // 0;
 }
 
 # the server log written since byte offset $from (an earlier -s $node->logfile)

@@ -87,9 +87,8 @@ for my $variant ('commit', 'rollback')
 		"$variant: A's receipt: received 7, accepted 5, duplicates 1, rejected 1");
 
 	$sb->query_until(qr/b-started/, "\\echo b-started\n$sql;\n\\echo b-done\n");
-	PipelineNode::wait_blocked($node, 'samekey', $bpid, holder => $apid)
+	ok(PipelineNode::wait_blocked($node, 'samekey', $bpid, holder => $apid), "$variant: B waits for A's transaction")
 	  or die "backend $bpid never blocked behind $apid";
-	pass("$variant: B waits for A's transaction");
 
 	$sa->query_safe($variant eq 'commit' ? 'COMMIT' : 'ROLLBACK');
 	my $rb = b_result($sb);
@@ -278,9 +277,9 @@ sub receipt_counts
 		  . ingest_sql(undef,
 			event(4, "${dp}T00:00:00Z"), event(5, "${d0}T06:00:00Z"), event(3, "${d0}T07:00:00Z"))
 		  . ";\n\\echo b-done\n");
-	PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid)
+	ok(PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid),
+		'3a: B waits for A, which holds day D uncommitted')
 	  or die "backend $bpid never blocked behind $apid";
-	pass('3a: B waits for A, which holds day D uncommitted');
 
 	$sa->query('COMMIT');
 	my $rb = b_result($sb);
@@ -313,9 +312,8 @@ sub receipt_counts
 
 	$sb->query_until(qr/b-started/, "\\echo b-started\n"
 		  . ingest_sql(undef, event(11, "${dy}T08:00:00Z")) . ";\n\\echo b-done\n");
-	PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid)
+	ok(PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid), '3b: B, creating day Y, waits for A')
 	  or die "backend $bpid never blocked behind $apid";
-	pass('3b: B, creating day Y, waits for A');
 
 	$ra = $sa->query(ingest_sql(undef, event(12, "${dy}T09:00:00Z")));
 	is($sa->{stderr}, '', '3b: no error reaches A sending day Y');

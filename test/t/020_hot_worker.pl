@@ -115,8 +115,8 @@ my $victim = $node->safe_psql('crash', q{
 is(status('crash', 'm'), '600|400|0|', 'b: mid-fold: the second batch is still backlog');
 
 # the postmaster restarts everything (the lock holder's session dies too)
-PipelineNode::kill9_and_wait($node, $victim);
-pass('b: the worker was killed by signal 9 and the server reinitialised');
+ok(PipelineNode::kill9_and_wait($node, $victim), 'b: the worker was killed by signal 9 and the server reinitialised')
+  or die 'b: no restart after kill -9';
 PipelineNode::wait_new_worker($node, 'crash', $victim)
   or die 'b: worker did not come back after kill -9';
 eval { $holder->quit };

@@ -293,10 +293,10 @@ my ($holder, $holder_pid) = PipelineNode::session($node, 'daily', on_error_stop 
 $holder->query_safe("BEGIN; SELECT FROM pipeline.day_closures WHERE metric = 'm' AND day = '$d2' FOR UPDATE;");
 my ($closer, $closer_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $closer->query_until(qr/started/, "\\echo started\nSELECT * FROM pipeline.close_days();\n");
-PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid)
+ok(PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid),
+	'2a: close_days froze D1 and waits for the closure row of D2')
   or die "2a: backend $closer_pid never blocked";
-pass('2a: close_days froze D1 and waits for the closure row of D2');
-PipelineNode::kill9_and_wait($node, $closer_pid);
+PipelineNode::kill9_and_wait($node, $closer_pid) or die '2a: no restart after kill -9';
 eval { $closer->quit };
 eval { $holder->quit };
 
@@ -318,10 +318,10 @@ my $frozen = daily_state('daily');
 $holder->query_safe("BEGIN; SELECT FROM pipeline.day_closures WHERE metric = 'm' AND day = '$d2' FOR UPDATE;");
 ($closer, $closer_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $closer->query_until(qr/started/, "\\echo started\nSELECT * FROM pipeline.close_days();\n");
-PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid)
+ok(PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid),
+	'2b: close_days corrected D1 and waits for the closure row of D2')
   or die "2b: backend $closer_pid never blocked";
-pass('2b: close_days corrected D1 and waits for the closure row of D2');
-PipelineNode::kill9_and_wait($node, $closer_pid);
+PipelineNode::kill9_and_wait($node, $closer_pid) or die '2b: no restart after kill -9';
 eval { $closer->quit };
 eval { $holder->quit };
 
@@ -351,10 +351,10 @@ $holder->query_safe('BEGIN; LOCK TABLE pipeline.restatements IN SHARE MODE;');
 my ($restater, $restater_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $restater->query_until(qr/started/,
 	"\\echo started\nSELECT pipeline.restate_day('m', '$d1', 'late refunds');\n");
-PipelineNode::wait_blocked($node, 'daily', $restater_pid, holder => $holder_pid)
+ok(PipelineNode::wait_blocked($node, 'daily', $restater_pid, holder => $holder_pid),
+	'3: restate_day recomputed D1 and waits to write its audit row')
   or die "3: backend $restater_pid never blocked";
-pass('3: restate_day recomputed D1 and waits to write its audit row');
-PipelineNode::kill9_and_wait($node, $restater_pid);
+PipelineNode::kill9_and_wait($node, $restater_pid) or die '3: no restart after kill -9';
 eval { $restater->quit };
 eval { $holder->quit };
 
@@ -396,7 +396,7 @@ $cron_pid = $node->safe_psql('postgres', q{
 my $cron_run = $node->safe_psql('postgres', "SELECT runid FROM cron.job_run_details WHERE job_pid = $cron_pid");
 # no more runs after this one
 $node->safe_psql('crondb', 'SELECT pipeline.unschedule()');
-PipelineNode::kill9_and_wait($node, $cron_pid);
+PipelineNode::kill9_and_wait($node, $cron_pid) or die '4: no restart after kill -9';
 ok($node->poll_query_until('postgres', "SELECT status = 'failed' FROM cron.job_run_details WHERE runid = $cron_run"),
 	'4: pg_cron records the killed run as failed');
 is($node->safe_psql('postgres', "SELECT return_message FROM cron.job_run_details WHERE runid = $cron_run"),

@@ -83,7 +83,7 @@ is($rc . '|' . $accepted, '0|1', 'an event for another day is accepted while mai
   or diag($ingest_err);
 
 # kill -9 in the middle: crash recovery, then nothing lost, nothing dropped
-PipelineNode::kill9_and_wait($node, $pid);
+PipelineNode::kill9_and_wait($node, $pid) or die 'the server did not come back';
 $maintain->finish;
 my $after_crash = state();
 my $expected = $before;
