@@ -47,7 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "ingest.h"
+#include "catalog.h"
 
 /*
  * The SQL half of a step: pipeline.<name><suffix>, taking the step's own

@@ -32,7 +32,7 @@
 #include "utils/timestamp.h"
 #include "access/genam.h"
 
-#include "ingest.h"
+#include "catalog.h"
 
 /* a copy in the context that was current at SPI_connect */
 static char *

@@ -26,7 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
 
 PG_FUNCTION_INFO_V1(pipeline_close_days);

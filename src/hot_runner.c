@@ -39,7 +39,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
 
 #define MAX_BACKOFF_S 300

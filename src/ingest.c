@@ -47,8 +47,12 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "ingest.h"
 #include "pipeline.h"
+#include "raw_store.h"
+#include "receipts.h"
+#include "validate.h"
 
 
 

@@ -31,7 +31,7 @@
 #include "utils/rel.h"
 
 #include "ingest.h"
-#include "pipeline.h"
+#include "receipts.h"
 
 typedef struct LoadState
 {

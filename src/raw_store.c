@@ -71,8 +71,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
+#include "raw_store.h"
+#include "validate.h"
 
 /* rows per heap multi-insert, as COPY buffers them */
 #define MULTI_INSERT_ROWS 1000

@@ -22,8 +22,9 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
+#include "receipts.h"
 
 static SPIPlanPtr
 Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
@@ -191,6 +192,23 @@ DeadLettersWrite(SourceInfo *src, int64 batch_id, int n, char **payloads, Reject
 			7, types);
 	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write dead letters");
+}
+
+/*
+ * An empty drift counter in the current memory context: validate.c counts
+ * each unknown field of an accepted event into it, DriftWrite stores it.
+ */
+DriftCounter *
+DriftCounterCreate(void)
+{
+	DriftCounter *d = palloc(sizeof(DriftCounter));
+	HASHCTL		ctl;
+
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = sizeof(DriftEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	d->fields = hash_create("pipeline drift", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return d;
 }
 
 static int

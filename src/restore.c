@@ -31,7 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
 
 /* this backend has seen the recorded cluster be the running one */

@@ -44,8 +44,10 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "catalog.h"
 #include "pipeline.h"
+#include "receipts.h"
+#include "validate.h"
 
 /* event times before this are not history, they are garbage */
 #define MIN_EVENT_TIME_TEXT "1900-01-01 00:00:00+00"
@@ -587,17 +589,4 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 	}
 	*extra_null = !CollectUnknownFields(c, event, extra, drift);
 	return true;
-}
-
-DriftCounter *
-DriftCounterCreate(void)
-{
-	DriftCounter *d = palloc(sizeof(DriftCounter));
-	HASHCTL		ctl;
-
-	ctl.keysize = NAMEDATALEN * 2;
-	ctl.entrysize = sizeof(DriftEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	d->fields = hash_create("pipeline drift", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	return d;
 }

@@ -11,7 +11,7 @@ PG_MAJOR=15
 PGBIN=${PIPELINE_PG_PREFIX:-}/usr/lib/postgresql/$PG_MAJOR/bin
 PGXS_DIR=${PIPELINE_PG_PREFIX:-}/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
-          libipc-run-perl make gcc libc6-dev"
+          libipc-run-perl make gcc libc6-dev binutils"
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

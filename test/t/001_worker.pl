@@ -20,8 +20,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE app');
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('app', 'CREATE EXTENSION pipeline CASCADE');
 
+ok(PipelineNode::wait_worker($node, 'app'), 'a worker runs in the database with the extension');
 my $pid = PipelineNode::worker_pid($node, 'app');
-ok($pid > 0, 'a worker runs in the database with the extension');
 
 $node->poll_query_until('app',
 	"SELECT state = 'absent' FROM pipeline.workers WHERE database = 'other'")
@@ -32,7 +32,7 @@ is($node->safe_psql('postgres',
 
 # a second database installing the extension gets its own worker
 $node->safe_psql('other', 'CREATE EXTENSION pipeline');
-ok(PipelineNode::worker_pid($node, 'other') > 0, 'CREATE EXTENSION starts a worker at commit');
+ok(PipelineNode::wait_worker($node, 'other'), 'CREATE EXTENSION starts a worker at commit');
 
 # SIGHUP: reloads settings and keeps running
 $node->append_conf('postgresql.conf', "pipeline.hot_interval = '200ms'");
@@ -43,16 +43,9 @@ is(PipelineNode::worker_pid($node, 'app'), $pid, 'worker survives SIGHUP');
 
 # kill -9: the postmaster restarts everything and the launcher brings the
 # workers back, one per database
-my $log_offset = -s $node->logfile;
-kill 'KILL', $pid;
-# wait for the restart to finish before connecting (a connection attempt
-# during crash recovery can break the test harness's pipe)
-$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'app' AND pid <> $pid})
+PipelineNode::kill9_and_wait($node, $pid) or die 'no restart after kill -9 of the worker';
+ok(PipelineNode::wait_new_worker($node, 'app', $pid), 'worker restarted after kill -9')
   or die 'worker did not come back after kill -9';
-pass('worker restarted after kill -9');
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pipeline launcher'")
   or die 'launcher did not come back';
@@ -63,9 +56,7 @@ is($node->safe_psql('postgres', q{
 # kill -9 of the launcher: it comes back, with no duplicate workers
 my $lpid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pipeline launcher'");
-$log_offset = -s $node->logfile;
-kill 'KILL', $lpid;
-$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
+PipelineNode::kill9_and_wait($node, $lpid) or die 'no restart after kill -9 of the launcher';
 $node->poll_query_until('postgres', qq{
 	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pipeline launcher' AND pid <> $lpid})
   or die 'launcher did not come back after kill -9';
@@ -78,19 +69,15 @@ is($node->safe_psql('postgres',
 # SIGTERM: the worker exits cleanly and is restarted after a pause
 $pid = PipelineNode::worker_pid($node, 'app');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'app' AND pid <> $pid})
+ok(PipelineNode::wait_new_worker($node, 'app', $pid), 'worker restarted after SIGTERM')
   or die 'worker not restarted after SIGTERM';
-pass('worker restarted after SIGTERM');
 
 # DROP EXTENSION: the worker leaves
 $node->safe_psql('other', 'DROP EXTENSION pipeline');
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'other'})
-  or die 'worker stayed after DROP EXTENSION';
-pass('worker leaves after DROP EXTENSION');
+ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM pg_stat_activity
+		 WHERE backend_type = 'pipeline worker' AND datname = 'other'}),
+	'worker leaves after DROP EXTENSION');
 
 # DROP DATABASE is not blocked by the connected worker
 PipelineNode::worker_pid($node, 'app');

@@ -18,8 +18,7 @@ my $contract = q{order_id bigint NOT NULL, event_time timestamptz NOT NULL, user
 sub setup_db
 {
 	my ($db) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, 'CREATE EXTENSION pipeline CASCADE');
+	PipelineNode::create_database($node, $db);
 	$node->safe_psql($db, qq{SELECT pipeline.create_source('orders', '$contract', event_id => 'order_id')});
 	return;
 }
@@ -38,28 +37,6 @@ sub ingest_sql
 	my $json = '[' . join(', ', @events) . ']';
 	my $k = defined $key ? "'$key'" : 'NULL';
 	return qq{SELECT * FROM pipeline.ingest('orders', '$json'::jsonb, $k)};
-}
-
-# waits until backend $pid waits for a heavyweight lock held by $holder
-sub wait_blocked
-{
-	my ($db, $pid, $holder, $event) = @_;
-	my $ev = defined $event ? "AND wait_event = '$event'" : '';
-	$node->poll_query_until($db, qq{
-		SELECT EXISTS (SELECT FROM pg_stat_activity
-		                WHERE pid = $pid AND state = 'active'
-		                  AND wait_event_type = 'Lock' $ev)
-		   AND pg_blocking_pids($pid) = ARRAY[$holder]})
-	  or die "backend $pid never blocked behind $holder";
-	return;
-}
-
-# server log lines written since byte offset $from
-sub log_since
-{
-	my ($from) = @_;
-	my $log = slurp_file($node->logfile);
-	return substr($log, $from);
 }
 
 # the output of a statement sent with query_until(qr/b-started/, ...) and
@@ -100,10 +77,8 @@ for my $variant ('commit', 'rollback')
 	my $base = $variant eq 'commit' ? 100000 : 200000;
 	my $sql = ingest_sql($key, batch_of($base));
 
-	my $sa = $node->background_psql('samekey');
-	my $sb = $node->background_psql('samekey', on_error_stop => 0);
-	my $apid = $sa->query_safe('SELECT pg_backend_pid()');
-	my $bpid = $sb->query_safe('SELECT pg_backend_pid()');
+	my ($sa, $apid) = PipelineNode::session($node, 'samekey');
+	my ($sb, $bpid) = PipelineNode::session($node, 'samekey', on_error_stop => 0);
 
 	my $ra = $sa->query_safe("BEGIN; $sql;");
 	like($ra, $receipt_re, "$variant: session A gets a receipt inside its open transaction");
@@ -112,8 +87,8 @@ for my $variant ('commit', 'rollback')
 		"$variant: A's receipt: received 7, accepted 5, duplicates 1, rejected 1");
 
 	$sb->query_until(qr/b-started/, "\\echo b-started\n$sql;\n\\echo b-done\n");
-	wait_blocked('samekey', $bpid, $apid);
-	pass("$variant: B waits for A's transaction");
+	ok(PipelineNode::wait_blocked($node, 'samekey', $bpid, holder => $apid), "$variant: B waits for A's transaction")
+	  or die "backend $bpid never blocked behind $apid";
 
 	$sa->query_safe($variant eq 'commit' ? 'COMMIT' : 'ROLLBACK');
 	my $rb = b_result($sb);
@@ -155,7 +130,7 @@ for my $variant ('commit', 'rollback')
 }
 is($node->safe_psql('samekey', 'SELECT count(*) FROM pipeline.orders_raw'), '10',
 	'ten events stored by the two key races in all');
-my $log1 = log_since($log_start);
+my $log1 = PipelineNode::log_since($node, $log_start);
 unlike($log1, qr/ERROR|deadlock detected/, 'no error in the server log for the batch_key races');
 
 ###########################################################################
@@ -196,7 +171,7 @@ $node->pgbench("-n -c $clients -j 2 -t $xacts", 0,
 	[ qr{^$} ],
 	'pgbench: 8 clients ingesting overlapping ids',
 	{ '010_overlap.sql' => $script }, 'overlap');
-my $log2 = log_since($log_start);
+my $log2 = PipelineNode::log_since($node, $log_start);
 unlike($log2, qr/deadlock detected/, 'no deadlock in the server log');
 unlike($log2, qr/duplicate key/, 'no unique violation in the server log');
 unlike($log2, qr/ERROR/, 'no error at all in the server log');
@@ -284,10 +259,8 @@ sub receipt_counts
 
 # --- 3a. A and B both need day D; A holds it uncommitted ------------------
 {
-	my $sa = $node->background_psql('newday', on_error_stop => 0);
-	my $sb = $node->background_psql('newday', on_error_stop => 0);
-	my $apid = $sa->query_safe('SELECT pg_backend_pid()');
-	my $bpid = $sb->query_safe('SELECT pg_backend_pid()');
+	my ($sa, $apid) = PipelineNode::session($node, 'newday', on_error_stop => 0);
+	my ($sb, $bpid) = PipelineNode::session($node, 'newday', on_error_stop => 0);
 	my ($dm, $d0, $dp) = map { $day{$_}{iso} } (-1, 0, 1);
 
 	# A: day D (both edges) and D-1, out of order
@@ -304,8 +277,9 @@ sub receipt_counts
 		  . ingest_sql(undef,
 			event(4, "${dp}T00:00:00Z"), event(5, "${d0}T06:00:00Z"), event(3, "${d0}T07:00:00Z"))
 		  . ";\n\\echo b-done\n");
-	wait_blocked('newday', $bpid, $apid);
-	pass('3a: B waits for A, which holds day D uncommitted');
+	ok(PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid),
+		'3a: B waits for A, which holds day D uncommitted')
+	  or die "backend $bpid never blocked behind $apid";
 
 	$sa->query('COMMIT');
 	my $rb = b_result($sb);
@@ -329,10 +303,8 @@ sub receipt_counts
 # is creating day Y.  A's lock state is that of one batch spanning X and Y
 # between its two days; A's two statements make the interleaving exact.
 {
-	my $sa = $node->background_psql('newday', on_error_stop => 0);
-	my $sb = $node->background_psql('newday', on_error_stop => 0);
-	my $apid = $sa->query_safe('SELECT pg_backend_pid()');
-	my $bpid = $sb->query_safe('SELECT pg_backend_pid()');
+	my ($sa, $apid) = PipelineNode::session($node, 'newday', on_error_stop => 0);
+	my ($sb, $bpid) = PipelineNode::session($node, 'newday', on_error_stop => 0);
 	my ($dx, $dy) = map { $day{$_}{iso} } (-10, -9);
 
 	my $ra = $sa->query('BEGIN; ' . ingest_sql(undef, event(10, "${dx}T08:00:00Z")) . ';');
@@ -340,8 +312,8 @@ sub receipt_counts
 
 	$sb->query_until(qr/b-started/, "\\echo b-started\n"
 		  . ingest_sql(undef, event(11, "${dy}T08:00:00Z")) . ";\n\\echo b-done\n");
-	wait_blocked('newday', $bpid, $apid);
-	pass('3b: B, creating day Y, waits for A');
+	ok(PipelineNode::wait_blocked($node, 'newday', $bpid, holder => $apid), '3b: B, creating day Y, waits for A')
+	  or die "backend $bpid never blocked behind $apid";
 
 	$ra = $sa->query(ingest_sql(undef, event(12, "${dy}T09:00:00Z")));
 	is($sa->{stderr}, '', '3b: no error reaches A sending day Y');
@@ -392,7 +364,7 @@ is($node->safe_psql('newday', q{
 		       || (sum(received) - sum(accepted) - sum(duplicates) - sum(rejected)) || '|' || sum(rejected)
 		  FROM pipeline.batches}),
 	'0|0|0', 'case 3 receipts: sum(accepted) = raw rows, conserved, none rejected');
-my $log3 = log_since($log_start);
+my $log3 = PipelineNode::log_since($node, $log_start);
 unlike($log3, qr/ERROR|deadlock detected/, 'no error in the server log for the new-day races');
 
 $node->stop;

@@ -41,8 +41,7 @@ sub peak_rss_kb
 for my $form (['jsonb', 'batch', 'events'], ['text', 'ndjson', 'events'])
 {
 	my ($name, $table, $col) = @$form;
-	my $session = $node->background_psql('app');
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	my ($session, $pid) = PipelineNode::session($node, 'app');
 	# warm the backend up: catalogs, plans, a first partition
 	$session->query_safe("SELECT received FROM pipeline.ingest('orders', '[]'::jsonb)");
 	# the batch's own size: its text, as the client sends it

@@ -21,8 +21,7 @@ my $measures = q{count(*) AS n, sum(amount) AS total};
 sub setup_db
 {
 	my ($db) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, 'CREATE EXTENSION pipeline CASCADE');
+	PipelineNode::create_database($node, $db);
 	$node->safe_psql($db, qq{SELECT pipeline.create_source('orders', '$contract', event_id => 'order_id')});
 	return PipelineNode::worker_pid($node, $db);
 }
@@ -52,14 +51,6 @@ sub status
 		  FROM pipeline.status WHERE metric = '$metric'});
 }
 
-# waits until the worker has folded everything of $metric or failed a fold
-sub wait_folded_or_failed
-{
-	my ($db, $metric) = @_;
-	return $node->poll_query_until($db, qq{
-		SELECT backlog = 0 OR failures > 0 FROM pipeline.status WHERE metric = '$metric'});
-}
-
 # buckets where metrics.<metric>_live differs from a hand-written GROUP BY
 # over raw (restricted by $where), and the event count and total of that
 # GROUP BY, as 'mismatches|events|total'
@@ -75,13 +66,6 @@ sub versus_raw
 		SELECT (SELECT count(*) FROM h FULL JOIN metrics.${metric}_live AS l USING (bucket)
 		         WHERE (h.n, h.total) IS DISTINCT FROM (l.n, l.total))
 		       || '|' || (SELECT sum(n) FROM h) || '|' || (SELECT sum(total) FROM h)});
-}
-
-# server log lines written since byte offset $from
-sub log_since
-{
-	my ($from) = @_;
-	return substr(slurp_file($node->logfile), $from);
 }
 
 ###########################################################################
@@ -110,14 +94,13 @@ is($node->safe_psql('live', qq{
 setup_db('crash');
 $node->safe_psql('crash', qq{SELECT pipeline.create_metric('m', 'orders', measures => '$measures')});
 is(ingest('crash', 1, 600), '600', 'b: first batch accepted');
-ok(wait_folded_or_failed('crash', 'm'), 'b: first batch folded or failed');
+ok(PipelineNode::wait_folded_or_failed($node, 'crash', 'm'), 'b: first batch folded or failed');
 is(status('crash', 'm'), '600|0|0|', 'b: first batch folded by the worker');
 
 # a session holding SHARE on the hot table blocks the fold's INSERT: the
 # worker is then inside its fold transaction (metric row locked, batches
 # read), holding nothing committed yet
-my $holder = $node->background_psql('crash', on_error_stop => 0);
-my $holder_pid = $holder->query_safe('SELECT pg_backend_pid()');
+my ($holder, $holder_pid) = PipelineNode::session($node, 'crash', on_error_stop => 0);
 $holder->query_safe('BEGIN; LOCK TABLE pipeline.m_hot IN SHARE MODE;');
 is(ingest('crash', 601, 1000), '400', 'b: second batch accepted while the hot table is locked');
 
@@ -131,22 +114,14 @@ my $victim = $node->safe_psql('crash', q{
 	SELECT pid FROM pg_stat_activity WHERE backend_type = 'pipeline worker' AND datname = 'crash'});
 is(status('crash', 'm'), '600|400|0|', 'b: mid-fold: the second batch is still backlog');
 
-my $log_offset = -s $node->logfile;
-kill 'KILL', $victim;
-# the postmaster restarts everything (the lock holder's session dies too);
-# psql must not be started while it refuses connections: IPC::Run dies of
-# the broken pipe to a psql that exited before reading its query
-$node->wait_for_log(
-	qr/\(PID $victim\) was terminated by signal 9.*reinitializing.*database system is ready to accept connections/s,
-	$log_offset);
-pass('b: the worker was killed by signal 9 and the server reinitialised');
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'crash' AND pid <> $victim})
+# the postmaster restarts everything (the lock holder's session dies too)
+ok(PipelineNode::kill9_and_wait($node, $victim), 'b: the worker was killed by signal 9 and the server reinitialised')
+  or die 'b: no restart after kill -9';
+PipelineNode::wait_new_worker($node, 'crash', $victim)
   or die 'b: worker did not come back after kill -9';
 eval { $holder->quit };
 
-ok(wait_folded_or_failed('crash', 'm'), 'b: after the restart, the new worker folds again');
+ok(PipelineNode::wait_folded_or_failed($node, 'crash', 'm'), 'b: after the restart, the new worker folds again');
 is(status('crash', 'm'), '1000|0|0|', 'b: events_folded 1000 after the crash, backlog 0, no failure');
 is($node->safe_psql('crash', 'SELECT sum(accepted) FROM pipeline.batches'), '1000',
 	'b: sum(accepted) of the receipts is 1000');
@@ -168,7 +143,7 @@ is(status('iso', 'broken') . ' ' . status('iso', 'good'), '500|0|0| 500|0|0|',
 
 # every insert into broken's hot table now fails
 $node->safe_psql('iso', 'ALTER TABLE pipeline.broken_hot ADD CONSTRAINT c CHECK (false) NOT VALID');
-$log_offset = -s $node->logfile;
+my $log_offset = -s $node->logfile;
 $t0 = $node->safe_psql('iso', 'SELECT clock_timestamp()');
 is(ingest('iso', 501, 800), '300', 'c: second batch accepted');
 ok($node->poll_query_until('iso', q{
@@ -186,7 +161,7 @@ is($node->safe_psql('iso', qq{
 	't', 'c: broken: last_error_at is the time of the failure');
 is(versus_raw('iso', 'broken', 'order_id <= 500'), '0|500|6187.50',
 	'c: broken kept exactly the first batch: its failed fold left no partial output');
-like(log_since($log_offset), qr/pipeline: fold of metric "broken" failed: .*violates check constraint "c"/,
+like(PipelineNode::log_since($node, $log_offset), qr/pipeline: fold of metric "broken" failed: .*violates check constraint "c"/,
 	'c: the failure is in the server log');
 
 # backoff: 2^failures seconds (2 s after one failure) before the next
@@ -230,7 +205,7 @@ is($node->safe_psql('owned', q{
 		       || '|' || (SELECT owner::text FROM pipeline.metrics WHERE metric = 'mine')}),
 	'hot_owner|hot_owner', 'd: the hot table and the metric belong to hot_owner');
 
-ok(wait_folded_or_failed('owned', 'mine'), 'd: the worker tried the fold of mine');
+ok(PipelineNode::wait_folded_or_failed($node, 'owned', 'mine'), 'd: the worker tried the fold of mine');
 is(status('owned', 'mine'), '400|0|0|', 'd: the worker folded the metric of hot_owner');
 is(versus_raw('owned', 'mine'), '0|400|4950.00', 'd: mine equals the hand-written GROUP BY');
 

@@ -35,33 +35,6 @@ my $node = PipelineNode::new_node('crash',
 	conf => "pipeline.hot_interval = '100ms'\nmax_prepared_transactions = 2\n");
 $node->start;
 
-# waits until backend $pid waits for a heavyweight lock; when $holder is
-# given, held by that backend
-sub wait_blocked
-{
-	my ($db, $pid, $holder, $what) = @_;
-	my $by = defined $holder ? "AND pg_blocking_pids($pid) = ARRAY[$holder]" : '';
-	$node->poll_query_until($db, qq{
-		SELECT EXISTS (SELECT FROM pg_stat_activity
-		                WHERE pid = $pid AND state = 'active' AND wait_event_type = 'Lock')
-		       $by})
-	  or die "$what: backend $pid never blocked";
-	return;
-}
-
-# kill -9 of $pid, then waits until the postmaster has reinitialised
-# (no connection may be attempted before: see 020_hot_worker.pl)
-sub crash_backend
-{
-	my ($pid) = @_;
-	my $offset = -s $node->logfile;
-	kill 'KILL', $pid;
-	$node->wait_for_log(
-		qr/\(PID $pid\) was terminated by signal 9.*reinitializing.*database system is ready to accept connections/s,
-		$offset);
-	return;
-}
-
 ###########################################################################
 # The daily layer: a source and a metric whose days are D1 and D2, ten and
 # nine days ago (UTC).  allowed_lateness 1 hour, freeze_after 3 days: as of
@@ -74,8 +47,7 @@ my $provisional_as_of = "timestamptz '$d2 00:00:00+00' + interval '1 day 2 hours
 sub setup_daily
 {
 	my ($db) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, 'CREATE EXTENSION pipeline CASCADE');
+	PipelineNode::create_database($node, $db);
 	$node->safe_psql($db, q{
 		SELECT pipeline.create_source('orders',
 		  'order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL,
@@ -175,8 +147,7 @@ my $cron_t0 = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 ###########################################################################
 # 1. immediate shutdown while 4 producers ingest and the worker folds
 ###########################################################################
-$node->safe_psql('postgres', 'CREATE DATABASE ingest');
-$node->safe_psql('ingest', 'CREATE EXTENSION pipeline CASCADE');
+PipelineNode::create_database($node, 'ingest');
 $node->safe_psql('ingest', q{
 	SELECT pipeline.create_source('orders',
 	  'order_id bigint NOT NULL, event_time timestamptz NOT NULL, amount numeric CHECK (amount >= 0)',
@@ -289,9 +260,7 @@ is($node->safe_psql('ingest', q{
 		 WHERE accepted <> (SELECT count(*) FROM pipeline.orders_raw AS r WHERE r._pl_batch = b.batch_id)}),
 	'0', '1: every receipt has exactly its accepted events in raw');
 
-ok($node->poll_query_until('ingest',
-		q{SELECT backlog = 0 OR failures > 0 FROM pipeline.status WHERE metric = 'm'}),
-	'1: the worker caught up');
+ok(PipelineNode::wait_folded_or_failed($node, 'ingest', 'm'), '1: the worker caught up');
 is($node->safe_psql('ingest', q{
 		SELECT backlog || '|' || failures || '|' || (events_folded = (SELECT count(*) FROM pipeline.orders_raw))
 		  FROM pipeline.status WHERE metric = 'm'}),
@@ -320,15 +289,14 @@ is(daily_vs_raw('daily', 'm_daily', 'order_id <= 300'), '0|6|300',
 
 # --- 2a. a run freezing D1, then waiting for D2's closure row
 my $before = daily_state('daily');
-my $holder = $node->background_psql('daily', on_error_stop => 0);
-my $holder_pid = $holder->query_safe('SELECT pg_backend_pid()');
+my ($holder, $holder_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $holder->query_safe("BEGIN; SELECT FROM pipeline.day_closures WHERE metric = 'm' AND day = '$d2' FOR UPDATE;");
-my $closer = $node->background_psql('daily', on_error_stop => 0);
-my $closer_pid = $closer->query_safe('SELECT pg_backend_pid()');
+my ($closer, $closer_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $closer->query_until(qr/started/, "\\echo started\nSELECT * FROM pipeline.close_days();\n");
-wait_blocked('daily', $closer_pid, $holder_pid, '2a');
-pass('2a: close_days froze D1 and waits for the closure row of D2');
-crash_backend($closer_pid);
+ok(PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid),
+	'2a: close_days froze D1 and waits for the closure row of D2')
+  or die "2a: backend $closer_pid never blocked";
+PipelineNode::kill9_and_wait($node, $closer_pid) or die '2a: no restart after kill -9';
 eval { $closer->quit };
 eval { $holder->quit };
 
@@ -346,15 +314,14 @@ is(verify_days('daily'), 'true|true', '2a: both frozen days verify against their
 # --- 2b. late events, then a run writing D1's corrections and waiting for D2
 is(daily_batch('daily', 'b3', 401, 460, 1), '60', '2b: 60 late events accepted after the freeze');
 my $frozen = daily_state('daily');
-$holder = $node->background_psql('daily', on_error_stop => 0);
-$holder_pid = $holder->query_safe('SELECT pg_backend_pid()');
+($holder, $holder_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $holder->query_safe("BEGIN; SELECT FROM pipeline.day_closures WHERE metric = 'm' AND day = '$d2' FOR UPDATE;");
-$closer = $node->background_psql('daily', on_error_stop => 0);
-$closer_pid = $closer->query_safe('SELECT pg_backend_pid()');
+($closer, $closer_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $closer->query_until(qr/started/, "\\echo started\nSELECT * FROM pipeline.close_days();\n");
-wait_blocked('daily', $closer_pid, $holder_pid, '2b');
-pass('2b: close_days corrected D1 and waits for the closure row of D2');
-crash_backend($closer_pid);
+ok(PipelineNode::wait_blocked($node, 'daily', $closer_pid, holder => $holder_pid),
+	'2b: close_days corrected D1 and waits for the closure row of D2')
+  or die "2b: backend $closer_pid never blocked";
+PipelineNode::kill9_and_wait($node, $closer_pid) or die '2b: no restart after kill -9';
 eval { $closer->quit };
 eval { $holder->quit };
 
@@ -379,16 +346,15 @@ is(verify_days('daily'), 'true|true', '2b: both frozen days verify');
 ###########################################################################
 $before = daily_state('daily');
 my $old_digest = $node->safe_psql('daily', "SELECT digest FROM pipeline.day_closures WHERE day = '$d1'");
-$holder = $node->background_psql('daily', on_error_stop => 0);
-$holder_pid = $holder->query_safe('SELECT pg_backend_pid()');
+($holder, $holder_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $holder->query_safe('BEGIN; LOCK TABLE pipeline.restatements IN SHARE MODE;');
-my $restater = $node->background_psql('daily', on_error_stop => 0);
-my $restater_pid = $restater->query_safe('SELECT pg_backend_pid()');
+my ($restater, $restater_pid) = PipelineNode::session($node, 'daily', on_error_stop => 0);
 $restater->query_until(qr/started/,
 	"\\echo started\nSELECT pipeline.restate_day('m', '$d1', 'late refunds');\n");
-wait_blocked('daily', $restater_pid, $holder_pid, '3');
-pass('3: restate_day recomputed D1 and waits to write its audit row');
-crash_backend($restater_pid);
+ok(PipelineNode::wait_blocked($node, 'daily', $restater_pid, holder => $holder_pid),
+	'3: restate_day recomputed D1 and waits to write its audit row')
+  or die "3: backend $restater_pid never blocked";
+PipelineNode::kill9_and_wait($node, $restater_pid) or die '3: no restart after kill -9';
 eval { $restater->quit };
 eval { $holder->quit };
 
@@ -430,7 +396,7 @@ $cron_pid = $node->safe_psql('postgres', q{
 my $cron_run = $node->safe_psql('postgres', "SELECT runid FROM cron.job_run_details WHERE job_pid = $cron_pid");
 # no more runs after this one
 $node->safe_psql('crondb', 'SELECT pipeline.unschedule()');
-crash_backend($cron_pid);
+PipelineNode::kill9_and_wait($node, $cron_pid) or die '4: no restart after kill -9';
 ok($node->poll_query_until('postgres', "SELECT status = 'failed' FROM cron.job_run_details WHERE runid = $cron_run"),
 	'4: pg_cron records the killed run as failed');
 is($node->safe_psql('postgres', "SELECT return_message FROM cron.job_run_details WHERE runid = $cron_run"),

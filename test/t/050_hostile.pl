@@ -4,8 +4,9 @@
 #  1. static checks of the installed install script (CVE-2022-2625,
 #     CVE-2023-39417, CVE-2018-1058 rules): no CREATE OR REPLACE, no IF NOT
 #     EXISTS, no extension placeholders in quoted strings, every function
-#     pins search_path (or is a C function with a stated reason), every
-#     SECURITY DEFINER function pins it to pg_catalog, pg_temp;
+#     pins search_path (or is an IMMUTABLE C function whose machine code
+#     reaches no SPI, parser or lookup by name), every SECURITY DEFINER
+#     function pins it to pg_catalog, pg_temp;
 #  2. a role plants same-named functions, aggregates, operators, types and
 #     catalog look-alikes in its own schema and in public before CREATE
 #     EXTENSION; a superuser and a writer with that schema first on
@@ -141,12 +142,15 @@ for my $code (@all_code)
 		my ($language) = $head =~ /\bLANGUAGE\s+(\w+)/i;
 		my ($path) = $head =~ /\bSET\s+search_path\s*(?:=|TO)\s*((?:[\w"\$]+)(?:\s*,\s*[\w"\$]+)*)/i;
 		$path =~ s/\s+//g if defined $path;
+		# AS 'obj_file', 'link_symbol': the C function's symbol
+		my ($symbol) = $stmt =~ /\bAS\s+\x01\d+\x01\s*,\s*\x01(\d+)\x01/i;
 		push @functions, {
 			name => $name,
 			language => lc($language // ''),
 			immutable => scalar($head =~ /\bIMMUTABLE\b/i),
 			definer => scalar($head =~ /\bSECURITY\s+DEFINER\b/i),
 			path => $path,
+			symbol => defined $symbol ? $strings[$symbol]{text} : undef,
 		};
 	}
 }
@@ -160,6 +164,62 @@ my %c_reason = ();
 # C functions that ran SPI statements under the caller's search_path were
 # holes (the load triggers, close_days, restate_day): all pin it now
 my %c_hole = ();
+
+# "Resolves no names", checked on the installed library: from the C
+# function's symbol, follow every function its machine code calls, jumps to
+# or takes the address of (objdump's disassembly, through the library's own
+# functions); none may be SPI (SQL, parsed under the caller's search_path),
+# libpq, the parser or a lookup of an object by a name.
+my $pkglibdir = `pg_config --pkglibdir`;
+chomp $pkglibdir;
+my %refs;    # symbol => { symbols its code refers to }
+{
+	my $cur;
+	open(my $dis, '-|', 'objdump', '-d', '--no-show-raw-insn', "$pkglibdir/pipeline.so")
+	  or die "cannot run objdump on $pkglibdir/pipeline.so: $!";
+	while (my $line = <$dis>)
+	{
+		if ($line =~ /^[0-9a-f]+ <([^>]+)>:$/)
+		{
+			$cur = $1;
+			$refs{$cur} //= {};
+		}
+		elsif (defined $cur && $line =~ /^\s+[0-9a-f]+:/)
+		{
+			while ($line =~ /<([^<>+\s]+?)(?:\@[\w.]+)?(?:\+0x[0-9a-f]+)?>/g)
+			{
+				$refs{$cur}{$1} = 1 unless $1 eq $cur;
+			}
+		}
+	}
+	close($dis);
+}
+my $resolves = qr/^(?:SPI_\w+|PQexec\w*|PQsend\w*|PQprepare|raw_parser|pg_parse_query|parse_analyze\w*
+	|RangeVarGetRelid\w*|RelnameGetRelid|makeRangeVarFromNameList|stringToQualifiedNameList
+	|TypenameGetTypid\w*|LookupTypeName\w*|typenameType\w*|LookupFuncName\w*|FuncnameGetCandidates
+	|OpernameGetOprid|OpernameGetCandidates|fetch_search_path\w*
+	|regclassin|regprocin|regprocedurein|regoperin|regoperatorin|regtypein|to_regclass)$/x;
+
+# what the code of $symbol reaches that resolves names, sorted
+sub reached_lookups
+{
+	my ($symbol) = @_;
+	return ('no link symbol') unless defined $symbol;
+	return ("no $symbol in pipeline.so") unless exists $refs{$symbol};
+	my (%seen, @found);
+	my @todo = ($symbol);
+	while (defined(my $s = shift @todo))
+	{
+		next if $seen{$s}++;
+		push @found, $s if $s =~ $resolves;
+		push @todo, keys %{ $refs{$s} // {} };
+	}
+	return sort @found;
+}
+
+# the check sees what resolves names: ingest() runs SQL
+like(join(', ', reached_lookups('pipeline_ingest_jsonb')), qr/\bSPI_execute_plan\b/,
+	'the call graph of pipeline.so shows ingest() reaching SPI');
 
 for my $f (@functions)
 {
@@ -176,11 +236,13 @@ for my $f (@functions)
 	}
 	elsif ($f->{language} eq 'c' && $f->{immutable})
 	{
-		pass("$what: no SET search_path: IMMUTABLE, resolves no names");
+		is(join(', ', reached_lookups($f->{symbol})), '',
+			"$what: no SET search_path: IMMUTABLE, and its code reaches no SPI, parser or lookup by name");
 	}
 	elsif ($f->{language} eq 'c' && $c_reason{ $f->{name} })
 	{
-		pass("$what: no SET search_path: $c_reason{$f->{name}}");
+		is(join(', ', reached_lookups($f->{symbol})), '',
+			"$what: no SET search_path ($c_reason{$f->{name}}): its code reaches no SPI, parser or lookup by name");
 	}
 	elsif ($c_hole{ $f->{name} })
 	{
@@ -851,9 +913,7 @@ $node->safe_psql('postgres', q{
 # the worker picks database settings up when it connects: the next (re)start
 my $wpid = PipelineNode::worker_pid($node, 'h_worker');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($wpid)");
-$node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE backend_type = 'pipeline worker' AND datname = 'h_worker' AND pid <> $wpid})
+PipelineNode::wait_new_worker($node, 'h_worker', $wpid)
   or die 'the h_worker worker did not come back';
 $node->poll_query_until('h_worker', q{
 	SELECT last_tick > since + interval '1 second' FROM pipeline.workers WHERE database = 'h_worker'})

@@ -13,11 +13,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use PipelineNode;
+use PipelineCompare qw(same_text state_of same_state keys_of close_days_sql);
 
 # the worker is off: folds happen when the test calls run_hot()
 my $node = PipelineNode::new_node('upgrade', conf => "pipeline.enabled = off\n");
 $node->start;
-my $tmp = PostgreSQL::Test::Utils::tempdir;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 my $current = $node->safe_psql('postgres',
 	q{SELECT default_version FROM pg_available_extensions WHERE name = 'pipeline'});
@@ -78,25 +78,6 @@ sub member_dump
 	}
 	push @lines, sort @grants;
 	return join("\n", @lines) . "\n";
-}
-
-# is() for two texts (dumps, lists, rows), with a unified diff of them when
-# they differ: "-" lines are $name_a's, "+" lines $name_b's
-my $diffs = 0;
-sub same_text
-{
-	my ($name_a, $text_a, $name_b, $text_b, $test) = @_;
-	my $same = $text_a eq $text_b;
-	ok($same, $test);
-	return if $same;
-	$diffs++;
-	my ($fa, $fb) = ("$tmp/$diffs-$name_a", "$tmp/$diffs-$name_b");
-	append_to_file($fa, "$text_a\n");
-	append_to_file($fb, "$text_b\n");
-	my ($diff, $err) = ('', '');
-	IPC::Run::run([ 'diff', '-u', $fa, $fb ], '>', \$diff, '2>', \$err);
-	diag("diff -u $name_a $name_b:\n$diff$err");
-	return;
 }
 
 # the objects that belong to the extension, as PostgreSQL describes them
@@ -226,14 +207,6 @@ sub ingest
 	            FROM pipeline.ingest('$source', $events, batch_key => '$key');\n};
 }
 
-sub close_days
-{
-	my ($as_of) = @_;
-	return qq{SELECT 'close $as_of: ' || COALESCE(string_agg(concat_ws(' ', metric, day, action), ', '
-	                                                         ORDER BY metric, day), 'nothing')
-	            FROM pipeline.close_days('$as_of');\n};
-}
-
 sub run_checks
 {
 	my ($as_of) = @_;
@@ -266,14 +239,6 @@ my $restated = q{CASE WHEN t.frozen_at > '2026-02-01' THEN '{"frozen_at": "<rest
 my $restated_digest = q{CASE WHEN t.frozen_at > '2026-02-01'
                              THEN '{"frozen_at": "<restate_day now()>", "digest": "<of the restated rows>"}'::jsonb
                              ELSE '{}' END};
-
-# batch ids as the batch keys they stand for
-sub keys_of
-{
-	my ($ids) = @_;
-	return qq{(SELECT jsonb_agg(b.batch_key ORDER BY b.batch_key) FROM pipeline.batches AS b
-	            WHERE b.batch_id = ANY ($ids))};
-}
 
 # What the two databases must agree on: every serving view of both
 # metrics, the receipts, dead letters, drift, catalogs, closures, checks
@@ -320,21 +285,6 @@ $state_sql{'pipeline.restatements'} = q{
 	  FROM pipeline.restatements};
 $state_sql{'raw events'} = q{
 	SELECT (SELECT count(*) FROM pipeline.orders_raw) || ' orders, ' || (SELECT count(*) FROM pipeline.clicks_raw) || ' clicks'};
-
-sub state_of
-{
-	my ($db) = @_;
-	return { map { $_ => $node->safe_psql($db, $state_sql{$_}) } keys %state_sql };
-}
-
-sub same_state
-{
-	my ($when) = @_;
-	my %s = map { $_ => state_of($_) } @both;
-	same_text('reference', $s{reference}{$_}, 'filled', $s{filled}{$_}, "$when: $_ is the same")
-	  for sort keys %state_sql;
-	return $s{reference};
-}
 
 # this database's pg_cron jobs, as pg_cron has them, the database name
 # replaced so that the two compare
@@ -411,13 +361,13 @@ is($first, "web-1: 123 120 0 3\nweb-2: 121 100 21 0\nweb-2: 121 100 21 0\napp-1:
 
 step('a fold, days closed on a simulated clock, late events before and after a freeze',
 	q{SELECT 'folded ' || pipeline.run_hot();}
-	  . close_days('2026-01-11 08:00+00')
+	  . close_days_sql('2026-01-11 08:00+00')
 	  . ingest('orders', 'web-3', orders(221, 300, '2026-01-12') . ' || ' . orders(301, 305, '2026-01-10'))
-	  . close_days('2026-01-12 06:00+00')
+	  . close_days_sql('2026-01-12 06:00+00')
 	  . ingest('orders', 'late-1', orders(400, 410, '2026-01-10') . ' || ' . bad_orders(9011))
 	  . ingest('clicks', 'late-2', clicks(800, 820, '2026-01-10'))
 	  . q{SELECT 'folded ' || pipeline.run_hot();}
-	  . close_days('2026-01-13 06:00+00')
+	  . close_days_sql('2026-01-13 06:00+00')
 	  . run_checks('2026-01-13 06:00+00'));
 
 schedule_paused();
@@ -426,7 +376,7 @@ like(jobs('reference'), qr/^pipeline:<db>:checks\|.*\npipeline:<db>:close_days\|
 	'... the checks, close_days and maintenance jobs');
 my $filled_jobs = job_ids('filled');
 
-my $before = same_state('before the update');
+my $before = same_state($node, \%state_sql, 'reference', 'filled', 'before the update');
 like($before->{'metrics.sales_corrections'}, qr/"batches": \["late-1"\]/,
 	'... which has corrections of a frozen day, from the late batch');
 like($before->{'pipeline.day_closures'}, qr/"status": "frozen"/, '... frozen days');
@@ -434,11 +384,11 @@ like($before->{'pipeline.dead_letters'}, qr/^7\n/, '... and seven dead letters')
 
 # --- the update -----------------------------------------------------------------
 
-my $filled_before = state_of('filled');
+my $filled_before = state_of($node, 'filled', \%state_sql);
 $node->safe_psql('filled', 'ALTER EXTENSION pipeline UPDATE');
 is($node->safe_psql('filled', q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}),
 	$current, "filled is at $current after ALTER EXTENSION pipeline UPDATE");
-my $filled_after = state_of('filled');
+my $filled_after = state_of($node, 'filled', \%state_sql);
 same_text('before', $filled_before->{$_}, 'after', $filled_after->{$_}, "the update changed nothing in $_")
   for sort keys %state_sql;
 same_text('reference', member_dump('reference'), 'filled', member_dump('filled'),
@@ -457,8 +407,8 @@ my $again = step('the same batch key again, re-sent ids, new and late events, a 
 	  . ingest('orders', 'late-3', orders(600, 620, '2026-01-11') . ' || ' . orders(621, 630, '2026-01-10'))
 	  . ingest('clicks', 'late-4', clicks(900, 930, '2026-01-10') . ' || ' . clicks(931, 960, '2026-01-12'))
 	  . q{SELECT 'folded ' || pipeline.run_hot();}
-	  . close_days('2026-01-14 12:00+00')
-	  . close_days('2026-01-14 12:00+00')
+	  . close_days_sql('2026-01-14 12:00+00')
+	  . close_days_sql('2026-01-14 12:00+00')
 	  . run_checks('2026-01-14 12:00+00'));
 like($again, qr/^web-2: 121 100 21 0\n1 receipt, batch id kept: true\n/,
 	'... a retry of a batch sent before the update gets its original receipt and batch id, and no second receipt');
@@ -467,14 +417,14 @@ step('a restatement, every frozen day verified, late orders for the restated day
 	  SELECT string_agg(metric || ' ' || day || ' ' || pipeline.verify_day(metric, day), ', ' ORDER BY metric, day)
 	    FROM pipeline.day_closures WHERE status = 'frozen';}
 	  . ingest('orders', 'late-5', orders(700, 705, '2026-01-10'))
-	  . close_days('2026-01-15 00:00+00')
+	  . close_days_sql('2026-01-15 00:00+00')
 	  . run_checks('2027-01-01 00:00+00'));
 
 schedule_paused();
 is(job_ids('filled'), $filled_jobs, 'schedule() after the update updates the same pg_cron jobs in place');
 same_text('reference', jobs('reference'), 'filled', jobs('filled'), '... and they are the jobs of the current version');
 
-my $after = same_state('after the update and more of the same');
+my $after = same_state($node, \%state_sql, 'reference', 'filled', 'after the update and more of the same');
 like($after->{'metrics.sales_corrections'}, qr/"batches": \["late-3"\]/,
 	'... which has corrections from a batch after the update');
 like($after->{'pipeline.restatements'}, qr/^sales 2026-01-10 2 late orders absorbed \w+ 4 8$/, '... and a restatement');

@@ -22,26 +22,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use PipelineNode;
+use PipelineCompare qw(same_text state_of same_state keys_of close_days_sql);
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
-
-# is() for two texts, with a unified diff of them when they differ
-my $diffs = 0;
-sub same_text
-{
-	my ($name_a, $text_a, $name_b, $text_b, $test) = @_;
-	my $same = $text_a eq $text_b;
-	ok($same, $test);
-	return $same if $same;
-	$diffs++;
-	my ($fa, $fb) = ("$tmp/$diffs-$name_a", "$tmp/$diffs-$name_b");
-	append_to_file($fa, "$text_a\n");
-	append_to_file($fb, "$text_b\n");
-	my ($diff, $err) = ('', '');
-	IPC::Run::run([ 'diff', '-u', $fa, $fb ], '>', \$diff, '2>', \$err);
-	diag("diff -u $name_a $name_b:\n$diff$err");
-	return $same;
-}
 
 # every row of a relation as jsonb text, sorted, without the columns in
 # @drop, with $extra (a jsonb expression over the row t) laid over each row
@@ -52,14 +35,6 @@ sub rows_sql
 	$extra = $extra ne '' ? " || $extra" : '';
 	return qq{SELECT count(*) || E' rows\\n' || coalesce(string_agg(r, E'\\n' ORDER BY r), '')
 	            FROM (SELECT (to_jsonb(t)$drop$extra)::text AS r FROM $rel AS t) AS s};
-}
-
-# batch ids as the batch keys they stand for
-sub keys_of
-{
-	my ($ids) = @_;
-	return qq{(SELECT jsonb_agg(b.batch_key ORDER BY b.batch_key) FROM pipeline.batches AS b
-	            WHERE b.batch_id = ANY ($ids))};
 }
 
 # the server log of a node, cut into entries (a line with a timestamp and
@@ -140,14 +115,6 @@ sub ingest
 	            FROM pipeline.ingest('orders', $events, batch_key => '$key');\n};
 }
 
-sub close_days
-{
-	my ($as_of) = @_;
-	return qq{SELECT 'close $as_of: ' || coalesce(string_agg(concat_ws(' ', metric, day, action), ', '
-	                                                         ORDER BY metric, day), 'nothing')
-	            FROM pipeline.close_days('$as_of');\n};
-}
-
 sub run_checks
 {
 	my ($as_of) = @_;
@@ -186,21 +153,6 @@ my %state_sql = (
 		SELECT (SELECT last_value || ' ' || is_called FROM pipeline.batch_log_batch_id_seq) || ', '
 		       || (SELECT last_value || ' ' || is_called FROM pipeline.dead_letters_id_seq)});
 
-sub state_of
-{
-	my ($db) = @_;
-	return { map { $_ => $node->safe_psql($db, $state_sql{$_}) } keys %state_sql };
-}
-
-sub same_state
-{
-	my ($when) = @_;
-	my %s = map { $_ => state_of($_) } qw(orig copy);
-	same_text('orig', $s{orig}{$_}, 'copy', $s{copy}{$_}, "$when: $_ is the same in orig and copy")
-	  for sort keys %state_sql;
-	return $s{orig};
-}
-
 # --- the life of orig before the dump --------------------------------------
 
 $node->safe_psql('orig', q{
@@ -222,10 +174,10 @@ my $life = $node->safe_psql('orig',
 	  . ingest('web-2', orders(90, 200, '2026-01-11'))
 	  . ingest('web-3', orders(201, 300, '2026-01-12') . ' || ' . orders(1, 5, '2026-01-10'))
 	  . q{SELECT 'folded ' || pipeline.run_hot();}
-	  . close_days('2026-01-12 06:00+00')
+	  . close_days_sql('2026-01-12 06:00+00')
 	  . ingest('late-1', orders(301, 310, '2026-01-10', 'late') . ' || ' . orders(311, 315, '2026-01-11', 'late'))
 	  . q{SELECT 'folded ' || pipeline.run_hot();}
-	  . close_days('2026-01-13 06:00+00')
+	  . close_days_sql('2026-01-13 06:00+00')
 	  . q{SELECT pipeline.set_retention('orders', raw => '2 days', dead_letters => '30 days', batches => '30 days');
 	      SELECT string_agg(object || ' ' || action, ', ' ORDER BY object)
 	        FROM pipeline.maintain('2026-01-13 06:00+00');}
@@ -241,7 +193,7 @@ is(join("\n", @life[ 0 .. 10 ]), join("\n",
 	  . 'a correction, the oldest day dropped by retention');
 like($life, qr/\nchecks 2026-01-13 06:00\+00: sales_complete\|/, 'orig: the checks ran');
 
-my $before = state_of('orig');
+my $before = state_of($node, 'orig', \%state_sql);
 like($before->{'metrics.sales_corrections'}, qr/"batches": \["late-1"\].*"late_events": 3/,
 	'orig: the late batch made corrections of the frozen 2026-01-10');
 like($before->{'metrics.sales_daily'}, qr/^9 rows\n.*"status": "frozen"/s, 'orig: frozen daily rows');
@@ -264,7 +216,7 @@ my $restored = IPC::Run::run([ 'pg_restore', '-d', $node->connstr('copy'), "$tmp
 	'>', \$out, '2>', \$err);
 ok($restored && $err eq '', 'pg_restore -d copy, without an error or warning') or diag($err);
 
-same_state('restored');
+same_state($node, \%state_sql, 'orig', 'copy', 'restored', ' in orig and copy');
 
 # --- the same steps in both -------------------------------------------------
 
@@ -277,7 +229,7 @@ my $steps = ingest('web-2', orders(90, 200, '2026-01-11'))
   . ingest('late-2', orders(451, 455, '2026-01-11', 'late2') . ' || ' . orders(298, 300, '2026-01-12'))
   . ingest('old-1', orders(460, 462, '2026-01-10') . ' || ' . orders(463, 464, '2026-01-13'))
   . q{SELECT 'folded ' || pipeline.run_hot();}
-  . close_days('2026-01-15 06:00+00')
+  . close_days_sql('2026-01-15 06:00+00')
   . run_checks('2026-01-15 06:00+00');
 # (an error stops the steps, and its message takes the place of the rest)
 my %went;
@@ -294,7 +246,7 @@ like($went{copy}, qr/\nweb-4: \d+ 65 51 11 3\nlate-2: \d+ 8 5 3 0\nold-1: \d+ 5 
 like($went{copy}, qr/\nclose 2026-01-15 06:00\+00: sales 2026-01-11 corrected, sales 2026-01-12 frozen, sales 2026-01-13 frozen\n/,
 	'copy: the late batch corrects the day frozen before the dump; the other days freeze');
 
-my $after = same_state('after the same steps');
+my $after = same_state($node, \%state_sql, 'orig', 'copy', 'after the same steps', ' in orig and copy');
 like($after->{'metrics.sales_corrections'},
 	qr/"day": "2026-01-11", "batches": \["late-2"\], "platform": "\w+", "late_events": (\d), "buyers_delta": \1,/,
 	'copy and orig: corrections of 2026-01-11 from the batch after the restore, new buyers included');
@@ -321,26 +273,11 @@ $node->stop;
 # 2. a streaming standby, then its promotion
 ###########################################################################
 
-# a node as PipelineNode makes it, initialised for streaming replication
-sub streaming_node
-{
-	my ($name) = @_;
-	my $n = PostgreSQL::Test::Cluster->new($name);
-	$n->init(allows_streaming => 1);
-	$n->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_cron,pipeline'
-cron.database_name = 'postgres'
-cron.use_background_workers = on
-max_worker_processes = 32
+my $primary = PipelineNode::new_node('primary', allows_streaming => 1, conf => q{
 max_connections = 40
-pipeline.launcher_interval = '1s'
 pipeline.enabled = on
 pipeline.hot_interval = '200ms'
 });
-	return $n;
-}
-
-my $primary = streaming_node('primary');
 $primary->start;
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');

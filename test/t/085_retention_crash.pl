@@ -83,9 +83,8 @@ is($rc . '|' . $accepted, '0|1', 'an event for another day is accepted while mai
   or diag($ingest_err);
 
 # kill -9 in the middle: crash recovery, then nothing lost, nothing dropped
-kill 'KILL', $pid;
+PipelineNode::kill9_and_wait($node, $pid) or die 'the server did not come back';
 $maintain->finish;
-$node->poll_query_until('app', 'SELECT true') or die 'the server did not come back';
 my $after_crash = state();
 my $expected = $before;
 $expected =~ s/ 3000 raw \| 3000 ids \| 3 receipts / 3001 raw | 3001 ids | 4 receipts /;
