@@ -1,7 +1,7 @@
--- Lateness sketches (src/quantile.c): the type, the aggregates that build
--- and merge sketches of intervals, their quantiles, and
--- pipeline.source_lateness, the arrival lateness of each source's events
--- over the last hour.
+-- Lateness sketches (src/lateness_sketch.c, on the quantile core of
+-- src/quantile_core.c): the type, the aggregates that build and merge
+-- sketches of intervals, their quantiles, and pipeline.source_lateness,
+-- the arrival lateness of each source's events over the last hour.
 --
 -- The C functions here do not pin search_path: they resolve no names, and
 -- a SET clause would route every call (one per row for the transition
