@@ -151,6 +151,15 @@ SELECT u.q, pipeline.quantile_value(a.s, u.q) AS sketch, u.exact AS percentile_c
  ORDER BY u.q;
 SELECT pipeline.quantile_value(s, 0) AS p0, pipeline.quantile_value(s, 0.7) AS p70, pipeline.quantile_value(s, 1) AS p100
   FROM (SELECT pipeline.quantile_sketch(x) AS s FROM (VALUES (0::float8), ('-0'), (0)) AS t(x)) AS a;
+-- a sketch holds up to 2^63 - 1 values (here zeros, written out by hand),
+-- and q = 1 still lands on its last rank; one more value is an error
+SELECT pipeline.quantile_count(s) AS n, pipeline.quantile_value(s, 0) AS p0, pipeline.quantile_value(s, 0.5) AS p50,
+       pipeline.quantile_value(s, 1) AS p100
+  FROM (SELECT ('\x01' || 'ffffffffffffffff7f' || '000000' || 'ffffffffffffffff7f' || '0000000000000000'
+                || '0000000000000000' || '0000')::pipeline.quantile_sketch AS s) AS t;
+SELECT pipeline.quantile_union(('\x01' || 'ffffffffffffffff7f' || '000000' || 'ffffffffffffffff7f' || '0000000000000000'
+                                || '0000000000000000' || '0000')::pipeline.quantile_sketch,
+                               pipeline.quantile_sketch(0::float8));
 
 -- ===================================================================
 -- Merging: sketches, unions, order

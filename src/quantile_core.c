@@ -666,12 +666,15 @@ double
 QuantileInterpolate(const QuantileState *s, double q)
 {
 	double		r = q * (double) (s->total - 1);
-	int64		k0 = (int64) floor(r);
-	double		v0 = ValueAtRank(s, k0);
+	int64		k0;
+	double		v0;
 	double		v1;
 	double		v;
 
 	Assert(s->total > 0);
+	/* r <= n - 1, which as a double may be 2^63 for a count near 2^63 */
+	k0 = r >= (double) (s->total - 1) ? s->total - 1 : (int64) floor(r);
+	v0 = ValueAtRank(s, k0);
 	if (!(r > (double) k0))
 		return v0;
 	v1 = ValueAtRank(s, k0 + 1);
