@@ -1870,6 +1870,150 @@ REVOKE EXECUTE ON FUNCTION
     pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass)
   FROM PUBLIC;
 
+-- --- pipeline.quantile_sketch (src/sql/75_quantile.sql) --------------------
+-- The double precision quantile sketch, new in 0.2.0: the same statements
+-- as at the end of src/sql/75_quantile.sql.  Its functions stay executable
+-- by PUBLIC, like the lateness sketch's (src/sql/95_privileges.sql revokes
+-- nothing of either).
+
+-- Quantile sketches of double precision (src/quantile_sketch.c, on the
+-- same core as the lateness sketch): the type, the aggregates that build and
+-- merge them, their union, quantiles and count.  They give the live value of
+-- percentile_cont(q) WITHIN GROUP (ORDER BY x) measures.
+
+CREATE TYPE pipeline.quantile_sketch;
+
+CREATE FUNCTION pipeline._quantile_sketch_in(cstring) RETURNS pipeline.quantile_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_sketch_in';
+COMMENT ON FUNCTION pipeline._quantile_sketch_in(cstring) IS
+    'internal: input function of pipeline.quantile_sketch (''\x'' hex of the binary form, checked)';
+
+CREATE FUNCTION pipeline._quantile_sketch_out(pipeline.quantile_sketch) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_sketch_out';
+COMMENT ON FUNCTION pipeline._quantile_sketch_out(pipeline.quantile_sketch) IS
+    'internal: output function of pipeline.quantile_sketch (''\x'' hex of the binary form)';
+
+CREATE FUNCTION pipeline._quantile_sketch_recv(internal) RETURNS pipeline.quantile_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_sketch_recv';
+COMMENT ON FUNCTION pipeline._quantile_sketch_recv(internal) IS
+    'internal: binary receive function of pipeline.quantile_sketch (the binary form, checked)';
+
+CREATE FUNCTION pipeline._quantile_sketch_send(pipeline.quantile_sketch) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_sketch_send';
+COMMENT ON FUNCTION pipeline._quantile_sketch_send(pipeline.quantile_sketch) IS
+    'internal: binary send function of pipeline.quantile_sketch (the binary form)';
+
+CREATE TYPE pipeline.quantile_sketch (
+    INPUT = pipeline._quantile_sketch_in,
+    OUTPUT = pipeline._quantile_sketch_out,
+    RECEIVE = pipeline._quantile_sketch_recv,
+    SEND = pipeline._quantile_sketch_send,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+COMMENT ON TYPE pipeline.quantile_sketch IS
+    'mergeable quantile sketch of double precision values: counts over logarithmic buckets 1% wide (relative), '
+    'exact counts of zeros, -Infinity, +Infinity and NaN, and the exact finite minimum and maximum; quantiles '
+    'within 1% of percentile_cont.  Text form: ''\x'' then the hex of the binary form, which is: version byte 1; '
+    'varints (LEB128): number of values, then unless 0: the counts of -Infinity, +Infinity, NaN and zeros, the '
+    'finite minimum and maximum as 8-byte big-endian float8s (when there are finite values), and for negative '
+    'then positive values the bucket count, first bucket index (zigzag) and per-bucket counts.  Build with '
+    'pipeline.quantile_sketch(x), merge with pipeline.quantile_merge or pipeline.quantile_union, read with '
+    'pipeline.quantile_value and pipeline.quantile_count';
+
+-- Aggregate support.  The transition functions are not strict: they create
+-- the internal state on the first non-NULL input and skip NULLs.
+CREATE FUNCTION pipeline._quantile_add(internal, double precision) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_add';
+COMMENT ON FUNCTION pipeline._quantile_add(internal, double precision) IS
+    'internal: transition function of pipeline.quantile_sketch (counts one value in its bucket)';
+
+CREATE FUNCTION pipeline._quantile_merge_add(internal, pipeline.quantile_sketch) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_merge_add';
+COMMENT ON FUNCTION pipeline._quantile_merge_add(internal, pipeline.quantile_sketch) IS
+    'internal: transition function of pipeline.quantile_merge (adds one sketch''s counts)';
+
+CREATE FUNCTION pipeline._quantile_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_combine';
+COMMENT ON FUNCTION pipeline._quantile_combine(internal, internal) IS
+    'internal: combine function of the quantile sketch aggregates (sum of two partial states)';
+
+CREATE FUNCTION pipeline._quantile_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_serialize';
+COMMENT ON FUNCTION pipeline._quantile_serialize(internal) IS
+    'internal: serial function of the quantile sketch aggregates (the state as the binary form)';
+
+CREATE FUNCTION pipeline._quantile_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_deserialize';
+COMMENT ON FUNCTION pipeline._quantile_deserialize(bytea, internal) IS
+    'internal: deserial function of the quantile sketch aggregates';
+
+CREATE FUNCTION pipeline._quantile_final(internal) RETURNS pipeline.quantile_sketch
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_final';
+COMMENT ON FUNCTION pipeline._quantile_final(internal) IS
+    'internal: final function of the quantile sketch aggregates';
+
+CREATE AGGREGATE pipeline.quantile_sketch(double precision) (
+    SFUNC = pipeline._quantile_add,
+    STYPE = internal,
+    FINALFUNC = pipeline._quantile_final,
+    COMBINEFUNC = pipeline._quantile_combine,
+    SERIALFUNC = pipeline._quantile_serialize,
+    DESERIALFUNC = pipeline._quantile_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.quantile_sketch(double precision) IS
+    'quantile sketch of the non-NULL values (NULL when there are none); -0 counts as 0, and -Infinity, '
+    '+Infinity and NaN are counted exactly';
+
+CREATE AGGREGATE pipeline.quantile_merge(pipeline.quantile_sketch) (
+    SFUNC = pipeline._quantile_merge_add,
+    STYPE = internal,
+    FINALFUNC = pipeline._quantile_final,
+    COMBINEFUNC = pipeline._quantile_combine,
+    SERIALFUNC = pipeline._quantile_serialize,
+    DESERIALFUNC = pipeline._quantile_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.quantile_merge(pipeline.quantile_sketch) IS
+    'merge of sketches (NULLs skipped; NULL when there are none): equal, byte for byte, to the sketch of all '
+    'their values, in any order';
+
+-- Not strict: an upsert folds with x = pipeline.quantile_union(h.x,
+-- excluded.x), where the stored side may be NULL.
+CREATE FUNCTION pipeline.quantile_union(a pipeline.quantile_sketch, b pipeline.quantile_sketch)
+    RETURNS pipeline.quantile_sketch
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_union';
+COMMENT ON FUNCTION pipeline.quantile_union(pipeline.quantile_sketch, pipeline.quantile_sketch) IS
+    'the merge of two sketches, byte for byte the sketch of both''s values; a NULL side is no values (the '
+    'other is returned; NULL if both are NULL)';
+
+CREATE FUNCTION pipeline.quantile_value(sketch pipeline.quantile_sketch, q double precision)
+    RETURNS double precision
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_value';
+COMMENT ON FUNCTION pipeline.quantile_value(pipeline.quantile_sketch, double precision) IS
+    'the q-quantile (0 <= q <= 1) of a sketch''s values, interpolated like percentile_cont: within 1% of '
+    'percentile_cont''s answer where the two values around it have one sign, else within 1% of the larger '
+    'magnitude; q = 0 and q = 1, infinities and NaN are exact; NULL for an empty sketch';
+
+CREATE FUNCTION pipeline.quantile_count(sketch pipeline.quantile_sketch) RETURNS bigint
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_quantile_count';
+COMMENT ON FUNCTION pipeline.quantile_count(pipeline.quantile_sketch) IS
+    'the number of values in a sketch (infinities and NaN included)';
+
 -- =====================================================================
 -- Measure kinds (src/sql/38_measure_kinds.sql), FILTER and percentile measures; the rate checks' skeleton
 -- =====================================================================

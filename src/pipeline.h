@@ -36,8 +36,8 @@ extern ErrorData *PipelineCatchError(PipelineStep step, void *arg);
 
 /*
  * The memory context of the aggregate an aggregate support function
- * (sketch.c, quantile.c, digest.c) is called for; an error if called
- * directly.
+ * (sketch.c, quantile_core.c and the sketch types on it, digest.c) is
+ * called for; an error if called directly.
  */
 static inline MemoryContext
 PipelineAggContext(FunctionCallInfo fcinfo, const char *name)

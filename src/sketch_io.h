@@ -1,8 +1,8 @@
 /*
  * sketch_io.h
  *	  Text and binary I/O shared by the sketch types whose stored form is
- *	  their binary form (distinct_sketch, lateness_sketch): '\x' hex text,
- *	  and the bytes themselves on the wire.
+ *	  their binary form (distinct_sketch, lateness_sketch, quantile_sketch):
+ *	  '\x' hex text, and the bytes themselves on the wire.
  */
 #ifndef PIPELINE_SKETCH_IO_H
 #define PIPELINE_SKETCH_IO_H
