@@ -514,8 +514,9 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 			!InList(SingleName(fc->funcname), Aggregates))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid measure %d: it must be count, sum, min, max or avg of an expression", n),
-					 errhint("For example: count(*) AS orders, sum(amount) AS revenue, count(DISTINCT user_id) AS buyers")));
+					 errmsg("invalid measure %d: it must be count, sum, min, max, avg or percentile_cont of an expression", n),
+					 errhint("For example: count(*) AS orders, sum(amount) AS revenue, count(DISTINCT user_id) AS buyers, "
+							 "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency")));
 		agg = SingleName(fc->funcname);
 		if (rt->name == NULL)
 			ereport(ERROR,
@@ -586,7 +587,7 @@ pipeline_compile_metric(PG_FUNCTION_ARGS)
 			{
 				kind = "percentile";
 				if (aggref->aggtype != FLOAT8OID)
-					Refuse(&st, "percentile_cont of a %s is not supported: order by a number",
+					Refuse(&st, "percentile_cont of type %s is not supported: order by a number",
 						   format_type_be(exprType(arg)));
 			}
 		}
