@@ -310,21 +310,26 @@ QuantileMerge(QuantileState *dst, const QuantileState *src)
 
 /* --- the binary form ----------------------------------------------------- */
 
+/*
+ * Unsigned LEB128, written straight into the buffer: a sketch is written
+ * once per group and fold (hundreds of counts each), so this is hot.
+ */
 void
 QuantilePutVarint(StringInfo buf, uint64 v)
 {
-	uint8		bytes[VARINT_MAX_BYTES];
-	int			n = 0;
+	uint8	   *p;
 
-	do
+	if (buf->len + VARINT_MAX_BYTES >= buf->maxlen)
+		enlargeStringInfo(buf, VARINT_MAX_BYTES);
+	p = (uint8 *) buf->data + buf->len;
+	while (v >= 0x80)
 	{
-		bytes[n] = v & 0x7f;
+		*p++ = (uint8) (v & 0x7f) | 0x80;
 		v >>= 7;
-		if (v != 0)
-			bytes[n] |= 0x80;
-		n++;
-	} while (v != 0);
-	appendBinaryStringInfo(buf, (const char *) bytes, n);
+	}
+	*p++ = (uint8) v;
+	buf->len = (char *) p - buf->data;
+	buf->data[buf->len] = '\0';
 }
 
 static void
@@ -352,7 +357,9 @@ QuantileSerialize(const QuantileState *s)
 	StringInfoData buf;
 	struct varlena *result;
 
+	/* the varlena header first, so that the buffer becomes the result */
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendStringInfoChar(&buf, kind->version);
 	QuantilePutVarint(&buf, s->total);
 	if (s->total > 0)
@@ -370,10 +377,8 @@ QuantileSerialize(const QuantileState *s)
 		PutStore(&buf, kind, &s->pos);
 	}
 
-	result = palloc(VARHDRSZ + buf.len);
-	SET_VARSIZE(result, VARHDRSZ + buf.len);
-	memcpy(VARDATA(result), buf.data, buf.len);
-	pfree(buf.data);
+	result = (struct varlena *) buf.data;
+	SET_VARSIZE(result, buf.len);
 	return result;
 }
 
