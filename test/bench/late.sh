@@ -1,0 +1,115 @@
+# test/bench/late.sh: the fold of late events as the raw table grows,
+# sourced by test/bench/run.sh (which provides bench_psql, bench_report,
+# $work, $SMOKE).  Its own database `late`, pipeline.enabled = off (only
+# explicit run_hot() calls fold), a source `events` and one metric:
+#     dimensions '{event_type, platform}', bucket 1 minute, hot_retention 7 days,
+#     measures 'count(*), sum(amount), count(DISTINCT user_id)'
+# and, as the baseline, a materialized view of the same aggregate.
+#
+# The raw table grows to 1M, 5M and 20M events (100k-event NDJSON batches
+# spread over the last 3 days, a run_hot() every 10 batches).  At each size:
+#   before vacuum   right after the growth, 50k late events spread over the
+#                   3 days and every dimension group, one timed run_hot()
+#                   (the BRIN ranges of the pages written since the last
+#                   vacuum are not summarized yet);
+#   after vacuum    VACUUM ANALYZE, 50k more late events, one timed run_hot();
+#   baseline        REFRESH MATERIALIZED VIEW of the same aggregate, timed;
+# and the hot layer must equal the materialized view (counts, sums and
+# distinct counts, which the sketch keeps exactly below 1024 per bucket).
+# Reported: each fold against the REFRESH (target <= 0.25) and the folds at
+# the largest size against the smallest (target <= 1.5).
+#
+# Full: about 10 minutes on 2 cores (the 20M-event REFRESH alone takes
+# about a minute).  PIPELINE_BENCH_LATE_SIZES overrides the sizes.
+# --smoke: 20k, 40k and 80k events in 10k-event batches, 2k late events.
+
+late_psql() { bench_psql -d late "$@"; }
+# 20000000 -> 20M, 50000 -> 50k
+late_human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
+
+bench_late() {
+    local sizes batch late have=0 size n b ms_before ms_after refresh first_after= first_before= last_after last_before diff
+    if [ "$SMOKE" = 1 ]; then
+        sizes="20000 40000 80000" batch=10000 late=2000
+    else
+        sizes=${PIPELINE_BENCH_LATE_SIZES:-"1000000 5000000 20000000"} batch=100000 late=50000
+    fi
+    bench_psql -d postgres -c "DROP DATABASE IF EXISTS late" -c "CREATE DATABASE late" >/dev/null
+    bench_psql -d postgres -c "ALTER SYSTEM SET pipeline.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    late_psql >/dev/null <<'SQL'
+CREATE EXTENSION pipeline;
+SELECT pipeline.create_source('events', $$id bigint NOT NULL, event_time timestamptz NOT NULL,
+    event_type text NOT NULL, platform text, user_id text NOT NULL, amount numeric(12,2)$$, event_id => 'id');
+SELECT pipeline.create_metric('activity', 'events', '{event_type, platform}',
+    'count(*) AS events, sum(amount) AS revenue, count(DISTINCT user_id) AS users',
+    bucket => '1 minute', hot_retention => '7 days');
+CREATE MATERIALIZED VIEW activity_mv AS
+SELECT date_bin('1 minute', event_time, '2000-01-01 00:00:00+00') AS bucket, event_type, platform,
+       count(*) AS events, sum(amount) AS revenue, count(DISTINCT user_id) AS users
+  FROM pipeline.events_raw GROUP BY 1, 2, 3;
+CREATE SEQUENCE next_batch;
+-- n events with fresh ids, spread over the last 3 days, 5 event types x 3
+-- platforms, 262,144 users
+CREATE FUNCTION ingest_spread(n int) RETURNS bigint LANGUAGE sql AS $f$
+    SELECT accepted FROM pipeline.ingest('events', (
+        SELECT string_agg(json_build_object('id', k * 1000000 + i,
+                 'event_time', now() - random() * interval '3 days',
+                 'event_type', (ARRAY['view', 'click', 'cart', 'purchase', 'share'])[1 + (i * 7) % 5],
+                 'platform', (ARRAY['web', 'ios', 'android'])[1 + i % 3],
+                 'user_id', 'u' || (hashint8(k * 1000000 + i) & 262143),
+                 'amount', round((random() * 100)::numeric, 2))::text, E'\n')
+          FROM generate_series(1, n) AS i, (SELECT nextval('next_batch') AS k) AS b))
+$f$;
+CREATE FUNCTION fold_ms() RETURNS double precision LANGUAGE plpgsql AS $f$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    PERFORM pipeline.run_hot('activity');
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $f$;
+CREATE FUNCTION refresh_ms() RETURNS double precision LANGUAGE plpgsql AS $f$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    REFRESH MATERIALIZED VIEW activity_mv;
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $f$;
+-- rows where the hot layer and the materialized view differ
+CREATE FUNCTION differences() RETURNS bigint LANGUAGE sql AS $f$
+    SELECT count(*) FROM (
+        (SELECT bucket, event_type, platform, events, revenue, users FROM metrics.activity_live
+         EXCEPT ALL SELECT * FROM activity_mv)
+        UNION ALL
+        (SELECT * FROM activity_mv
+         EXCEPT ALL SELECT bucket, event_type, platform, events, revenue, users FROM metrics.activity_live)) AS d
+$f$;
+SQL
+    for size in $sizes; do
+        n=$(((size - have) / batch))
+        for b in $(seq 1 "$n"); do
+            late_psql -Atc "SELECT ingest_spread($batch)" >/dev/null
+            if [ $((b % 10)) = 0 ]; then late_psql -Atc "SELECT pipeline.run_hot('activity')" >/dev/null; fi
+        done
+        late_psql -Atc "SELECT pipeline.run_hot('activity')" >/dev/null
+        have=$size
+        late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
+        ms_before=$(late_psql -Atc "SELECT fold_ms()")
+        late_psql -c "VACUUM ANALYZE" >/dev/null
+        late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
+        ms_after=$(late_psql -Atc "SELECT fold_ms()")
+        refresh=$(late_psql -Atc "SELECT refresh_ms()")
+        diff=$(late_psql -Atc "SELECT differences()")
+        printf '      raw %s: late fold %.0f ms before vacuum, %.0f ms after; REFRESH %.0f ms; %s rows differ\n' \
+            "$size" "$ms_before" "$ms_after" "$refresh" "$diff"
+        if [ "$diff" != 0 ]; then
+            echo "late: the hot layer and the materialized view differ in $diff rows at raw $size" >&2
+            return 1
+        fi
+        bench_report "late: fold $(late_human $late) late, raw $(late_human $size), before vacuum" "$ms_before" "ms" "$refresh" "ms, REFRESH"
+        bench_report "late: fold $(late_human $late) late, raw $(late_human $size), after vacuum" "$ms_after" "ms" "$refresh" "ms, REFRESH"
+        first_before=${first_before:-$ms_before} first_after=${first_after:-$ms_after}
+        last_before=$ms_before last_after=$ms_after
+    done
+    bench_report "late: fold, largest raw vs smallest, before vacuum" "$last_before" "ms" "$first_before" "ms, smallest raw"
+    bench_report "late: fold, largest raw vs smallest, after vacuum" "$last_after" "ms" "$first_after" "ms, smallest raw"
+    bench_psql -d postgres -c "ALTER SYSTEM RESET pipeline.enabled" -c "SELECT pg_reload_conf()" >/dev/null
+    bench_psql -d postgres -c "DROP DATABASE late" >/dev/null
+}
