@@ -337,6 +337,25 @@ CompareUint64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* the explicit binary form of n hashes in ascending order */
+static struct varlena *
+ExplicitForm(const uint64 *hashes, int n)
+{
+	struct varlena *result = palloc(VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
+	uint8	   *out = (uint8 *) VARDATA(result);
+
+	SET_VARSIZE(result, VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
+	out[0] = SKETCH_VERSION;
+	out[1] = SKETCH_KIND_EXPLICIT;
+	for (int i = 0; i < n; i++)
+	{
+		uint64		be = pg_hton64(hashes[i]);
+
+		memcpy(out + SKETCH_HEADER_BYTES + sizeof(uint64) * i, &be, sizeof(uint64));
+	}
+	return result;
+}
+
 /* the binary form, as a varlena (of type distinct_sketch or bytea: same bytes) */
 static struct varlena *
 StateSerialize(SketchState *s)
@@ -369,18 +388,7 @@ StateSerialize(SketchState *s)
 		}
 		Assert(k == n);
 		qsort(hashes, n, sizeof(uint64), CompareUint64);
-
-		result = palloc(VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
-		SET_VARSIZE(result, VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
-		out = (uint8 *) VARDATA(result);
-		out[0] = SKETCH_VERSION;
-		out[1] = SKETCH_KIND_EXPLICIT;
-		for (int i = 0; i < n; i++)
-		{
-			uint64		be = pg_hton64(hashes[i]);
-
-			memcpy(out + SKETCH_HEADER_BYTES + sizeof(uint64) * i, &be, sizeof(uint64));
-		}
+		result = ExplicitForm(hashes, n);
 		pfree(hashes);
 	}
 	return result;
@@ -808,7 +816,6 @@ ExplicitUnion(const uint8 *a, Size alen, const uint8 *b, Size blen)
 	int			nb = (blen - SKETCH_HEADER_BYTES) / sizeof(uint64);
 	uint64	   *merged = palloc(sizeof(uint64) * Max(na + nb, 1));
 	struct varlena *result;
-	uint8	   *out;
 	int			i = 0;
 	int			j = 0;
 	int			n = 0;
@@ -840,17 +847,7 @@ ExplicitUnion(const uint8 *a, Size alen, const uint8 *b, Size blen)
 		pfree(merged);
 		return NULL;
 	}
-	result = palloc(VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
-	SET_VARSIZE(result, VARHDRSZ + SKETCH_HEADER_BYTES + sizeof(uint64) * n);
-	out = (uint8 *) VARDATA(result);
-	out[0] = SKETCH_VERSION;
-	out[1] = SKETCH_KIND_EXPLICIT;
-	for (int k = 0; k < n; k++)
-	{
-		uint64		be = pg_hton64(merged[k]);
-
-		memcpy(out + SKETCH_HEADER_BYTES + sizeof(uint64) * k, &be, sizeof(uint64));
-	}
+	result = ExplicitForm(merged, n);
 	pfree(merged);
 	return result;
 }
