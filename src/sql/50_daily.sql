@@ -400,7 +400,8 @@ BEGIN
             pipeline._measure_sql(def, 'daily_exact'),
             pipeline._dims_aliased(def, 'r.'),
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-            pipeline._dims_group(def, 'r.'),
+            -- Citus plans no GROUP BY (): a constant key groups the same
+            COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)'),
             m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
           INTO events USING d, lo, hi, status, as_of, pipeline._batches_seen(s.source, snap, lo, hi);
         RETURN;
@@ -574,7 +575,8 @@ BEGIN
             COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
             pipeline._dims_aliased(def, 'r.'),
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-            pipeline._dims_group(def, 'r.'),
+            CASE WHEN seen IS NULL THEN pipeline._dims_group(def, 'r.')
+                 ELSE COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)') END,
             m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
             pipeline._dims(def, 'new.'),
             pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
@@ -622,7 +624,10 @@ CREATE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog)
                pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
                pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
                CASE WHEN pipeline._distributed(s.raw_table) THEN 'r._pl_batch = ANY ($7)' ELSE pipeline._seen_by_cur('r') END,
-               pipeline._dims_match(def, 'n', 'r'), pipeline._dims_group(def, 'r.'))
+               pipeline._dims_match(def, 'n', 'r'),
+               CASE WHEN pipeline._distributed(s.raw_table)
+                    THEN COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)')
+                    ELSE pipeline._dims_group(def, 'r.') END)
       FROM pipeline._measures_corrected_by(def, 'raw') AS x
     HAVING pg_catalog.count(*) > 0);
 COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) IS

@@ -149,4 +149,86 @@ my $a = scenario($single, 0);
 my $b = scenario($coord, 1);
 same_text($_, $a->{$_}, $b->{$_}) for sort keys %$a;
 
+# The layers' work runs on the workers: the fold's aggregation (distinct
+# sketches included) and the day's computation are pushed down.
+my $fold_plan = $coord->safe_psql('pipeline', q{
+	SELECT pipeline._distributed_fold_sql(fold_sql, definition) FROM pipeline.metric_catalog WHERE metric = 'm'});
+$fold_plan =~ s/\$1/'{1,2}'::bigint[]/g;
+$fold_plan =~ s/\$[234]/now() - interval '30 days'/g;
+my $explain = $coord->safe_psql('pipeline', "EXPLAIN (COSTS OFF) $fold_plan");
+like($explain, qr/Custom Scan \(Citus Adaptive\)(?s:.*)->  Task(?s:.*)(Group|Hash)Aggregate/,
+	'the fold aggregates on the workers');
+
+# Commits finishing on the workers: batches committed on the coordinator
+# whose rows are not yet visible on the workers (Citus's second commit
+# phase) are neither lost nor doubled by folds, freezes and corrections
+# running all the time.  Four sessions ingest (new ids, re-sent ids, a
+# frozen day among the event days) while one folds and closes days.
+$coord->safe_psql('pipeline', q{
+	SELECT pipeline.create_source('cc', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text');
+	SELECT pipeline.distribute_source('cc', 4);
+	SELECT pipeline.create_metric('mc', 'cc', measures => 'count(*) AS events, count(DISTINCT user_id) AS users',
+	                              bucket => '1 hour', hot_retention => '30 days');});
+my $as_of = qq{('$d0'::date + 2)::timestamptz + interval '1 hour'};
+$coord->safe_psql('pipeline', qq{
+	SELECT * FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', i,
+	         'event_time', '$d0'::date + (i % 3) + (i % 1440) * interval '1 minute', 'user_id', 'u' || (i % 5000)))
+	    FROM generate_series(1, 3000) AS i));
+	SELECT pipeline.run_hot();
+	SELECT * FROM pipeline.close_days($as_of);});
+append_to_file("$tmp/ingest.sql", qq{\\set base random(1, 20000)
+SELECT accepted FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', :base * 10 + i,
+         'event_time', '$d0'::date + ((:base + i) % 3) + (i % 1440) * interval '1 minute', 'user_id', 'u' || ((:base + i) % 7919)))
+    FROM generate_series(1, 10) AS i));
+});
+append_to_file("$tmp/fold.sql", qq{SELECT pipeline.run_hot('mc');
+SELECT count(*) FROM pipeline.close_days($as_of);
+});
+my @pgbench = ('pgbench', '-n', '-T', '15', '-d', $coord->connstr('pipeline'));
+my ($out1, $out2, $err1, $err2) = ('', '', '', '');
+my $h1 = IPC::Run::start([ @pgbench, '-c', '4', '-j', '2', '-f', "$tmp/ingest.sql" ], '>', \$out1, '2>', \$err1);
+my $h2 = IPC::Run::start([ @pgbench, '-c', '1', '-f', "$tmp/fold.sql" ], '>', \$out2, '2>', \$err2);
+$h1->finish;
+$h2->finish;
+my ($batches) = $out1 =~ /transactions actually processed: (\d+)/;
+my ($folds) = $out2 =~ /transactions actually processed: (\d+)/;
+ok($batches && $folds, "concurrent ingest and folds ran ($batches batches, $folds folds and closes)")
+  or diag("$err1\n$err2");
+$coord->safe_psql('pipeline', qq{SELECT pipeline.run_hot(); SELECT * FROM pipeline.close_days($as_of);});
+is($coord->safe_psql('pipeline', q{SELECT (SELECT sum(events) FROM pipeline.mc_hot) || ' ' || (SELECT count(*) FROM pipeline.cc_raw)}),
+	$coord->safe_psql('pipeline', q{SELECT (SELECT count(*) FROM pipeline.cc_raw) || ' ' || (SELECT sum(accepted) FROM pipeline.batch_log WHERE source = 'cc')}),
+	'the hot layer counts every accepted event once');
+same_text('restated (and provisional) days under concurrency equal raw',
+	$coord->safe_psql('pipeline', q{
+		SELECT day, events, users, status FROM (
+		  SELECT day, events, users, 'frozen' AS status FROM metrics.mc_restated
+		  UNION ALL SELECT day, events, users, status FROM metrics.mc_daily WHERE status = 'provisional') AS x
+		 ORDER BY day}),
+	$coord->safe_psql('pipeline', q{
+		SELECT (event_time AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT user_id),
+		       CASE WHEN (event_time AT TIME ZONE 'UTC')::date = (SELECT min(day) FROM metrics.mc_daily) THEN 'frozen' ELSE 'provisional' END
+		  FROM pipeline.cc_raw WHERE (event_time AT TIME ZONE 'UTC')::date IN (SELECT day FROM metrics.mc_daily)
+		 GROUP BY 1 ORDER BY 1}));
+ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM metrics.mc_corrections}) > 0,
+	'late events of the frozen day became corrections');
+
+# The background workers: the coordinator's folds a distributed source by
+# itself; the worker nodes hold none of the pipeline's catalog and do nothing.
+$coord->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();});
+$_->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();}) for @workers;
+$coord->safe_psql('pipeline', q{SELECT * FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', 10000000 + i,
+	'event_time', now() - i * interval '1 second', 'user_id', 'x' || i)) FROM generate_series(1, 500) AS i))});
+ok($coord->poll_query_until('pipeline', q{SELECT backlog = 0 AND events_folded > 0 FROM pipeline.status WHERE name = 'mc'}),
+	'the coordinator\'s worker folds a distributed source');
+is($coord->safe_psql('pipeline', q{SELECT (SELECT sum(events) FROM pipeline.mc_hot) = (SELECT count(*) FROM pipeline.cc_raw)}),
+	't', 'and counts every event once');
+for my $w (@workers)
+{
+	is($w->safe_psql('pipeline', q{
+		SELECT (SELECT count(*) FROM pipeline.source_catalog) + (SELECT count(*) FROM pipeline.metric_catalog)
+		       + (SELECT count(*) FROM pipeline.batch_log)}), '0', $w->name . ' holds no pipeline catalog');
+	my $log = slurp_file($w->logfile);
+	unlike($log, qr/ERROR:.*pipeline|pipeline:.*failed/, $w->name . ' logs no pipeline error');
+}
+
 done_testing();
