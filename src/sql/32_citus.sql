@@ -23,7 +23,10 @@ COMMENT ON FUNCTION pipeline._distributed(regclass) IS
 
 -- Distributes a source on a Citus cluster: its dedup ids and raw events
 -- by event id, colocated, so that a shard's dedup and its raw rows are on
--- one worker.  Everything else of the pipeline stays on the coordinator.
+-- one worker; the events already stored move to the shards.  Day
+-- partitions created later are distributed with the raw table.  Receipts,
+-- dead letters, the catalogs and the metrics' hot, daily and correction
+-- tables stay local tables of the coordinator (README "Scaling out").
 CREATE FUNCTION pipeline.distribute_source(source text, shard_count integer DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
@@ -44,8 +47,16 @@ BEGIN
     IF shard_count IS NOT NULL AND shard_count < 1 THEN
         RAISE EXCEPTION 'shard_count must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- every batch writes to every shard (ids are spread by hash): a batch
+    -- costs a round trip per shard, so by default two shards per worker,
+    -- enough to spread over twice as many workers later
+    IF shard_count IS NULL THEN
+        EXECUTE 'SELECT GREATEST(2, 2 * pg_catalog.count(*))::integer FROM pg_catalog.pg_dist_node AS n '
+                'WHERE n.isactive AND n.noderole = ''primary'' AND n.shouldhaveshards AND n.groupid <> 0'
+           INTO shard_count;
+    END IF;
     EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, shard_count => $3)'
-      USING s.ids_table, 'event_id', COALESCE(shard_count, pg_catalog.current_setting('citus.shard_count')::integer);
+      USING s.ids_table, 'event_id', shard_count;
     EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
       USING s.raw_table, s.event_id, s.ids_table::text;
 END
