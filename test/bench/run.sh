@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$top/test/lib.sh"
 
-BENCHMARKS="${PIPELINE_BENCHMARKS:-ingest hot daily e2e retention}"
+BENCHMARKS="${PIPELINE_BENCHMARKS:-ingest hot daily e2e retention citus}"
 
 SMOKE=0
 case "${1:-}" in
