@@ -24,8 +24,24 @@
 # and fold is >= 0.8), and both sides must end with the same numbers:
 # receipts, hot rows and frozen rows are compared.
 #
+# It also prints the CPU time each server of the cluster spent per million
+# events ingested and folded (from /proc: the postmaster, the backends it
+# has reaped and its live processes).
+#
 # Full: 1M events (100 batches); --smoke: 40k (4 batches).  Skipped, with a
 # line saying so, when citus.so is not installed.
+
+# CPU seconds used so far by a server: its postmaster (with the children
+# it has reaped) and its live processes; the background processes' share
+# is in it too (autovacuum, the checkpointer), as it is in a machine's load
+citus_node_cpu() {
+    local pm
+    # a backend's time reaches its postmaster's once it has been reaped
+    sleep 1
+    pm=$(head -n 1 "$1/postmaster.pid")
+    { cat "/proc/$pm/stat"; for c in $(cat "/proc/$pm/task/$pm/children"); do cat "/proc/$c/stat" 2>/dev/null || true; done; } |
+        awk -v hz="$(getconf CLK_TCK)" -v pm="$pm" '{ sub(/^.*\) /, ""); t += $12 + $13; if (NR == 1) t += $14 + $15 } END { printf "%.2f", t / hz }'
+}
 
 bench_citus() {
     if [ ! -f "$($PGBIN/pg_config --pkglibdir)/citus.so" ]; then
@@ -99,23 +115,40 @@ SQL
     chmod 644 "$work/citus_ingest.pgbench"
     local single_conn="-h $work -p $port" citus_conn="-h $cdir -p $cport"
     local side conn t0 t1 ingest_s fold_s
-    declare -A rate fold freeze
+    declare -A rate fold freeze cpu0 cpu1 cpu2
+    # the single node's own worker would fold as the batches arrive
+    bench_psql -d postgres -c "ALTER SYSTEM SET pipeline.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
     for side in single citus; do
         [ $side = single ] && conn=$single_conn || conn=$citus_conn
         local db=bench; [ $side = single ] && db=citus_single
+        if [ $side = citus ]; then for p in "${nodes[@]}"; do cpu0[$p]=$(citus_node_cpu "$cdir/$p"); done
+        else cpu0[single]=$(citus_node_cpu "$data"); fi
         t0=$(date +%s.%N)
         as_cluster_user $PGBIN/pgbench -n $conn -c 2 -j 2 -t $((batches / 2)) --random-seed=7 \
             -f "$work/citus_ingest.pgbench" $db > "$work/citus_pgbench_$side.out" 2>&1 \
             || { cat "$work/citus_pgbench_$side.out" >&2; return 1; }
         t1=$(date +%s.%N)
+        if [ $side = citus ]; then for p in "${nodes[@]}"; do cpu1[$p]=$(citus_node_cpu "$cdir/$p"); done
+        else cpu1[single]=$(citus_node_cpu "$data"); fi
         rate[$side]=$(awk -v n=$((batches * size)) -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')
         fold_s=$(as_cluster_user $PGBIN/psql -X -At $conn -d $db -c '\timing on' -c 'SELECT pipeline.run_hot()' \
                  | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+        if [ $side = citus ]; then for p in "${nodes[@]}"; do cpu2[$p]=$(citus_node_cpu "$cdir/$p"); done
+        else cpu2[single]=$(citus_node_cpu "$data"); fi
         fold[$side]=$(awk -v n=$((batches * size)) -v ms="$fold_s" 'BEGIN { print n / (ms / 1000) }')
         # the events' day (yesterday) freezes
         freeze[$side]=$(as_cluster_user $PGBIN/psql -X -At $conn -d $db -c '\timing on' \
                  -c "SELECT count(*) FROM pipeline.close_days('$midnight'::timestamptz + interval '1 day 1 minute')" \
                  | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+    done
+
+    bench_psql -d postgres -c "ALTER SYSTEM RESET pipeline.enabled" -c "SELECT pg_reload_conf()" >/dev/null
+    # where the cluster's CPU went, per million events (the model in README "Scaling out")
+    local role=single
+    for p in single "${nodes[@]}"; do
+        awk -v r=$role -v n=$((batches * size)) -v a="${cpu0[$p]}" -v b="${cpu1[$p]}" -v c="${cpu2[$p]}" \
+            'BEGIN { printf "   %-11s CPU per million events: ingest %.2f s, fold %.2f s\n", r, (b - a) * 1e6 / n, (c - b) * 1e6 / n }'
+        [ $role = single ] && role=coordinator || role=worker
     done
 
     # the same numbers on both sides
