@@ -3573,6 +3573,7 @@ COMMENT ON FUNCTION pipeline.distribute_source(text, integer) IS
 
 CREATE FUNCTION pipeline._await_commits() RETURNS integer
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_await_commits';
 COMMENT ON FUNCTION pipeline._await_commits() IS
     'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
