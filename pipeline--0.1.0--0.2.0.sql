@@ -3480,3 +3480,534 @@ BEGIN
                                  c.params ->> 'window', col, pg_catalog.jsonb_array_length(c.params -> 'values'), kinds)) AS r;
 END
 $fn$;
+
+-- ---- Scale-out on Citus (pipeline.distribute_source) ----
+-- New: src/sql/32_citus.sql as a whole.  Changed: the fold, the day's computation
+-- and its corrections read a distributed source's batches by the coordinator's
+-- snapshot, once committed on the workers.
+
+-- The same sketch with a state Citus can ship between nodes (a real type,
+-- not internal): the fold of a distributed source builds its sketches on
+-- the workers with distinct_sketch_dist and merges them on the coordinator
+-- with distinct_union (README "Scaling out").  Citus checks that the
+-- argument's type is the one the aggregate declares, so there is one per
+-- common type, each with a transition function declaring it (Citus calls
+-- it without an expression to read the type from); a distinct measure of
+-- another type is folded with distinct_sketch, on the coordinator.
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, smallint)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, smallint) IS
+    'internal: transition function of distinct_sketch_dist(smallint)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(smallint) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(smallint) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, integer)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, integer) IS
+    'internal: transition function of distinct_sketch_dist(integer)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(integer) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(integer) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, bigint)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, bigint) IS
+    'internal: transition function of distinct_sketch_dist(bigint)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(bigint) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(bigint) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, numeric)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, numeric) IS
+    'internal: transition function of distinct_sketch_dist(numeric)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(numeric) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(numeric) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, text)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, text) IS
+    'internal: transition function of distinct_sketch_dist(text)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(text) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(text) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, character varying)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, character varying) IS
+    'internal: transition function of distinct_sketch_dist(character varying)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(character varying) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(character varying) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, uuid)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, uuid) IS
+    'internal: transition function of distinct_sketch_dist(uuid)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(uuid) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(uuid) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, date)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, date) IS
+    'internal: transition function of distinct_sketch_dist(date)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(date) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(date) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp without time zone)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp without time zone) IS
+    'internal: transition function of distinct_sketch_dist(timestamp without time zone)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(timestamp without time zone) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(timestamp without time zone) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp with time zone)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp with time zone) IS
+    'internal: transition function of distinct_sketch_dist(timestamp with time zone)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(timestamp with time zone) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(timestamp with time zone) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, boolean)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, boolean) IS
+    'internal: transition function of distinct_sketch_dist(boolean)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(boolean) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(boolean) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+
+-- Scale-out on Citus (README "Scaling out").  Nothing here needs Citus
+-- installed: its functions are called by name, at run time, only when a
+-- source is distributed.
+
+-- whether a table is a Citus distributed table (false without Citus)
+CREATE FUNCTION pipeline._distributed(rel regclass) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    found boolean;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p WHERE p.logicalrelid = $1)'
+       INTO found USING rel;
+    RETURN found;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._distributed(regclass) IS
+    'internal: whether a table is distributed by Citus (false where Citus is not installed)';
+
+-- Distributes a source on a Citus cluster: its dedup ids and raw events
+-- by event id, colocated, so that a shard's dedup and its raw rows are on
+-- one worker; the events already stored move to the shards.  Day
+-- partitions created later are distributed with the raw table.  Receipts,
+-- dead letters, the catalogs and the metrics' hot, daily and correction
+-- tables stay local tables of the coordinator (README "Scaling out").
+CREATE FUNCTION pipeline.distribute_source(source text, shard_count integer DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    s := pipeline._source_of_owner(source, 'distribute', 'distribute');
+    IF pg_catalog.to_regproc('pg_catalog.create_distributed_table') IS NULL THEN
+        RAISE EXCEPTION 'distributing a source needs Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Preload citus (shared_preload_libraries = ''citus,pg_cron,pipeline''), CREATE EXTENSION citus, add the worker nodes.';
+    END IF;
+    IF pipeline._distributed(s.raw_table) THEN
+        RAISE EXCEPTION 'source "%" is distributed already', source USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF shard_count IS NOT NULL AND shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- every batch writes to every shard (ids are spread by hash): a batch
+    -- costs a round trip per shard, so by default two shards per worker,
+    -- enough to spread over twice as many workers later
+    IF shard_count IS NULL THEN
+        EXECUTE 'SELECT GREATEST(2, 2 * pg_catalog.count(*))::integer FROM pg_catalog.pg_dist_node AS n '
+                'WHERE n.isactive AND n.noderole = ''primary'' AND n.shouldhaveshards AND n.groupid <> 0'
+           INTO shard_count;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, shard_count => $3)'
+      USING s.ids_table, 'event_id', shard_count;
+    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
+      USING s.raw_table, s.event_id, s.ids_table::text;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.distribute_source(text, integer) IS
+    'distributes a source''s raw events and dedup ids on a Citus cluster, by event id, colocated';
+
+CREATE FUNCTION pipeline._await_commits() RETURNS integer
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_await_commits';
+COMMENT ON FUNCTION pipeline._await_commits() IS
+    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
+
+-- The batches of a source that a snapshot sees and whose events may fall
+-- in [lo, hi): what a day computed or corrected on a distributed source
+-- reads, whatever the workers' own snapshots show.
+CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot, lo timestamptz, hi timestamptz)
+    RETURNS bigint[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id), '{}')
+      FROM pipeline.batch_log AS b
+     WHERE b.source = _batches_seen.source AND pg_catalog.pg_visible_in_snapshot(b.xid, snap)
+       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi);
+COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot, timestamptz, timestamptz) IS
+    'internal: the batches of a source visible in a snapshot with events in a time range';
+
+-- The fold statement of a metric of a distributed source: each distinct
+-- measure whose argument type has a distinct_sketch_dist builds its
+-- sketches with it, so that the whole aggregation runs on the workers (an
+-- aggregate with an internal state makes Citus pull every row instead).
+CREATE FUNCTION pipeline._distributed_fold_sql(fold_sql text, def jsonb) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    sql text := fold_sql;
+    x jsonb;
+BEGIN
+    FOR x IN SELECT e FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
+              WHERE e->>'agg' = 'count_distinct'
+    LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_proc AS p
+                    WHERE p.pronamespace = 'pipeline'::regnamespace AND p.proname = 'distinct_sketch_dist'
+                      AND p.proargtypes[0] = pg_catalog.to_regtype(x->>'arg_type')) THEN
+            sql := pg_catalog.replace(sql, 'pipeline.distinct_sketch(' || (x->>'expr') || ')',
+                                      'pipeline.distinct_sketch_dist(' || (x->>'expr') || ')');
+        END IF;
+    END LOOP;
+    RETURN sql;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._distributed_fold_sql(text, jsonb) IS
+    'internal: a metric''s fold statement with the distinct sketches built by distinct_sketch_dist, for a distributed source';
+
+CREATE OR REPLACE FUNCTION pipeline._fold(metric text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    cur pg_snapshot := pg_catalog.pg_current_snapshot();
+    started timestamptz := pg_catalog.clock_timestamp();
+    m pipeline.metric_catalog;
+    ids bigint[];
+    n bigint;
+    lo timestamptz;
+    hi timestamptz;
+BEGIN
+    SELECT * INTO m FROM pipeline.metric_catalog AS c
+     WHERE c.metric = _fold.metric FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    PERFORM pipeline._check_schema();
+
+    SELECT pg_catalog.array_agg(b.batch_id), COALESCE(pg_catalog.sum(b.accepted), 0),
+           pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
+      INTO ids, n, lo, hi
+      FROM pipeline.batch_log AS b
+     WHERE b.source = m.source
+       AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
+       AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, m.fold_snapshot)
+       AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
+       AND b.accepted > 0;
+
+    IF n > 0 THEN
+        -- a distributed source's batches visible in cur may still be
+        -- committing on the workers (src/scale_out.c)
+        IF pipeline._distributed((SELECT s.raw_table FROM pipeline.source_catalog AS s WHERE s.source = m.source)) THEN
+            PERFORM pipeline._await_commits();
+            EXECUTE pipeline._distributed_fold_sql(m.fold_sql, m.definition)
+              USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+        ELSE
+            EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+        END IF;
+    END IF;
+
+    -- buckets past hot retention go, once a minute
+    IF m.last_cleanup_at IS NULL OR m.last_cleanup_at < pg_catalog.now() - interval '1 minute' THEN
+        EXECUTE pg_catalog.format('DELETE FROM %s WHERE bucket < $1', m.hot_table)
+            USING pg_catalog.now() - m.hot_retention;
+        m.last_cleanup_at := pg_catalog.now();
+    END IF;
+
+    UPDATE pipeline.metric_catalog AS c
+       SET fold_snapshot = cur,
+           events_folded = c.events_folded + n,
+           max_event_time = GREATEST(c.max_event_time, hi),
+           last_fold_at = pg_catalog.now(),
+           last_fold_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started) * 1000,
+           last_cleanup_at = m.last_cleanup_at,
+           failures = 0, last_error = NULL, last_error_at = NULL
+     WHERE c.metric = m.metric;
+    RETURN n;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pipeline._compute_day(m pipeline.metric_catalog, d date, status text, as_of timestamptz,
+                                      OUT snap pg_snapshot, OUT events bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    lo timestamptz;
+    hi timestamptz;
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
+    lo := d::timestamp AT TIME ZONE s.day_timezone;
+    hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
+    EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_daily') USING d;
+    IF pipeline._distributed(s.raw_table) THEN
+        -- the workers read with snapshots of their own, taken after this
+        -- one: the day is computed from exactly the batches this snapshot
+        -- sees, once they have committed on the workers (src/scale_out.c)
+        snap := pg_catalog.pg_current_snapshot();
+        PERFORM pipeline._await_commits();
+        EXECUTE pg_catalog.format(
+            'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
+            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND r._pl_batch = ANY ($6) GROUP BY %6$s), '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
+            '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
+            'SELECT COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
+            pipeline._measure_sql(def, 'daily_exact'),
+            pipeline._dims_aliased(def, 'r.'),
+            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+            -- Citus plans no GROUP BY (): a constant key groups the same
+            COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)'),
+            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
+          INTO events USING d, lo, hi, status, as_of, pipeline._batches_seen(s.source, snap, lo, hi);
+        RETURN;
+    END IF;
+    -- one pass over the day: the aggregates, the events behind them, and
+    -- the snapshot they were read with
+    EXECUTE pg_catalog.format(
+        'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
+        '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s), '
+        '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
+        '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
+        'SELECT pg_catalog.pg_current_snapshot(), COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
+        pipeline._measure_sql(def, 'daily_exact'),
+        pipeline._dims_aliased(def, 'r.'),
+        s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+        pipeline._dims_group(def, 'r.'),
+        m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
+      INTO snap, events USING d, lo, hi, status, as_of;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pipeline._correct_day(m pipeline.metric_catalog, c pipeline.day_closures)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+    def jsonb := m.definition;
+    cur pg_snapshot := pg_catalog.pg_current_snapshot();
+    lo timestamptz;
+    hi timestamptz;
+    ids bigint[];
+    n bigint := 0;
+    distinct_ctes text;
+    part regclass;
+    seen bigint[];
+    sort_setting text := pg_catalog.current_setting('enable_sort');
+    jit_setting text := pg_catalog.current_setting('jit');
+BEGIN
+    SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
+    lo := c.day::timestamp AT TIME ZONE s.day_timezone;
+    hi := (c.day + 1)::timestamp AT TIME ZONE s.day_timezone;
+    SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) INTO ids
+      FROM pipeline.batch_log AS b
+     WHERE b.source = m.source
+       AND b.xid >= pg_catalog.pg_snapshot_xmin(c.corrected_snapshot)
+       AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, c.corrected_snapshot)
+       AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
+       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
+    IF ids IS NOT NULL THEN
+        IF pipeline._distributed(s.raw_table) THEN
+            -- "the other events of the day" are those of the batches cur
+            -- sees, once committed on the workers (src/scale_out.c)
+            PERFORM pipeline._await_commits();
+            seen := pipeline._batches_seen(s.source, cur, lo, hi);
+        END IF;
+        -- (a frozen day has its partition, unless someone dropped it)
+        part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
+        distinct_ctes := pipeline._correction_distinct(def, s.raw_table, part, s.event_time,
+                                                       COALESCE(def->>'filter', 'true'));
+        IF distinct_ctes <> '' THEN
+            IF part <> s.raw_table AND seen IS NULL THEN
+                PERFORM pipeline._index_day_values(m, s, part);
+            END IF;
+            PERFORM pg_catalog.set_config('jit', 'off', true);
+            IF EXISTS (SELECT FROM pipeline._measures_corrected_by(def, 'new_values') AS x
+                        WHERE NOT pipeline._raw_column(s.raw_table, x->>'expr')) THEN
+                PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+            END IF;
+        END IF;
+        EXECUTE pg_catalog.format(
+            'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
+            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
+            '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
+            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
+            '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
+            'SELECT pg_catalog.count(*) FROM ins',
+            COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
+            pipeline._dims_aliased(def, 'r.'),
+            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+            CASE WHEN seen IS NULL THEN pipeline._dims_group(def, 'r.')
+                 ELSE COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)') END,
+            m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
+            pipeline._dims(def, 'new.'),
+            pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
+                                  m.metric || '_restated'),
+            distinct_ctes, pipeline._correction_exact(def, s))
+          INTO n USING c.day, lo, hi, ids, cur, s.source, seen;
+        PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
+        PERFORM pg_catalog.set_config('jit', jit_setting, true);
+    END IF;
+    UPDATE pipeline.day_closures AS x SET corrected_snapshot = cur
+     WHERE x.metric = c.metric AND x.day = c.day;
+    RETURN n;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT pg_catalog.format(
+               ', _pl_exact AS (SELECT %1$s%2$s FROM %3$s AS r '
+               '                 WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND %6$s '
+               '                   AND EXISTS (SELECT FROM new AS n WHERE true%7$s) '
+               '                 GROUP BY %8$s)',
+               pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
+               pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+               CASE WHEN pipeline._distributed(s.raw_table) THEN 'r._pl_batch = ANY ($7)' ELSE pipeline._seen_by_cur('r') END,
+               pipeline._dims_match(def, 'n', 'r'),
+               CASE WHEN pipeline._distributed(s.raw_table)
+                    THEN COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)')
+                    ELSE pipeline._dims_group(def, 'r.') END)
+      FROM pipeline._measures_corrected_by(def, 'raw') AS x
+    HAVING pg_catalog.count(*) > 0);
+
+CREATE OR REPLACE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regclass, event_time text, filter text)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.string_agg(
+             pg_catalog.format(
+                 ', _pl_new_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+                 '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
+                 '                     AND (%2$s) IS NOT NULL), ',
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
+             || CASE WHEN pipeline._raw_column(raw, m->>'expr') AND NOT pipeline._distributed(raw) THEN pg_catalog.format(
+                 '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+                 '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
+                 '                         WHERE (%4$s) = n._pl_v%5$s AND %6$s LIMIT 1) AS x ON true '
+                 '    WHERE x._pl_hit IS NULL GROUP BY %2$s)',
+                 o, grp, part, m->>'expr', pipeline._dims_match(def, 'r', 'n'), other)
+             ELSE pg_catalog.format(
+                 '  _pl_seen_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
+                 '                   WHERE (%2$s) IN (SELECT n._pl_v FROM _pl_new_%1$s AS n) AND %5$s), '
+                 '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %6$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
+                 '                    WHERE NOT EXISTS (SELECT FROM _pl_seen_%1$s AS x WHERE x._pl_v = n._pl_v%7$s) '
+                 '                    GROUP BY %6$s)',
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, other, grp, pipeline._dims_match(def, 'x', 'n'))
+             END, '' ORDER BY o), '')
+      FROM pg_catalog.jsonb_array_elements(def->'measures') WITH ORDINALITY AS e(m, o)
+      JOIN pipeline.measure_kinds AS t ON t.kind = m->>'agg' AND t.corrected_by = 'new_values',
+           LATERAL (SELECT pg_catalog.format('(%s) AND (%s)', filter, COALESCE(m->>'filter', 'true')) AS measure_filter) AS f,
+           LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
+                           pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
+                                             event_time, measure_filter,
+                                             CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
+                                                  ELSE pipeline._seen_by_cur('r') END) AS other) AS k);

@@ -54,6 +54,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -92,6 +93,7 @@ typedef struct RawStoreEntry
 	int			contract_version;
 	SPIPlanPtr	insert_plan;
 	bool		probe_first;	/* this source's last chunk re-sent stored ids */
+	int			distributed;	/* by Citus: 1 yes, 0 no, -1 not known yet */
 	int			nranges;
 	int			maxranges;
 	PartitionRange *ranges;
@@ -124,12 +126,18 @@ RawStoreInvalidate(Datum arg, Oid relid)
 	{
 		e = hash_search(raw_store, &relid, HASH_FIND, NULL);
 		if (e != NULL)
+		{
 			e->nranges = 0;		/* the plan revalidates itself */
+			e->distributed = -1;
+		}
 		return;
 	}
 	hash_seq_init(&seq, raw_store);
 	while ((e = hash_seq_search(&seq)) != NULL)
+	{
 		e->nranges = 0;
+		e->distributed = -1;
+	}
 }
 
 static RawStoreEntry *
@@ -152,6 +160,7 @@ GetEntry(SourceInfo *src)
 	{
 		e->insert_plan = NULL;
 		e->probe_first = false;
+		e->distributed = -1;
 		e->nranges = 0;
 		e->maxranges = 8;
 		e->ranges = MemoryContextAlloc(TopMemoryContext, sizeof(PartitionRange) * e->maxranges);
@@ -242,6 +251,39 @@ EnsurePartitions(SourceInfo *src, Datum *times, int n, Oid *partition)
 			elog(ERROR, "no partition of %s for %s", get_rel_name(src->raw_relid),
 				 timestamptz_to_str(DatumGetTimestampTz(times[i])));
 	}
+}
+
+/*
+ * Whether Citus distributes the source's raw table.  Its rows then live
+ * in shards on the workers, which only statements reach: the table here
+ * is an empty shell that the direct path would write into unseen, and
+ * the probe would find nothing in.
+ */
+static bool
+Distributed(SourceInfo *src)
+{
+	RawStoreEntry *e = GetEntry(src);
+
+	if (e->distributed < 0)
+	{
+		Oid			types[1] = {OIDOID};
+		Datum		args[1] = {ObjectIdGetDatum(src->raw_relid)};
+		bool		isnull;
+
+		/* Citus's catalog, when Citus is installed in this database */
+		if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		{
+			e->distributed = 0;
+			return false;
+		}
+		/* not a kept plan: Citus may be dropped */
+		if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p"
+								  " WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)",
+								  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading pg_dist_partition failed");
+		e->distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+	}
+	return e->distributed == 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -603,6 +645,11 @@ RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 
 	if (nrows == 0)
 		return 0;
+	if (Distributed(c->source))
+	{
+		EnsurePartitions(c->source, values[c->time_col], rows.nrows, palloc(sizeof(Oid) * nrows));
+		return InsertByStatement(&rows);
+	}
 	rows.partition = palloc(sizeof(Oid) * nrows);
 
 	/*

@@ -41,18 +41,29 @@
  * Aggregate states are "internal": an open-addressing set of hashes, or the
  * registers, in the aggregate memory context, updated in place per row.
  * They serialize to the binary form above for parallel aggregation.
+ *
+ * Citus pushes an aggregate's partial work down to the workers only when
+ * its state has a real type (it ships states as text between nodes), so
+ * distinct_sketch_dist() builds the same sketch with a state of type
+ * distinct_sketch: an expanded object wrapping the same internal state,
+ * still updated in place, that flattens to the binary form when shipped or
+ * stored.  Its combine function is distinct_union().
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "port/pg_bitutils.h"
 #include "port/pg_bswap.h"
+#include "utils/expandeddatum.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/typcache.h"
 
 #include "pipeline.h"
@@ -89,6 +100,7 @@ PG_FUNCTION_INFO_V1(pipeline_distinct_deserialize);
 PG_FUNCTION_INFO_V1(pipeline_distinct_final);
 PG_FUNCTION_INFO_V1(pipeline_distinct_union);
 PG_FUNCTION_INFO_V1(pipeline_distinct_count);
+PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_dist_add);
 
 /*
  * A sketch being built.  Explicit while registers is NULL: the hashes live
@@ -156,6 +168,20 @@ GetHasher(FunctionCallInfo fcinfo, int argno)
 		return hasher;
 
 	typid = get_fn_expr_argtype(fcinfo->flinfo, argno);
+	if (!OidIsValid(typid))
+	{
+		/*
+		 * Called without an expression (Citus's worker_partial_agg calls
+		 * the transition function so): the declared type, for the
+		 * monomorphic transition functions of distinct_sketch_dist
+		 */
+		Oid		   *argtypes;
+		int			nargs;
+
+		(void) get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nargs);
+		if (argno < nargs && !IsPolymorphicType(argtypes[argno]))
+			typid = argtypes[argno];
+	}
 	if (!OidIsValid(typid))
 		elog(ERROR, "could not determine the argument type of pipeline.distinct_sketch");
 	typentry = lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC);
@@ -897,4 +923,101 @@ pipeline_distinct_count(PG_FUNCTION_ARGS)
 	if (data[1] == SKETCH_KIND_EXPLICIT)
 		PG_RETURN_INT64((len - SKETCH_HEADER_BYTES) / sizeof(uint64));
 	PG_RETURN_INT64(DenseEstimate(data + 3));
+}
+
+
+/* --- the state Citus ships: an expanded distinct_sketch -------------------- */
+
+typedef struct SketchExpanded
+{
+	ExpandedObjectHeader hdr;
+	SketchState *state;			/* in hdr's context */
+	struct varlena *flat;		/* the binary form, until the next add */
+	SketchHasher hasher;		/* Citus sets up the transition call anew per row */
+	bool		has_hasher;
+} SketchExpanded;
+
+static Size
+SketchExpandedFlatSize(ExpandedObjectHeader *eohptr)
+{
+	SketchExpanded *x = (SketchExpanded *) eohptr;
+
+	if (x->flat == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(x->hdr.eoh_context);
+
+		x->flat = StateSerialize(x->state);
+		MemoryContextSwitchTo(old);
+	}
+	return VARSIZE(x->flat);
+}
+
+static void
+SketchExpandedFlatten(ExpandedObjectHeader *eohptr, void *result, Size allocated_size)
+{
+	SketchExpanded *x = (SketchExpanded *) eohptr;
+
+	Assert(x->flat != NULL && allocated_size == VARSIZE(x->flat));
+	memcpy(result, x->flat, allocated_size);
+}
+
+static const ExpandedObjectMethods SketchExpandedMethods = {
+	SketchExpandedFlatSize,
+	SketchExpandedFlatten
+};
+
+/*
+ * Transition of distinct_sketch_dist(anyelement): the state is our own
+ * read-write expanded object after the first row; a flat sketch (a state
+ * Citus read back from text) is expanded first.
+ */
+Datum
+pipeline_distinct_sketch_dist_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = PipelineAggContext(fcinfo, "pipeline_distinct_sketch_dist_add");
+	SketchExpanded *x = NULL;
+
+	if (!PG_ARGISNULL(0) && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(PG_GETARG_DATUM(0))) &&
+		DatumGetEOHP(PG_GETARG_DATUM(0))->eoh_methods == &SketchExpandedMethods)
+		x = (SketchExpanded *) DatumGetEOHP(PG_GETARG_DATUM(0));
+
+	/* before the NULL check, so that an unhashable type fails on any row */
+	if (x == NULL || !x->has_hasher)
+		(void) GetHasher(fcinfo, 1);
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	}
+	if (x == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(aggcxt, "distinct sketch", ALLOCSET_DEFAULT_SIZES);
+
+		x = MemoryContextAllocZero(cxt, sizeof(SketchExpanded));
+		EOH_init_header(&x->hdr, &SketchExpandedMethods, cxt);
+		x->state = StateCreate(cxt);
+		if (!PG_ARGISNULL(0))
+		{
+			struct varlena *flat = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+
+			StateMergeBytes(x->state, (const uint8 *) VARDATA_ANY(flat), VARSIZE_ANY_EXHDR(flat));
+		}
+	}
+	if (x->flat != NULL)
+	{
+		pfree(x->flat);
+		x->flat = NULL;
+	}
+	if (!x->has_hasher)
+	{
+		SketchHasher *h = GetHasher(fcinfo, 1);
+
+		x->hasher = *h;
+		if (h->method == SKETCH_HASH_TYPE_PROC)
+			fmgr_info_copy(&x->hasher.proc, &h->proc, x->hdr.eoh_context);
+		x->has_hasher = true;
+	}
+	StateAddHash(x->state, HashValue(&x->hasher, PG_GETARG_DATUM(1)));
+	PG_RETURN_DATUM(EOHPGetRWDatum(&x->hdr));
 }

@@ -12,6 +12,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 ensure_packages
 build_and_install "$top"
+# Citus, for test/t/090_citus.pl: the vendored build when the shared tree
+# is there (it does nothing once citus.so is installed); without it the
+# test uses an installed Citus or skips
+if [ -f "$top/../shared/vendor/citus/install.sh" ] && [ ! -f "$PGBIN/../lib/citus.so" ]; then
+    echo "== installing Citus from ../shared/vendor/citus (once)"
+    as_root env PG_CONFIG=$PGBIN/pg_config bash "$top/../shared/vendor/citus/install.sh"
+fi
 
 work=$(make_workdir test)
 data=$work/data

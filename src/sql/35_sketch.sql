@@ -158,6 +158,169 @@ COMMENT ON FUNCTION pipeline.distinct_union(pipeline.distinct_sketch, pipeline.d
     'union of two sketches; a NULL side is absent (union with NULL is the other sketch): '
     'for ON CONFLICT DO UPDATE SET s = pipeline.distinct_union(t.s, excluded.s)';
 
+-- The same sketch with a state Citus can ship between nodes (a real type,
+-- not internal): the fold of a distributed source builds its sketches on
+-- the workers with distinct_sketch_dist and merges them on the coordinator
+-- with distinct_union (README "Scaling out").  Citus checks that the
+-- argument's type is the one the aggregate declares, so there is one per
+-- common type, each with a transition function declaring it (Citus calls
+-- it without an expression to read the type from); a distinct measure of
+-- another type is folded with distinct_sketch, on the coordinator.
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, smallint)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, smallint) IS
+    'internal: transition function of distinct_sketch_dist(smallint)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(smallint) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(smallint) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, integer)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, integer) IS
+    'internal: transition function of distinct_sketch_dist(integer)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(integer) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(integer) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, bigint)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, bigint) IS
+    'internal: transition function of distinct_sketch_dist(bigint)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(bigint) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(bigint) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, numeric)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, numeric) IS
+    'internal: transition function of distinct_sketch_dist(numeric)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(numeric) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(numeric) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, text)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, text) IS
+    'internal: transition function of distinct_sketch_dist(text)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(text) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(text) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, character varying)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, character varying) IS
+    'internal: transition function of distinct_sketch_dist(character varying)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(character varying) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(character varying) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, uuid)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, uuid) IS
+    'internal: transition function of distinct_sketch_dist(uuid)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(uuid) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(uuid) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, date)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, date) IS
+    'internal: transition function of distinct_sketch_dist(date)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(date) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(date) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp without time zone)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp without time zone) IS
+    'internal: transition function of distinct_sketch_dist(timestamp without time zone)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(timestamp without time zone) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(timestamp without time zone) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp with time zone)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, timestamp with time zone) IS
+    'internal: transition function of distinct_sketch_dist(timestamp with time zone)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(timestamp with time zone) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(timestamp with time zone) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+CREATE FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, boolean)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_sketch_dist_add';
+COMMENT ON FUNCTION pipeline._distinct_sketch_dist_add(pipeline.distinct_sketch, boolean) IS
+    'internal: transition function of distinct_sketch_dist(boolean)';
+CREATE AGGREGATE pipeline.distinct_sketch_dist(boolean) (
+    SFUNC = pipeline._distinct_sketch_dist_add,
+    STYPE = pipeline.distinct_sketch,
+    COMBINEFUNC = pipeline.distinct_union,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE pipeline.distinct_sketch_dist(boolean) IS
+    'the sketch distinct_sketch builds, byte for byte, with a state Citus can compute on the workers and combine on the coordinator';
+
 CREATE FUNCTION pipeline.distinct_count(sketch pipeline.distinct_sketch) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'pipeline_distinct_count';

@@ -467,7 +467,15 @@ BEGIN
        AND b.accepted > 0;
 
     IF n > 0 THEN
-        EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+        -- a distributed source's batches visible in cur may still be
+        -- committing on the workers (src/scale_out.c)
+        IF pipeline._distributed((SELECT s.raw_table FROM pipeline.source_catalog AS s WHERE s.source = m.source)) THEN
+            PERFORM pipeline._await_commits();
+            EXECUTE pipeline._distributed_fold_sql(m.fold_sql, m.definition)
+              USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+        ELSE
+            EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+        END IF;
     END IF;
 
     -- buckets past hot retention go, once a minute

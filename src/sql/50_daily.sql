@@ -385,6 +385,27 @@ BEGIN
     lo := d::timestamp AT TIME ZONE s.day_timezone;
     hi := (d + 1)::timestamp AT TIME ZONE s.day_timezone;
     EXECUTE pg_catalog.format('DELETE FROM pipeline.%I WHERE day = $1', m.metric || '_daily') USING d;
+    IF pipeline._distributed(s.raw_table) THEN
+        -- the workers read with snapshots of their own, taken after this
+        -- one: the day is computed from exactly the batches this snapshot
+        -- sees, once they have committed on the workers (src/scale_out.c)
+        snap := pg_catalog.pg_current_snapshot();
+        PERFORM pipeline._await_commits();
+        EXECUTE pg_catalog.format(
+            'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
+            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND r._pl_batch = ANY ($6) GROUP BY %6$s), '
+            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
+            '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
+            'SELECT COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
+            pipeline._measure_sql(def, 'daily_exact'),
+            pipeline._dims_aliased(def, 'r.'),
+            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
+            -- Citus plans no GROUP BY (): a constant key groups the same
+            COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)'),
+            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
+          INTO events USING d, lo, hi, status, as_of, pipeline._batches_seen(s.source, snap, lo, hi);
+        RETURN;
+    END IF;
     -- one pass over the day: the aggregates, the events behind them, and
     -- the snapshot they were read with
     EXECUTE pg_catalog.format(
@@ -508,6 +529,7 @@ DECLARE
     n bigint := 0;
     distinct_ctes text;
     part regclass;
+    seen bigint[];
     sort_setting text := pg_catalog.current_setting('enable_sort');
     jit_setting text := pg_catalog.current_setting('jit');
 BEGIN
@@ -522,12 +544,18 @@ BEGIN
        AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
        AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
     IF ids IS NOT NULL THEN
+        IF pipeline._distributed(s.raw_table) THEN
+            -- "the other events of the day" are those of the batches cur
+            -- sees, once committed on the workers (src/scale_out.c)
+            PERFORM pipeline._await_commits();
+            seen := pipeline._batches_seen(s.source, cur, lo, hi);
+        END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
         distinct_ctes := pipeline._correction_distinct(def, s.raw_table, part, s.event_time,
                                                        COALESCE(def->>'filter', 'true'));
         IF distinct_ctes <> '' THEN
-            IF part <> s.raw_table THEN
+            IF part <> s.raw_table AND seen IS NULL THEN
                 PERFORM pipeline._index_day_values(m, s, part);
             END IF;
             PERFORM pg_catalog.set_config('jit', 'off', true);
@@ -547,13 +575,14 @@ BEGIN
             COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
             pipeline._dims_aliased(def, 'r.'),
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-            pipeline._dims_group(def, 'r.'),
+            CASE WHEN seen IS NULL THEN pipeline._dims_group(def, 'r.')
+                 ELSE COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)') END,
             m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
             pipeline._dims(def, 'new.'),
             pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
                                   m.metric || '_restated'),
             distinct_ctes, pipeline._correction_exact(def, s))
-          INTO n USING c.day, lo, hi, ids, cur, s.source;
+          INTO n USING c.day, lo, hi, ids, cur, s.source, seen;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
     END IF;
@@ -594,7 +623,11 @@ CREATE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog)
                '                 GROUP BY %8$s)',
                pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
                pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-               pipeline._seen_by_cur('r'), pipeline._dims_match(def, 'n', 'r'), pipeline._dims_group(def, 'r.'))
+               CASE WHEN pipeline._distributed(s.raw_table) THEN 'r._pl_batch = ANY ($7)' ELSE pipeline._seen_by_cur('r') END,
+               pipeline._dims_match(def, 'n', 'r'),
+               CASE WHEN pipeline._distributed(s.raw_table)
+                    THEN COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)')
+                    ELSE pipeline._dims_group(def, 'r.') END)
       FROM pipeline._measures_corrected_by(def, 'raw') AS x
     HAVING pg_catalog.count(*) > 0);
 COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) IS
@@ -632,7 +665,7 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                  '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
                  '                     AND (%2$s) IS NOT NULL), ',
                  o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
-             || CASE WHEN pipeline._raw_column(raw, m->>'expr') THEN pg_catalog.format(
+             || CASE WHEN pipeline._raw_column(raw, m->>'expr') AND NOT pipeline._distributed(raw) THEN pg_catalog.format(
                  '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
                  '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
                  '                         WHERE (%4$s) = n._pl_v%5$s AND %6$s LIMIT 1) AS x ON true '
@@ -651,7 +684,9 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
            LATERAL (SELECT pg_catalog.format('(%s) AND (%s)', filter, COALESCE(m->>'filter', 'true')) AS measure_filter) AS f,
            LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
                            pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
-                                             event_time, measure_filter, pipeline._seen_by_cur('r')) AS other) AS k);
+                                             event_time, measure_filter,
+                                             CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
+                                                  ELSE pipeline._seen_by_cur('r') END) AS other) AS k);
 COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, regclass, text, text) IS
     'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
 

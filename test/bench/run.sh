@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$top/test/lib.sh"
 
-BENCHMARKS="${PIPELINE_BENCHMARKS:-ingest hot late daily e2e retention measures}"
+BENCHMARKS="${PIPELINE_BENCHMARKS:-ingest hot late daily e2e retention measures citus}"
 
 SMOKE=0
 case "${1:-}" in

@@ -1,0 +1,71 @@
+/*
+ * scale_out.c
+ *	  What a source distributed by Citus needs from the C side.
+ *
+ * Citus commits a transaction that wrote to several workers in two
+ * phases: the workers PREPARE, the coordinator commits locally, and only
+ * then, from its commit callback, does it send COMMIT PREPARED to each
+ * worker.  In between, the batch's receipt (a coordinator table) is
+ * committed and visible while its raw rows (on the workers) are not yet.
+ * A fold, freeze or correction that took its snapshot in that window and
+ * read the workers at once would record the batch as seen without having
+ * seen its rows.
+ *
+ * The window closes before the committing backend releases its locks:
+ * commit callbacks run before the resource owner lets go of them, the
+ * lock on the transaction's own id included.  So waiting for the id lock
+ * of every transaction that is committed but still holds it is waiting
+ * for exactly the commits still being finished on the workers.  The
+ * layers call pipeline._await_commits() after taking their snapshot and
+ * before their first read of a distributed table; they read only the
+ * batches that snapshot sees, by batch id, so that a batch committing
+ * after it is left for the next round whatever the workers show.
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_await_commits);
+
+/*
+ * Waits until no other transaction that has committed still holds the
+ * lock on its transaction id (is still in its commit callbacks); returns
+ * how many it waited for.
+ */
+Datum
+pipeline_await_commits(PG_FUNCTION_ARGS)
+{
+	LockData   *locks = GetLockStatusData();
+	TransactionId *xids = palloc(sizeof(TransactionId) * Max(locks->nelements, 1));
+	int			n = 0;
+	int			waited = 0;
+
+	for (int i = 0; i < locks->nelements; i++)
+	{
+		LockInstanceData *l = &locks->locks[i];
+		TransactionId xid = (TransactionId) l->locktag.locktag_field1;
+
+		if (l->locktag.locktag_type != LOCKTAG_TRANSACTION ||
+			!(l->holdMask & LOCKBIT_ON(ExclusiveLock)) ||
+			l->pid == MyProcPid || !TransactionIdIsNormal(xid))
+			continue;
+		xids[n++] = xid;
+	}
+	/* the lock table was copied: the waits hold none of its locks */
+	for (int i = 0; i < n; i++)
+	{
+		if (TransactionIdDidCommit(xids[i]))
+		{
+			XactLockTableWait(xids[i], NULL, NULL, XLTW_None);
+			waited++;
+		}
+	}
+	PG_RETURN_INT32(waited);
+}

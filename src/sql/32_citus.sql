@@ -1,0 +1,115 @@
+-- Scale-out on Citus (README "Scaling out").  Nothing here needs Citus
+-- installed: its functions are called by name, at run time, only when a
+-- source is distributed.
+
+-- whether a table is a Citus distributed table (false without Citus)
+CREATE FUNCTION pipeline._distributed(rel regclass) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    found boolean;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p WHERE p.logicalrelid = $1)'
+       INTO found USING rel;
+    RETURN found;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._distributed(regclass) IS
+    'internal: whether a table is distributed by Citus (false where Citus is not installed)';
+
+-- Distributes a source on a Citus cluster: its dedup ids and raw events
+-- by event id, colocated, so that a shard's dedup and its raw rows are on
+-- one worker; the events already stored move to the shards.  Day
+-- partitions created later are distributed with the raw table.  Receipts,
+-- dead letters, the catalogs and the metrics' hot, daily and correction
+-- tables stay local tables of the coordinator (README "Scaling out").
+CREATE FUNCTION pipeline.distribute_source(source text, shard_count integer DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    s pipeline.source_catalog;
+BEGIN
+    s := pipeline._source_of_owner(source, 'distribute', 'distribute');
+    IF pg_catalog.to_regproc('pg_catalog.create_distributed_table') IS NULL THEN
+        RAISE EXCEPTION 'distributing a source needs Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Preload citus (shared_preload_libraries = ''citus,pg_cron,pipeline''), CREATE EXTENSION citus, add the worker nodes.';
+    END IF;
+    IF pipeline._distributed(s.raw_table) THEN
+        RAISE EXCEPTION 'source "%" is distributed already', source USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF shard_count IS NOT NULL AND shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- every batch writes to every shard (ids are spread by hash): a batch
+    -- costs a round trip per shard, so by default two shards per worker,
+    -- enough to spread over twice as many workers later
+    IF shard_count IS NULL THEN
+        EXECUTE 'SELECT GREATEST(2, 2 * pg_catalog.count(*))::integer FROM pg_catalog.pg_dist_node AS n '
+                'WHERE n.isactive AND n.noderole = ''primary'' AND n.shouldhaveshards AND n.groupid <> 0'
+           INTO shard_count;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, shard_count => $3)'
+      USING s.ids_table, 'event_id', shard_count;
+    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
+      USING s.raw_table, s.event_id, s.ids_table::text;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline.distribute_source(text, integer) IS
+    'distributes a source''s raw events and dedup ids on a Citus cluster, by event id, colocated';
+
+CREATE FUNCTION pipeline._await_commits() RETURNS integer
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_await_commits';
+COMMENT ON FUNCTION pipeline._await_commits() IS
+    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
+
+-- The batches of a source that a snapshot sees and whose events may fall
+-- in [lo, hi): what a day computed or corrected on a distributed source
+-- reads, whatever the workers' own snapshots show.
+CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot, lo timestamptz, hi timestamptz)
+    RETURNS bigint[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id), '{}')
+      FROM pipeline.batch_log AS b
+     WHERE b.source = _batches_seen.source AND pg_catalog.pg_visible_in_snapshot(b.xid, snap)
+       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi);
+COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot, timestamptz, timestamptz) IS
+    'internal: the batches of a source visible in a snapshot with events in a time range';
+
+-- The fold statement of a metric of a distributed source: each distinct
+-- measure whose argument type has a distinct_sketch_dist builds its
+-- sketches with it, so that the whole aggregation runs on the workers (an
+-- aggregate with an internal state makes Citus pull every row instead).
+CREATE FUNCTION pipeline._distributed_fold_sql(fold_sql text, def jsonb) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    sql text := fold_sql;
+    x jsonb;
+BEGIN
+    FOR x IN SELECT e FROM pg_catalog.jsonb_array_elements(def->'measures') AS e
+              WHERE e->>'agg' = 'count_distinct'
+    LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_proc AS p
+                    WHERE p.pronamespace = 'pipeline'::regnamespace AND p.proname = 'distinct_sketch_dist'
+                      AND p.proargtypes[0] = pg_catalog.to_regtype(x->>'arg_type')) THEN
+            sql := pg_catalog.replace(sql, 'pipeline.distinct_sketch(' || (x->>'expr') || ')',
+                                      'pipeline.distinct_sketch_dist(' || (x->>'expr') || ')');
+        END IF;
+    END LOOP;
+    RETURN sql;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._distributed_fold_sql(text, jsonb) IS
+    'internal: a metric''s fold statement with the distinct sketches built by distinct_sketch_dist, for a distributed source';

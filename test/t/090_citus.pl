@@ -1,0 +1,234 @@
+# A source distributed on a Citus cluster (a coordinator and two workers on
+# 127.0.0.1) gives the same numbers as on a single node: the same scenario
+# of every layer (ingest with duplicates, bad rows and a retried batch key,
+# the fold, late data, the freeze, corrections, restated, reconcile) runs
+# on both, and every receipt, dead letter, hot bucket, daily row,
+# correction, restated and reconcile row is compared.
+#
+# Needs Citus: an installed citus.so is used; without one, the vendored
+# build (../shared/vendor/citus/install.sh, run by test/run_all.sh) is what
+# installs it; otherwise the test is skipped with a message.
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PipelineNode;
+
+my $pkglibdir = `pg_config --pkglibdir`;
+chomp $pkglibdir;
+if (!-f "$pkglibdir/citus.so")
+{
+	plan skip_all => "Citus is not installed in $pkglibdir (install postgresql-15-citus-13.2, "
+	  . "or run ../shared/vendor/citus/install.sh when it exists)";
+}
+
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+
+# is() for two texts, with a unified diff when they differ
+sub same_text
+{
+	my ($name, $a, $b) = @_;
+	my $same = $a eq $b;
+	ok($same, $name);
+	return if $same;
+	(my $f = $name) =~ s/\W+/_/g;
+	append_to_file("$tmp/$f.single", "$a\n");
+	append_to_file("$tmp/$f.citus", "$b\n");
+	my ($diff, $err) = ('', '');
+	IPC::Run::run([ 'diff', '-u', "$tmp/$f.single", "$tmp/$f.citus" ], '>', \$diff, '2>', \$err);
+	diag("diff -u single citus:\n$diff$err");
+}
+
+sub citus_node
+{
+	my ($name) = @_;
+	my $node = PipelineNode::new_node($name,
+		preload => 'citus,pg_cron,pipeline',
+		conf => qq{
+listen_addresses = '127.0.0.1'
+pipeline.enabled = off
+citus.log_remote_commands = off
+max_connections = 100
+max_prepared_transactions = 100
+});
+	$node->append_conf('pg_hba.conf', "host all all 127.0.0.1/32 trust\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE DATABASE pipeline');
+	$node->safe_psql('pipeline', 'CREATE EXTENSION citus');
+	return $node;
+}
+
+my $single = PipelineNode::new_node('single', conf => "pipeline.enabled = off");
+$single->start;
+$single->safe_psql('postgres', 'CREATE DATABASE pipeline');
+$single->safe_psql('pipeline', 'CREATE EXTENSION pipeline CASCADE');
+
+my $coord = citus_node('coordinator');
+my @workers = map { citus_node("worker$_") } (1, 2);
+$coord->safe_psql('pipeline', qq{SELECT citus_set_coordinator_host('127.0.0.1', ${\ $coord->port})});
+$coord->safe_psql('pipeline', qq{SELECT citus_add_node('127.0.0.1', ${\ $_->port})}) for @workers;
+$coord->safe_psql('pipeline', 'CREATE EXTENSION pipeline CASCADE');
+
+# the days of the scenario: three whole days before yesterday (UTC)
+my $d0 = $single->safe_psql('pipeline', q{SELECT current_date - 4});
+
+# a batch as a jsonb array: ids $from..$to, event times spread over the
+# three days, amounts, users, kinds and platforms from the id; every
+# $bad-th event breaks the contract (a negative amount, a missing kind)
+sub batch_sql
+{
+	my ($from, $to, %o) = @_;
+	my $days = $o{days} // 3;
+	my $bad = $o{bad} // 0;
+	my $time = qq{('$d0'::date + (i % $days))::timestamptz + (i % 1440) * interval '1 minute'};
+	return qq{(SELECT jsonb_agg(CASE
+	        WHEN $bad > 0 AND i % $bad = 0 THEN jsonb_build_object('event_id', i, 'event_time', $time, 'amount', -1, 'kind', 'k')
+	        WHEN $bad > 0 AND i % $bad = 1 THEN jsonb_build_object('event_id', i, 'event_time', $time)
+	        ELSE jsonb_build_object('event_id', i, 'event_time', $time, 'kind', 'k' || (i % 3),
+	               'platform', CASE WHEN i % 4 = 0 THEN NULL ELSE 'p' || (i % 2) END,
+	               'user_id', 'u' || (i % 97), 'amount', (i % 50) * 0.5) END ORDER BY i)
+	   FROM generate_series($from, $to) AS i)};
+}
+
+my %scenario;
+
+# runs the scenario on $node, distributing the source first if $citus;
+# returns every number of every layer, as text
+sub scenario
+{
+	my ($node, $citus) = @_;
+	my $q = sub { $node->safe_psql('pipeline', $_[0]) };
+	my @out;
+	$q->(q{SELECT pipeline.create_source('ev',
+	        'event_id bigint NOT NULL, event_time timestamptz NOT NULL, kind text NOT NULL,
+	         platform text, user_id text, amount numeric(10,2) CHECK (amount >= 0)')});
+	$q->(q{SELECT pipeline.distribute_source('ev')}) if $citus;
+	$q->(q{SELECT pipeline.create_metric('m', 'ev', dimensions => '{kind,platform}',
+	        measures => 'count(*) AS events, sum(amount) AS revenue, min(amount) AS lo, max(amount) AS hi,
+	                     avg(amount) AS avg_amount, count(DISTINCT user_id) AS users',
+	        bucket => '1 hour', hot_retention => '30 days')});
+	# batches: fresh, overlapping (duplicates), with bad rows, a retried key
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(1, 3000, bad => 101) . q{)});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(2500, 4000) . q{, batch_key => 'b2')});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(2500, 4000) . q{, batch_key => 'b2')});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(3900, 4100) . q{::text)});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
+	# the first day freezes, the second is provisional
+	my $as_of = qq{('$d0'::date + 2)::timestamptz + interval '1 hour'};
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	# late events for every day (the first is frozen): new, and re-sent
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(5000, 5600, bad => 50) . q{)});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(1, 200) . q{)});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	my %layers = (
+		receipts => q{SELECT batch_id, source, batch_key, received, accepted, duplicates, rejected
+		                FROM pipeline.batches ORDER BY batch_id},
+		dead_letters => q{SELECT batch_id, payload, error, field FROM pipeline.dead_letters ORDER BY id},
+		raw => q{SELECT count(*), count(DISTINCT event_id), sum(amount), sum(_pl_batch) FROM pipeline.ev_raw},
+		live => q{SELECT * FROM metrics.m_live ORDER BY bucket, kind, platform},
+		daily => q{SELECT day, kind, platform, events, revenue, lo, hi, avg_amount, users, status
+		             FROM metrics.m_daily ORDER BY 1, 2, 3},
+		corrections => q{SELECT day, kind, platform, events_delta, revenue_delta, lo, hi, users_delta, batch_ids
+		                   FROM metrics.m_corrections ORDER BY 1, 2, 3},
+		restated => q{SELECT * FROM metrics.m_restated ORDER BY 1, 2, 3},
+		reconcile => q{SELECT * FROM metrics.m_reconcile ORDER BY 1, 2, 3},
+		exact => q{SELECT (event_time AT TIME ZONE 'UTC')::date, kind, platform, count(*), sum(amount), min(amount),
+		                  max(amount), round(avg(amount), 6), count(DISTINCT user_id)
+		             FROM pipeline.ev_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3},
+		status => q{SELECT name, events_folded, backlog FROM pipeline.status WHERE kind = 'metric'});
+	$scenario{$_} = $q->($layers{$_}) for keys %layers;
+	$scenario{steps} = join("\n", @out);
+	return {%scenario};
+}
+
+my $a = scenario($single, 0);
+my $b = scenario($coord, 1);
+same_text($_, $a->{$_}, $b->{$_}) for sort keys %$a;
+
+# The layers' work runs on the workers: the fold's aggregation (distinct
+# sketches included) and the day's computation are pushed down.
+my $fold_plan = $coord->safe_psql('pipeline', q{
+	SELECT pipeline._distributed_fold_sql(fold_sql, definition) FROM pipeline.metric_catalog WHERE metric = 'm'});
+$fold_plan =~ s/\$1/'{1,2}'::bigint[]/g;
+$fold_plan =~ s/\$[234]/now() - interval '30 days'/g;
+my $explain = $coord->safe_psql('pipeline', "EXPLAIN (COSTS OFF) $fold_plan");
+like($explain, qr/Custom Scan \(Citus Adaptive\)(?s:.*)->  Task(?s:.*)(Group|Hash)Aggregate/,
+	'the fold aggregates on the workers');
+
+# Commits finishing on the workers: batches committed on the coordinator
+# whose rows are not yet visible on the workers (Citus's second commit
+# phase) are neither lost nor doubled by folds, freezes and corrections
+# running all the time.  Four sessions ingest (new ids, re-sent ids, a
+# frozen day among the event days) while one folds and closes days.
+$coord->safe_psql('pipeline', q{
+	SELECT pipeline.create_source('cc', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text');
+	SELECT pipeline.distribute_source('cc', 4);
+	SELECT pipeline.create_metric('mc', 'cc', measures => 'count(*) AS events, count(DISTINCT user_id) AS users',
+	                              bucket => '1 hour', hot_retention => '30 days');});
+my $as_of = qq{('$d0'::date + 2)::timestamptz + interval '1 hour'};
+$coord->safe_psql('pipeline', qq{
+	SELECT * FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', i,
+	         'event_time', '$d0'::date + (i % 3) + (i % 1440) * interval '1 minute', 'user_id', 'u' || (i % 5000)))
+	    FROM generate_series(1, 3000) AS i));
+	SELECT pipeline.run_hot();
+	SELECT * FROM pipeline.close_days($as_of);});
+append_to_file("$tmp/ingest.sql", qq{\\set base random(1, 20000)
+SELECT accepted FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', :base * 10 + i,
+         'event_time', '$d0'::date + ((:base + i) % 3) + (i % 1440) * interval '1 minute', 'user_id', 'u' || ((:base + i) % 7919)))
+    FROM generate_series(1, 10) AS i));
+});
+append_to_file("$tmp/fold.sql", qq{SELECT pipeline.run_hot('mc');
+SELECT count(*) FROM pipeline.close_days($as_of);
+});
+my @pgbench = ('pgbench', '-n', '-T', '15', '-d', $coord->connstr('pipeline'));
+my ($out1, $out2, $err1, $err2) = ('', '', '', '');
+my $h1 = IPC::Run::start([ @pgbench, '-c', '4', '-j', '2', '-f', "$tmp/ingest.sql" ], '>', \$out1, '2>', \$err1);
+my $h2 = IPC::Run::start([ @pgbench, '-c', '1', '-f', "$tmp/fold.sql" ], '>', \$out2, '2>', \$err2);
+$h1->finish;
+$h2->finish;
+my ($batches) = $out1 =~ /transactions actually processed: (\d+)/;
+my ($folds) = $out2 =~ /transactions actually processed: (\d+)/;
+ok($batches && $folds, "concurrent ingest and folds ran ($batches batches, $folds folds and closes)")
+  or diag("$err1\n$err2");
+$coord->safe_psql('pipeline', qq{SELECT pipeline.run_hot(); SELECT * FROM pipeline.close_days($as_of);});
+is($coord->safe_psql('pipeline', q{SELECT (SELECT sum(events) FROM pipeline.mc_hot) || ' ' || (SELECT count(*) FROM pipeline.cc_raw)}),
+	$coord->safe_psql('pipeline', q{SELECT (SELECT count(*) FROM pipeline.cc_raw) || ' ' || (SELECT sum(accepted) FROM pipeline.batch_log WHERE source = 'cc')}),
+	'the hot layer counts every accepted event once');
+same_text('restated (and provisional) days under concurrency equal raw',
+	$coord->safe_psql('pipeline', q{
+		SELECT day, events, users, status FROM (
+		  SELECT day, events, users, 'frozen' AS status FROM metrics.mc_restated
+		  UNION ALL SELECT day, events, users, status FROM metrics.mc_daily WHERE status = 'provisional') AS x
+		 ORDER BY day}),
+	$coord->safe_psql('pipeline', q{
+		SELECT (event_time AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT user_id),
+		       CASE WHEN (event_time AT TIME ZONE 'UTC')::date = (SELECT min(day) FROM metrics.mc_daily) THEN 'frozen' ELSE 'provisional' END
+		  FROM pipeline.cc_raw WHERE (event_time AT TIME ZONE 'UTC')::date IN (SELECT day FROM metrics.mc_daily)
+		 GROUP BY 1 ORDER BY 1}));
+ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM metrics.mc_corrections}) > 0,
+	'late events of the frozen day became corrections');
+
+# The background workers: the coordinator's folds a distributed source by
+# itself; the worker nodes hold none of the pipeline's catalog and do nothing.
+$coord->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();});
+$_->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();}) for @workers;
+$coord->safe_psql('pipeline', q{SELECT * FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', 10000000 + i,
+	'event_time', now() - i * interval '1 second', 'user_id', 'x' || i)) FROM generate_series(1, 500) AS i))});
+ok($coord->poll_query_until('pipeline', q{SELECT backlog = 0 AND events_folded > 0 FROM pipeline.status WHERE name = 'mc'}),
+	'the coordinator\'s worker folds a distributed source');
+is($coord->safe_psql('pipeline', q{SELECT (SELECT sum(events) FROM pipeline.mc_hot) = (SELECT count(*) FROM pipeline.cc_raw)}),
+	't', 'and counts every event once');
+for my $w (@workers)
+{
+	is($w->safe_psql('pipeline', q{
+		SELECT (SELECT count(*) FROM pipeline.source_catalog) + (SELECT count(*) FROM pipeline.metric_catalog)
+		       + (SELECT count(*) FROM pipeline.batch_log)}), '0', $w->name . ' holds no pipeline catalog');
+	my $log = slurp_file($w->logfile);
+	unlike($log, qr/ERROR:.*pipeline|pipeline:.*failed/, $w->name . ' logs no pipeline error');
+}
+
+done_testing();
