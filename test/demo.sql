@@ -35,7 +35,9 @@ SELECT source, contract_version, event_id, allowed_lateness, day_timezone, raw_t
 SELECT pipeline.create_metric('app_activity', 'app_events', '{platform, name}',
     'count(*) AS interactions, count(DISTINCT user_id) AS users');
 SELECT pipeline.create_metric('sales', 'orders', '{platform}',
-    'count(*) AS orders, sum(amount) AS revenue, avg(amount) AS avg_order, count(DISTINCT user_id) AS buyers',
+    'count(*) AS orders, sum(amount) AS revenue, avg(amount) AS avg_order, count(DISTINCT user_id) AS buyers,
+     count(*) FILTER (WHERE amount >= 50) AS big_orders,
+     percentile_cont(0.9) WITHIN GROUP (ORDER BY amount) AS p90_amount',
     filter => 'currency = ''EUR''');
 
 -- A mobile client sends a batch: some events hours late, one malformed, one
@@ -87,6 +89,13 @@ SELECT source, events_per_s_1m, events_per_s_15m, accept_rate_15m, duplicate_rat
 SELECT bucket, platform, orders, revenue, round(avg_order, 2) AS avg_order, buyers, settled
   FROM metrics.sales_live
  WHERE bucket > now() - interval '10 minutes' ORDER BY bucket DESC, platform LIMIT 9;
+
+-- Big orders and the 90th percentile of amounts over the last hour, per
+-- platform: a filtered count, and a percentile rolled up from minute sketches.
+SELECT platform, sum(big_orders) AS big_orders,
+       round(pipeline.quantile_value(pipeline.quantile_merge(p90_amount_sketch), 0.9)::numeric, 2) AS p90_amount
+  FROM metrics.sales_live
+ WHERE bucket > now() - interval '1 hour' GROUP BY platform ORDER BY platform;
 
 -- Distinct users over the last hour, rolled up from minute sketches.
 SELECT platform, pipeline.distinct_count(pipeline.distinct_merge(users_sketch)) AS users_last_hour
