@@ -125,6 +125,20 @@ SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bounds,
 SELECT pipeline.drop_source('ny_events');
 SELECT count(*) FROM pipeline.batches WHERE source = 'ny_events';
 
+-- a jsonb field keeps the object or array it was sent as jsonb would
+-- (the last of duplicate keys, numbers as written), through either form; a
+-- JSON string or number in it is its text, read by jsonb's input
+SELECT pipeline.create_source('docs', 'id bigint NOT NULL, event_time timestamptz NOT NULL, props jsonb',
+                              event_id => 'id');
+SELECT accepted, rejected FROM pipeline.ingest('docs',
+  '[{"id": 1, "event_time": "2026-03-08T10:00:00Z", "props": {"b": [1, 2.50, {"x": null}], "a": "é", "a": "last"}},
+    {"id": 2, "event_time": "2026-03-08T10:00:00Z", "props": [true, "s", []]},
+    {"id": 3, "event_time": "2026-03-08T10:00:00Z", "props": "{\"k\": 1}"}]'::jsonb);
+SELECT accepted, rejected FROM pipeline.ingest('docs',
+  '{"id": 4, "event_time": "2026-03-08T10:00:00Z", "props": {"nested": {"z": 1, "a": [{}]}, "n": 1e3}}' || E'\n');
+SELECT id, props, jsonb_typeof(props) AS kind FROM pipeline.docs_raw ORDER BY id;
+SELECT pipeline.drop_source('docs');
+
 -- leave the database as it was found
 SET client_min_messages = warning;
 DROP EXTENSION pipeline CASCADE;

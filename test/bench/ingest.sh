@@ -6,6 +6,9 @@
 # (text form) of 10000 and 100000 lines per call (the bulk path for now),
 # each against the baseline of COPY of the same rows (CSV, server-side
 # file) into a plain table with the same columns and PRIMARY KEY (order_id).
+# Also a realistic wide event (source `events`: ten typed fields and a
+# jsonb object of properties, about 400 bytes of JSON) in 10000-event jsonb
+# batches, against COPY into a table with its columns and PRIMARY KEY.
 # Also the backend's peak private memory for the 10000-event jsonb batches
 # and the 100000-line NDJSON ones, against COPY's.
 #
@@ -22,6 +25,8 @@
 # the timed part: ingest.sql.
 
 ORDERS_COLUMNS="order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL, amount numeric(12,2) CHECK (amount >= 0), currency text NOT NULL DEFAULT 'EUR', platform text"
+# the wide event (form "wide": jsonb batches of it): ten typed fields and free properties
+WIDE_COLUMNS="event_id bigint NOT NULL, event_time timestamptz NOT NULL, event_type text NOT NULL, user_id text NOT NULL, session_id uuid, platform text, app_version text, country text, screen text, duration_ms integer, properties jsonb"
 
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -30,17 +35,17 @@ largest() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 
 bench_ingest() {
     # form:batch size[:mem = also report peak memory]
-    local n repeat specs spec form size mem run=0 rep nbatches copy_file label what
+    local n repeat specs spec form size mem run=0 rep nbatches copy_file label what src columns id copy_table
     local out ev secs peak rows csecs cpeak memory=() fields
     local all_secs all_peak all_csecs all_cpeak
     if [ "$SMOKE" = 1 ]; then
         n=${PIPELINE_BENCH_EVENTS:-5000}
         repeat=${PIPELINE_BENCH_REPEAT:-1}
-        specs="jsonb:100 jsonb:1000 jsonb:2500:mem ndjson:2500 ndjson:5000:mem load:0:mem"
+        specs="jsonb:100 jsonb:1000 jsonb:2500:mem ndjson:2500 ndjson:5000:mem load:0:mem wide:2500"
     else
         n=${PIPELINE_BENCH_EVENTS:-500000}
         repeat=${PIPELINE_BENCH_REPEAT:-3}
-        specs="jsonb:100 jsonb:1000 jsonb:10000:mem ndjson:10000 ndjson:100000:mem load:0:mem"
+        specs="jsonb:100 jsonb:1000 jsonb:10000:mem ndjson:10000 ndjson:100000:mem load:0:mem wide:10000"
     fi
     copy_file=$work/orders.csv
 
@@ -53,18 +58,24 @@ bench_ingest() {
         IFS=: read -r form size mem <<< "$spec"
         run=$((run + 1))
         # the bulk path (load) reads the baseline's CSV file; batches unused
-        nbatches=$(bench_psql -d bench -At \
-            -c "SELECT bench.prepare('$( [ "$form" = load ] && echo ndjson || echo "$form")', $( [ "$form" = load ] && echo "$n" || echo "$size"), $((run * 1000000000)), '$copy_file')")
+        if [ "$form" = wide ]; then
+            src=events columns=$WIDE_COLUMNS id=event_id copy_table=bench.create_wide_copy_table
+            nbatches=$(bench_psql -d bench -At -c "SELECT bench.prepare_wide($size, $((run * 1000000000)), '$copy_file')")
+        else
+            src=orders columns=$ORDERS_COLUMNS id=order_id copy_table=bench.create_copy_table
+            nbatches=$(bench_psql -d bench -At \
+                -c "SELECT bench.prepare('$( [ "$form" = load ] && echo ndjson || echo "$form")', $( [ "$form" = load ] && echo "$n" || echo "$size"), $((run * 1000000000)), '$copy_file')")
+        fi
         all_secs=() all_peak=() all_csecs=() all_cpeak=()
 
         for rep in $(seq "$repeat"); do
             bench_psql -d bench \
-                -c "SELECT pipeline.drop_source('orders') FROM pipeline.sources WHERE source = 'orders'" \
-                -c "SELECT pipeline.create_source('orders', \$\$$ORDERS_COLUMNS\$\$, event_id => 'order_id')" \
+                -c "SELECT pipeline.drop_source('$src') FROM pipeline.sources WHERE source = '$src'" \
+                -c "SELECT pipeline.create_source('$src', \$\$$columns\$\$, event_id => '$id')" \
                 -c "DROP TABLE IF EXISTS bench.orders_copy" \
-                -c "SELECT bench.create_copy_table('orders_copy')" \
+                -c "SELECT $copy_table('orders_copy')" \
                 -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
-            out=$(bench_psql -d bench -At -F'|' -c "CALL bench.run_ingest('orders', '$form', '$copy_file')")
+            out=$(bench_psql -d bench -At -F'|' -c "CALL bench.run_ingest('$src', '$( [ "$form" = wide ] && echo jsonb || echo "$form")', '$copy_file')")
             IFS='|' read -r ev secs peak <<< "$out"
 
             bench_psql -d bench -c "VACUUM ANALYZE" -c "CHECKPOINT"
@@ -84,12 +95,14 @@ bench_ingest() {
                 "$secs" "$(awk "BEGIN{print $peak / 1024}")" "$csecs" "$(awk "BEGIN{print $cpeak / 1024}")"
             all_secs+=("$secs") all_peak+=("$peak") all_csecs+=("$csecs") all_cpeak+=("$cpeak")
         done
-        bench_psql -d bench -c "SELECT pipeline.drop_source('orders')" \
+        bench_psql -d bench -c "SELECT pipeline.drop_source('$src')" \
                             -c "DROP TABLE bench.orders_copy" >/dev/null
 
         secs=$(median "${all_secs[@]}") csecs=$(median "${all_csecs[@]}")
         peak=$(largest "${all_peak[@]}") cpeak=$(largest "${all_cpeak[@]}")
-        if [ "$form" = jsonb ]; then
+        if [ "$form" = wide ]; then
+            label="ingest jsonb wide events, $size-event batches"; what="jsonb wide $size-event batches"
+        elif [ "$form" = jsonb ]; then
             label="ingest jsonb, $size-event batches"; what="jsonb $size-event batches"
         elif [ "$form" = load ]; then
             label="bulk path: COPY csv into orders_load"; what="bulk path (COPY into _load)"

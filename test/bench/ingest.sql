@@ -167,3 +167,62 @@ BEGIN
     peak_kb := bench.private_peak_kb();
 END
 $fn$;
+
+-- The wide event: what an app sends for an interaction, ten typed fields
+-- and a jsonb object of free properties (about 400 bytes of JSON).  The
+-- same n events, generated when a measurement is prepared.
+CREATE FUNCTION bench.create_wide_copy_table(name text) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    EXECUTE format($$CREATE TABLE bench.%I (
+        event_id    bigint NOT NULL,
+        event_time  timestamptz NOT NULL,
+        event_type  text NOT NULL,
+        user_id     text NOT NULL,
+        session_id  uuid,
+        platform    text,
+        app_version text,
+        country     text,
+        screen      text,
+        duration_ms integer,
+        properties  jsonb,
+        PRIMARY KEY (event_id))$$, name);
+END
+$fn$;
+
+CREATE FUNCTION bench.prepare_wide(batch_size integer, id_offset bigint, copy_file text)
+    RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    nbatches bigint;
+BEGIN
+    DROP TABLE IF EXISTS bench.wide_gen;
+    CREATE TABLE bench.wide_gen AS
+    SELECT o.i, o.order_id + id_offset AS event_id, o.event_time,
+           (ARRAY['view', 'tap', 'scroll', 'add_to_cart', 'purchase'])[1 + o.i % 5] AS event_type,
+           o.user_id, md5(o.user_id || (o.i / 20)::text)::uuid AS session_id, o.platform,
+           '4.' || (o.i % 7) || '.' || (o.i % 3) AS app_version,
+           (ARRAY['DE', 'FR', 'US', 'GB', 'ES', 'IT', 'NL'])[1 + o.i % 7] AS country,
+           'screen_' || (o.i % 40) AS screen, (o.i * 37) % 5000 AS duration_ms,
+           jsonb_build_object('referrer', 'https://example.com/r/' || (o.i % 500),
+                              'ab_test', (ARRAY['A', 'B'])[1 + o.i % 2],
+                              'campaign', 'spring_' || (o.i % 12),
+                              'items', o.i % 9, 'price', o.amount,
+                              'tags', jsonb_build_array('t' || (o.i % 5), 't' || (o.i % 11))) AS properties
+      FROM bench.orders_gen AS o;
+    TRUNCATE bench.batches;
+    INSERT INTO bench.batches
+    SELECT (w.i - 1) / batch_size,
+           '[' || string_agg(json_strip_nulls(json_build_object(
+                   'event_id', w.event_id, 'event_time', w.event_time, 'event_type', w.event_type,
+                   'user_id', w.user_id, 'session_id', w.session_id, 'platform', w.platform,
+                   'app_version', w.app_version, 'country', w.country, 'screen', w.screen,
+                   'duration_ms', w.duration_ms, 'properties', w.properties))::text, ',' ORDER BY w.i) || ']'
+      FROM bench.wide_gen AS w
+     GROUP BY (w.i - 1) / batch_size;
+    GET DIAGNOSTICS nbatches = ROW_COUNT;
+    EXECUTE format($$COPY (SELECT w.event_id, w.event_time, w.event_type, w.user_id, w.session_id, w.platform,
+                                  w.app_version, w.country, w.screen, w.duration_ms, w.properties
+                             FROM bench.wide_gen AS w ORDER BY w.i)
+                     TO %L (FORMAT csv)$$, copy_file);
+    RETURN nbatches;
+END
+$fn$;
