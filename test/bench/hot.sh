@@ -71,9 +71,6 @@ hot_settings() {   # hot_settings SQL...: ALTER SYSTEM statements, then reload
     sleep 0.5      # the workers take it at their next latch wake-up
 }
 
-# 20000000 -> 20M, 50000 -> 50k
-human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # hot_sustained LABEL WITH_METRIC [TPS]: one pgbench run on a fresh source,
 # unthrottled or at TPS batches/s; sets HOT_RATE (events/s) and, with the

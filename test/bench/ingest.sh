@@ -28,8 +28,6 @@ ORDERS_COLUMNS="order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_
 # the wide event (form "wide": jsonb batches of it): ten typed fields and free properties
 WIDE_COLUMNS="event_id bigint NOT NULL, event_time timestamptz NOT NULL, event_type text NOT NULL, user_id text NOT NULL, session_id uuid, platform text, app_version text, country text, screen text, duration_ms integer, properties jsonb"
 
-# median of the arguments
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # largest of the arguments
 largest() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 

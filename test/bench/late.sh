@@ -24,8 +24,6 @@
 # --smoke: 20k, 40k and 80k events in 10k-event batches, 2k late events.
 
 late_psql() { bench_psql -d late "$@"; }
-# 20000000 -> 20M, 50000 -> 50k
-late_human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
 
 bench_late() {
     local sizes batch late have=0 size n b ms_before ms_after refresh first_after= first_before= last_after last_before diff
@@ -103,8 +101,8 @@ SQL
             echo "late: the hot layer and the materialized view differ in $diff rows at raw $size" >&2
             return 1
         fi
-        bench_report "late: fold $(late_human $late) late, raw $(late_human $size), before vacuum" "$ms_before" "ms" "$refresh" "ms, REFRESH"
-        bench_report "late: fold $(late_human $late) late, raw $(late_human $size), after vacuum" "$ms_after" "ms" "$refresh" "ms, REFRESH"
+        bench_report "late: fold $(human $late) late, raw $(human $size), before vacuum" "$ms_before" "ms" "$refresh" "ms, REFRESH"
+        bench_report "late: fold $(human $late) late, raw $(human $size), after vacuum" "$ms_after" "ms" "$refresh" "ms, REFRESH"
         first_before=${first_before:-$ms_before} first_after=${first_after:-$ms_after}
         last_before=$ms_before last_after=$ms_after
     done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command.
 #
-#   bash test/bench/run.sh           full sizes (a few minutes on 2 cores)
+#   bash test/bench/run.sh           full sizes (about an hour on 2 cores)
 #   bash test/bench/run.sh --smoke   same code paths, tiny sizes, a few seconds;
 #                                    exits non-zero if anything fails (the test
 #                                    suite calls it)
@@ -12,7 +12,8 @@
 # stops the cluster and removes its directory (kept on failure, for the logs).
 #
 # A benchmark is test/bench/<name>.sh defining bench_<name>; it reports each
-# figure with bench_report (below).  Add new ones to BENCHMARKS.
+# figure with bench_report (below) and may use human and median.  Add new
+# ones to BENCHMARKS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -78,6 +79,11 @@ bench_psql() {
     as_cluster_user env PGOPTIONS="-c client_min_messages=warning" \
         $PGBIN/psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$port" "$@"
 }
+
+# 20000000 -> 20M, 50000 -> 50k: sizes in labels
+human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # bench_report LABEL VALUE UNIT BASELINE BASELINE_UNIT
 #   one line of the table; ratio = VALUE / BASELINE
