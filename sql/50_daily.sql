@@ -147,8 +147,21 @@ SELECT x.platform, x.buyers AS restated, e.buyers AS exact
     ON e.platform IS NOT DISTINCT FROM x.platform
  WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
 
--- the first of those corrections indexed the buyers column of the day's
--- partition: later ones look their new values up there
+-- the first of those corrections queued an index of the buyers column of
+-- the day's partition, and the index builder builds it CONCURRENTLY once
+-- that commits (corrections meanwhile scan the day); later corrections look
+-- their new values up there.  Each turn commits: CREATE INDEX CONCURRENTLY
+-- waits for transactions that started before it.
+DO $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        EXIT WHEN pipeline._value_index_ready('pipeline.orders_raw_20260308', 'user_id');
+        COMMIT;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS still_queued FROM pipeline.value_index_queue;
 SELECT indexrelid::regclass AS index, substring(pg_get_indexdef(indexrelid) FROM 'USING .*') AS definition
   FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass ORDER BY 1;
 -- index names fit in an identifier and stay one per day even when the

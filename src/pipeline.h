@@ -56,6 +56,9 @@ extern bool PipelineRebaseInWorker(void);
 /* hot_runner.c */
 extern void PipelineRunHot(void);
 
+/* index_builder.c */
+extern void PipelineStartIndexBuilderIfDue(void);
+
 /* worker.c */
 extern void PipelineShmemRequest(void);
 extern void PipelineShmemStartup(void);

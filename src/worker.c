@@ -514,6 +514,7 @@ static void
 WorkerTick(void)
 {
 	PipelineRunHot();
+	PipelineStartIndexBuilderIfDue();
 }
 
 void

@@ -346,6 +346,13 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('DROP INDEX %s', idx);
     END LOOP;
+    -- and the queued ones no metric wants any more
+    DELETE FROM pipeline.value_index_queue AS q
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_inherits AS h
+                         JOIN pipeline.source_catalog AS s ON s.raw_table = h.inhparent
+                         JOIN pipeline.metric_catalog AS m ON m.source = s.source,
+                              pipeline._measures_corrected_by(m.definition, 'new_values') AS x
+                        WHERE h.inhrelid = q.part AND x->>'expr' = q.col);
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._drop_daily(text) IS 'internal: drops the daily layer of a dropped metric';
@@ -450,17 +457,57 @@ CREATE FUNCTION pipeline._value_index_name(part regclass, col text) RETURNS text
 COMMENT ON FUNCTION pipeline._value_index_name(regclass, text) IS
     'internal: the name of the index _index_day_values builds for a column on a day partition';
 
--- The first correction of a frozen day with distinct measures indexes the
--- values of each of them on the day's raw partition, so that it and every
--- later correction of that day look their few new values up in the index
--- (_correction_distinct) instead of scanning the day: on a 10M-event day,
--- seconds per correction without it, milliseconds with it.  Only days that
--- receive events after their freeze pay the build (one scan and sort of the
--- day, under a SHARE lock: ingest into that day waits for it, other days do
--- not).  The index includes the columns a lookup checks besides the value,
--- so that on a vacuumed day a lookup reads no heap page.  Only measures of
--- a plain column are indexed: an expression such as 100 / amount may fail
--- on rows the metric's filter leaves out, and its correction scans the day
+-- The value indexes of frozen days that corrections asked for and the index
+-- builder (src/index_builder.c) has not built yet: the day's raw
+-- partition, the column, the columns the index includes, and the builder's
+-- attempts.  retry_after is pushed back before each attempt, so an entry
+-- whose builder died is retried later.  Not dumped: a restored database
+-- queues again at its next correction.
+CREATE TABLE pipeline.value_index_queue (
+    part oid NOT NULL,
+    col text NOT NULL,
+    include text[] NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempts integer NOT NULL DEFAULT 0,
+    retry_after timestamptz NOT NULL DEFAULT '-infinity',
+    last_error text,
+    PRIMARY KEY (part, col)
+);
+COMMENT ON TABLE pipeline.value_index_queue IS
+    'internal: value indexes of frozen days waiting for the index builder';
+
+CREATE FUNCTION pipeline._start_index_builder() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'pipeline_start_index_builder';
+COMMENT ON FUNCTION pipeline._start_index_builder() IS
+    'internal: starts the index builder of this database when the transaction commits';
+
+-- Is the value index of col on a day partition there and usable?
+CREATE FUNCTION pipeline._value_index_ready(part regclass, col text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                    WHERE i.indexrelid = pg_catalog.to_regclass(
+                              pg_catalog.format('pipeline.%I', pipeline._value_index_name(part, col)))
+                      AND i.indrelid = part AND i.indisvalid);
+COMMENT ON FUNCTION pipeline._value_index_ready(regclass, text) IS
+    'internal: whether the value index of a column on a day partition is built and valid';
+
+-- A correction of a frozen day with distinct measures wants, for each of
+-- them that counts a plain column, an index on that column of the day's raw
+-- partition, so that it and every later correction of that day look their
+-- few new values up there (_correction_distinct) instead of scanning the
+-- day: on a 10M-event day, seconds per correction without it, milliseconds
+-- with it.  Only days that receive events after their freeze pay the
+-- build.  The index is queued, not built here: a CREATE INDEX in the
+-- correction's transaction would hold a SHARE lock on the day for the
+-- whole build (seconds) and make every ingest into that day wait; the index
+-- builder builds it CONCURRENTLY once this transaction commits.  The index
+-- includes the columns a lookup checks besides the value, so that on a
+-- vacuumed day a lookup reads no heap page.  Only measures of a plain
+-- column are indexed: an expression such as 100 / amount may fail on rows
+-- the metric's filter leaves out, and its correction scans the day
 -- instead.  The indexes go with their partition, or with the last metric
 -- that counts their column (_drop_daily).
 CREATE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline.source_catalog, part regclass)
@@ -470,20 +517,19 @@ CREATE FUNCTION pipeline._index_day_values(m pipeline.metric_catalog, s pipeline
     AS $fn$
 DECLARE
     col text;
-    idx text;
-    included text;
+    included text[];
+    queued boolean := false;
 BEGIN
     FOR col IN
         SELECT DISTINCT x->>'expr'
           FROM pipeline._measures_corrected_by(m.definition, 'new_values') AS x
          WHERE pipeline._raw_column(s.raw_table, x->>'expr')
     LOOP
-        idx := pipeline._value_index_name(part, col);
-        CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx)) IS NOT NULL;
+        CONTINUE WHEN pipeline._value_index_ready(part, col);
         -- what a lookup checks besides the value, so that it reads the
         -- index alone: the batch, the event time, and the dimensions of
         -- every metric of the source that counts this column
-        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO included
+        SELECT pg_catalog.array_agg(c ORDER BY c) INTO included
           FROM (SELECT '_pl_batch' AS c
                 UNION SELECT s.event_time
                 UNION SELECT d->>'name'
@@ -492,13 +538,75 @@ BEGIN
                        WHERE o.source = s.source
                          AND EXISTS (SELECT FROM pipeline._measures_corrected_by(o.definition, 'new_values') AS x
                                       WHERE x->>'expr' = col)) AS u
-         WHERE pg_catalog.quote_ident(c) <> col;
-        EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s) INCLUDE (%s)', idx, part, col, included);
+         WHERE c <> col;
+        INSERT INTO pipeline.value_index_queue (part, col, include) VALUES (part, col, included)
+            ON CONFLICT DO NOTHING;
+        queued := queued OR FOUND;
     END LOOP;
+    IF queued THEN
+        PERFORM pipeline._start_index_builder();
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass) IS
-    'internal: indexes the distinct-measure columns of a frozen day''s raw partitions for its corrections';
+    'internal: queues the value indexes a frozen day''s corrections want for the index builder';
+
+-- The index builder's next statement (src/index_builder.c), as the
+-- extension owner's tables say: entries whose partition is gone or whose
+-- index is built leave the queue; of those due, the oldest.  An invalid
+-- index of that name on the partition (a build that died) is dropped
+-- first; otherwise the build is the next attempt, and its retry time moves
+-- 1, 2, 4 ... 60 minutes ahead, so that a builder that dies leaves it for
+-- later.
+CREATE FUNCTION pipeline._value_index_next()
+    RETURNS TABLE (part oid, col text, statement text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    q pipeline.value_index_queue;
+    idx text;
+BEGIN
+    DELETE FROM pipeline.value_index_queue AS x
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = x.part AND c.relkind = 'r')
+        OR pipeline._value_index_ready(x.part, x.col);
+    SELECT * INTO q FROM pipeline.value_index_queue AS x
+     WHERE x.retry_after <= pg_catalog.now()
+     ORDER BY x.queued_at, x.part, x.col LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    idx := pipeline._value_index_name(q.part, q.col);
+    IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                WHERE i.indexrelid = pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', idx))
+                  AND i.indrelid = q.part) THEN
+        RETURN QUERY SELECT q.part, q.col, pg_catalog.format('DROP INDEX CONCURRENTLY IF EXISTS pipeline.%I', idx);
+        RETURN;
+    END IF;
+    UPDATE pipeline.value_index_queue AS x
+       SET attempts = x.attempts + 1,
+           retry_after = pg_catalog.now() + LEAST(interval '1 minute' * 2 ^ x.attempts, interval '1 hour')
+     WHERE x.part = q.part AND x.col = q.col;
+    RETURN QUERY SELECT q.part, q.col,
+        pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (%I) INCLUDE (%s)', idx, q.part::regclass, q.col,
+                          (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY o)
+                             FROM pg_catalog.unnest(q.include) WITH ORDINALITY AS u(c, o)));
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._value_index_next() IS
+    'internal: the index builder''s next statement, if an entry of the value index queue is due';
+
+CREATE FUNCTION pipeline._value_index_failed(part oid, col text, message text) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+    UPDATE pipeline.value_index_queue AS x
+       SET last_error = message,
+           retry_after = GREATEST(x.retry_after, pg_catalog.now() + interval '1 minute')
+     WHERE x.part = _value_index_failed.part AND x.col = _value_index_failed.col;
+    END;
+COMMENT ON FUNCTION pipeline._value_index_failed(oid, text, text) IS
+    'internal: records why the index builder''s statement for a queued value index failed';
 
 -- Corrections for a frozen day: the batches visible now that neither the
 -- freeze nor an earlier correction saw.  Deltas for counts and sums come
@@ -510,7 +618,8 @@ COMMENT ON FUNCTION pipeline._index_day_values(pipeline.metric_catalog, pipeline
 --
 -- With distinct measures, JIT is off for the statement (compiling it took
 -- longer than running it), and so is enable_sort when a distinct measure
--- is an expression (no index, see _correction_distinct): the planner
+-- has no value index to look its values up in (an expression, or an index
+-- not built yet, see _correction_distinct): the planner
 -- cannot know how many rows the CTEs hold and picks sorts that sort every
 -- event of a popular value (millions, spilled to disk) where hashing the
 -- few new values costs one scan (measured on a 10M-event day: 11 s -> 5 s).
@@ -560,7 +669,7 @@ BEGIN
             END IF;
             PERFORM pg_catalog.set_config('jit', 'off', true);
             IF EXISTS (SELECT FROM pipeline._measures_corrected_by(def, 'new_values') AS x
-                        WHERE NOT pipeline._raw_column(s.raw_table, x->>'expr')) THEN
+                        WHERE NOT pipeline._value_index_ready(part, x->>'expr')) THEN
                 PERFORM pg_catalog.set_config('enable_sort', 'off', true);
             END IF;
         END IF;
@@ -640,16 +749,16 @@ COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) I
 --                has: the delta (MATERIALIZED: read by a subquery per
 --                correction row, it would otherwise be inlined there and
 --                run once per group).
--- For a measure of a plain column, each new value is looked up in the
--- day partition's index on that column (_index_day_values) and the lookup
--- stops at the first other event with it (LIMIT 1: a popular value has
--- thousands), so a correction costs as much as its few new values.  The
--- lookup reads the partition itself, not the raw table: through the parent
--- the planner keeps only the cheapest full scan of the child (a bitmap
--- scan, which reads every entry of the value), not the index scan that
--- stops at the first.  For an expression there is no index: _pl_seen_N
--- collects, in one scan of the day that hashes the few new values, those
--- some other event has.
+-- For a measure of a plain column whose value index on the day partition
+-- is built (_index_day_values), each new value is looked up there and the
+-- lookup stops at the first other event with it (LIMIT 1: a popular value
+-- has thousands), so a correction costs as much as its few new values.
+-- The lookup reads the partition itself, not the raw table: through the
+-- parent the planner keeps only the cheapest full scan of the child (a
+-- bitmap scan, which reads every entry of the value), not the index scan
+-- that stops at the first.  For an expression, and for a column whose index
+-- the builder has not finished yet, _pl_seen_N collects, in one scan of the
+-- day that hashes the few new values, those some other event has.
 -- "Other events" are those the snapshot cur ($5) saw outside the new
 -- batches ($4): a batch that committed after cur is visible to this
 -- statement but excluded, so that its values count when it is corrected
@@ -665,7 +774,7 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                  '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
                  '                     AND (%2$s) IS NOT NULL), ',
                  o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
-             || CASE WHEN pipeline._raw_column(raw, m->>'expr') AND NOT pipeline._distributed(raw) THEN pg_catalog.format(
+             || CASE WHEN pipeline._value_index_ready(part, m->>'expr') AND NOT pipeline._distributed(raw) THEN pg_catalog.format(
                  '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
                  '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
                  '                         WHERE (%4$s) = n._pl_v%5$s AND %6$s LIMIT 1) AS x ON true '

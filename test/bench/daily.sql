@@ -201,6 +201,51 @@ BEGIN
 END
 $fn$;
 
+-- A producer that keeps sending into the frozen day while its first
+-- correction runs and the index builder then builds the day's value index:
+-- one-event batches (ids first_id, first_id + 1, ...), each ingest and its
+-- COMMIT timed, one every 20 ms, until that index is valid or max_s have
+-- passed.  Each ingest runs with lock_timeout = 100ms: one that waits
+-- longer for a lock fails the benchmark.  Returns the slowest, the 99th
+-- percentile and the median ingest (ms, waits for CPU and disk included),
+-- how many there were, and when the index became valid (seconds after the
+-- start; NULL if it did not).
+CREATE PROCEDURE daily.probe_ingest(first_id bigint, max_s float8,
+                                    INOUT worst_ms float8 DEFAULT NULL, INOUT p99_ms float8 DEFAULT NULL,
+                                    INOUT median_ms float8 DEFAULT NULL,
+                                    INOUT n integer DEFAULT NULL, INOUT ready_s float8 DEFAULT NULL)
+    LANGUAGE plpgsql AS $fn$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    t timestamptz;
+    took float8[] := '{}';
+    part regclass;
+BEGIN
+    SELECT pipeline._day_partition(s, daily.lo()::date) INTO STRICT part
+      FROM pipeline.source_catalog AS s WHERE s.source = 'orders';
+    PERFORM set_config('lock_timeout', '100ms', false);
+    n := 0;
+    WHILE clock_timestamp() < t0 + max_s * interval '1 second' LOOP
+        t := clock_timestamp();
+        PERFORM pipeline.ingest('orders', jsonb_build_array(jsonb_build_object(
+            'order_id', first_id + n, 'event_time', daily.lo() + interval '12 hours',
+            'user_id', 'probe_' || n, 'platform', 'web', 'type', 'purchase', 'amount', 1)));
+        COMMIT;
+        took := took || extract(epoch FROM clock_timestamp() - t) * 1000;
+        n := n + 1;
+        IF pipeline._value_index_ready(part, 'user_id') THEN
+            ready_s := extract(epoch FROM clock_timestamp() - t0);
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(0.02);
+        COMMIT;
+    END LOOP;
+    PERFORM set_config('lock_timeout', '0', false);
+    SELECT max(x), percentile_cont(0.99) WITHIN GROUP (ORDER BY x), percentile_cont(0.5) WITHIN GROUP (ORDER BY x)
+      INTO worst_ms, p99_ms, median_ms FROM unnest(took) AS x;
+END
+$fn$;
+
 -- Checks, each raising when it fails:
 --   'daily'    metrics.<metric>_daily of the day equals daily.base (the
 --              baseline's output, computed from the same raw rows);
