@@ -34,6 +34,19 @@
  * CREATE INDEX CONCURRENTLY leaves behind is dropped (concurrently) first.
  * A failed statement is logged and kept in the entry's last_error.
  *
+ * Deadlocks: CREATE INDEX CONCURRENTLY holds SHARE UPDATE EXCLUSIVE on the
+ * partition and waits for every transaction with an older snapshot to end.
+ * A transaction that took its snapshot before, then asks for a stronger
+ * lock on that partition (DROP, ALTER, TRUNCATE, LOCK, an index of its own;
+ * retention and drop_source do such things) waits for the builder while
+ * the builder waits for it, and the deadlock detector cancels one of them,
+ * often the user's statement.  So the ProcessUtility hook calls
+ * PipelineYieldIndexBuilder() first: when a builder runs and the statement
+ * names a relation of schema pipeline its role owns (or the extension, the
+ * schema, the database), the builder is terminated, and the statement's
+ * transaction holds the builder lock until it ends so that none starts
+ * meanwhile.  The build is retried later, like any interrupted one.
+ *
  * The builder connects as the bootstrap superuser, like the database
  * worker.  The partitions it indexes belong to their source's owner;
  * CREATE INDEX itself runs the build's functions (the column type's
@@ -43,17 +56,25 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -67,6 +88,9 @@ PGDLLEXPORT void pipeline_index_builder_main(Datum arg);
 
 /* field4 of the builder's lock tag: pg_advisory_* use only 1 and 2 */
 #define BUILDER_LOCK_FIELD4		0x5049
+
+/* this process is a builder */
+static bool am_builder = false;
 
 /* set by pipeline._start_index_builder(), acted on at commit */
 static bool start_at_commit = false;
@@ -98,6 +122,146 @@ BuilderRunning(void)
 		return true;
 	LockRelease(&tag, ExclusiveLock, false);
 	return false;
+}
+
+/*
+ * Terminates the builder of database dboid, if one runs, and waits until it
+ * is gone (at most 30 s); then holds the builder lock until the calling
+ * transaction ends, so that no builder starts meanwhile.
+ */
+static void
+StopIndexBuilder(Oid dboid)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, dboid, 0, 0, BUILDER_LOCK_FIELD4);
+	for (int i = 0; i < 3000; i++)
+	{
+		VirtualTransactionId *holders;
+
+		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return;
+		/* (a builder between two transactions has no vxid: next turn) */
+		for (holders = GetLockConflicts(&tag, ExclusiveLock, NULL);
+			 VirtualTransactionIdIsValid(*holders); holders++)
+		{
+			PGPROC	   *proc = BackendIdGetProc(holders->backendId);
+
+			if (proc != NULL && proc->pid != 0)
+				(void) kill(proc->pid, SIGTERM);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* a relation of schema nsp that the current role owns */
+static bool
+OwnRelationIn(RangeVar *rv, Oid nsp)
+{
+	Oid			relid;
+
+	if (rv == NULL)
+		return false;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	return OidIsValid(relid) && get_rel_namespace(relid) == nsp &&
+		pg_class_ownercheck(relid, GetUserId());
+}
+
+static bool
+OwnRelationListIn(List *rangevars, Oid nsp)
+{
+	ListCell   *lc;
+
+	foreach(lc, rangevars)
+		if (OwnRelationIn(lfirst_node(RangeVar, lc), nsp))
+			return true;
+	return false;
+}
+
+/*
+ * Would the statement lock a relation of schema pipeline beyond what a
+ * concurrent index build allows, on behalf of that relation's owner?  The
+ * names are resolved as the statement will resolve them.
+ */
+static bool
+StatementTargetsPipeline(Node *stmt)
+{
+	Oid			nsp = get_namespace_oid("pipeline", true);
+	ListCell   *lc;
+
+	if (!OidIsValid(nsp))
+		return false;
+	switch (nodeTag(stmt))
+	{
+		case T_DropStmt:
+			{
+				DropStmt   *drop = (DropStmt *) stmt;
+
+				if (drop->removeType == OBJECT_EXTENSION || drop->removeType == OBJECT_SCHEMA)
+				{
+					Oid			ext = get_extension_oid("pipeline", true);
+
+					foreach(lc, drop->objects)
+						if (strcmp(strVal(lfirst(lc)), "pipeline") == 0)
+							return drop->removeType == OBJECT_SCHEMA
+								? pg_namespace_ownercheck(nsp, GetUserId())
+								: OidIsValid(ext) && pg_extension_ownercheck(ext, GetUserId());
+					return false;
+				}
+				if (drop->removeType != OBJECT_TABLE && drop->removeType != OBJECT_INDEX)
+					return false;
+				foreach(lc, drop->objects)
+					if (OwnRelationIn(makeRangeVarFromNameList(lfirst(lc)), nsp))
+						return true;
+				return false;
+			}
+		case T_AlterTableStmt:
+			return OwnRelationIn(((AlterTableStmt *) stmt)->relation, nsp);
+		case T_RenameStmt:
+			return OwnRelationIn(((RenameStmt *) stmt)->relation, nsp);
+		case T_IndexStmt:
+			return OwnRelationIn(((IndexStmt *) stmt)->relation, nsp);
+		case T_TruncateStmt:
+			return OwnRelationListIn(((TruncateStmt *) stmt)->relations, nsp);
+		case T_LockStmt:
+			return OwnRelationListIn(((LockStmt *) stmt)->relations, nsp);
+		case T_ClusterStmt:
+			return OwnRelationIn(((ClusterStmt *) stmt)->relation, nsp);
+		case T_ReindexStmt:
+			return OwnRelationIn(((ReindexStmt *) stmt)->relation, nsp);
+		case T_VacuumStmt:
+			foreach(lc, ((VacuumStmt *) stmt)->rels)
+				if (OwnRelationIn(lfirst_node(VacuumRelation, lc)->relation, nsp))
+					return true;
+			return false;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Called by the ProcessUtility hook before every utility statement: see
+ * "Deadlocks" at the top of the file.
+ */
+void
+PipelineYieldIndexBuilder(Node *stmt)
+{
+	if (am_builder)
+		return;
+	if (IsA(stmt, DropdbStmt))
+	{
+		Oid			dboid = get_database_oid(((DropdbStmt *) stmt)->dbname, true);
+
+		if (OidIsValid(dboid))
+			StopIndexBuilder(dboid);
+		return;
+	}
+	if (!IsTransactionState() || !BuilderRunning())
+		return;
+	if (StatementTargetsPipeline(stmt))
+		StopIndexBuilder(MyDatabaseId);
 }
 
 static bool
@@ -373,6 +537,7 @@ pipeline_index_builder_main(Datum arg)
 	MemoryContext cxt;
 	bool		due;
 
+	am_builder = true;
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);

@@ -58,6 +58,7 @@ extern void PipelineRunHot(void);
 
 /* index_builder.c */
 extern void PipelineStartIndexBuilderIfDue(void);
+extern void PipelineYieldIndexBuilder(Node *stmt);
 
 /* worker.c */
 extern void PipelineShmemRequest(void);

@@ -713,6 +713,7 @@ pipeline_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (OidIsValid(dboid))
 			PipelineStopDatabaseWorker(dboid);
 	}
+	PipelineYieldIndexBuilder(stmt);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,

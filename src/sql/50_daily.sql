@@ -529,7 +529,7 @@ BEGIN
         -- what a lookup checks besides the value, so that it reads the
         -- index alone: the batch, the event time, and the dimensions of
         -- every metric of the source that counts this column
-        SELECT pg_catalog.array_agg(c ORDER BY c) INTO included
+        SELECT pg_catalog.array_agg(c) INTO included
           FROM (SELECT '_pl_batch' AS c
                 UNION SELECT s.event_time
                 UNION SELECT d->>'name'

@@ -12,7 +12,12 @@
 #  3. once the entry is due again, the database worker's round starts a new
 #     builder, which drops the invalid index and builds it again; the next
 #     correction looks its values up in it, and restated equals an exact
-#     recount of raw at every step.
+#     recount of raw at every step;
+#  4. a session that took its snapshot before the build and then locks the
+#     partition (what DROP, ALTER and retention do) would deadlock with
+#     CREATE INDEX CONCURRENTLY, which waits for that snapshot: the builder
+#     yields instead, the session gets its lock, and the index is built
+#     afterwards.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -20,7 +25,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use PipelineNode;
 
-my $node = PipelineNode::new_node('value_index', conf => "pipeline.hot_interval = '200ms'\n");
+# log_lock_waits: part 4 waits until the builder's own deadlock check has
+# passed (it logs that it is still waiting), so that the cycle closes on
+# the other session's side
+my $node = PipelineNode::new_node('value_index',
+	conf => "pipeline.hot_interval = '200ms'\nlog_lock_waits = on\ndeadlock_timeout = '200ms'\n");
 $node->start;
 my $db = 'vi';
 PipelineNode::create_database($node, $db);
@@ -131,6 +140,30 @@ is($node->safe_psql($db, "SELECT count(*) > 0 FROM pipeline.close_days(now()) WH
 	'3: close_days corrects the day');
 restated_exact('3');
 ok($node->poll_query_until($db, "SELECT ($scans) > $before"), '3: the correction looked its values up in the index');
+
+###########################################################################
+# 4. the builder yields to a lock on the partition
+###########################################################################
+$node->safe_psql($db, "DROP INDEX pipeline." . $node->safe_psql($db, "SELECT pipeline._value_index_name('$part', 'user_id')"));
+my ($old, $old_pid) = PipelineNode::session($node, $db);
+my $log_offset = -s $node->logfile;
+$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pipeline.batch_log');
+is(late_batch(30), '30', '4: a fourth late batch');
+is($node->safe_psql($db, "SELECT count(*) > 0 FROM pipeline.close_days(now()) WHERE day = '$day'"), 't',
+	'4: close_days corrects the day and queues the index again');
+ok($node->poll_query_until($db, qq{SELECT EXISTS ($builder AND wait_event = 'virtualxid'
+	AND pg_blocking_pids(pid) = ARRAY[$old_pid])}),
+	'4: the builder waits for the older snapshot');
+my $bpid = $node->safe_psql($db, $builder);
+$node->wait_for_log(qr/process $bpid still waiting for ShareLock on virtual transaction/, $log_offset);
+$res = $old->query("SET lock_timeout = '30s'; LOCK TABLE $part IN ACCESS EXCLUSIVE MODE; SELECT 'locked'");
+like($res, qr/locked/, '4: the old session gets its lock, no deadlock');
+$old->query_safe('COMMIT');
+$old->quit;
+ok($node->poll_query_until($db, "SELECT NOT EXISTS ($builder)"), '4: the builder yielded');
+$node->safe_psql($db, q{UPDATE pipeline.value_index_queue SET retry_after = now()});
+ok($node->poll_query_until($db, $ready), '4: the index is built afterwards');
+restated_exact('4');
 
 $node->stop;
 done_testing();
