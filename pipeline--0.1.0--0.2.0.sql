@@ -4052,3 +4052,14 @@ CREATE OR REPLACE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass
                                              CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
                                                   ELSE pipeline._seen_by_cur('r') END) AS other) AS k);
 
+-- =====================================================================
+-- 0.2.0: the bulk path's row trigger pins search_path in C, once per chunk
+-- =====================================================================
+
+-- The bulk path: COPY into pipeline.<source>_load (see src/load.c).  The
+-- row trigger runs once per row and pins search_path in C around the
+-- statements it runs, once per chunk: a SET clause here would save and
+-- restore it on every row.
+CREATE OR REPLACE FUNCTION pipeline._load_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_load_row';

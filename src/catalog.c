@@ -140,6 +140,30 @@ PipelineExtensionOwner(void)
 }
 
 /*
+ * Pins search_path to pg_catalog, pg_temp until PipelineUnpinSearchPath
+ * (or the end of the transaction): what runs meanwhile resolves no name
+ * through a schema the caller controls.  Returns the GUC nesting level to
+ * unpin.  A function's SET clause does the same on every call; code that
+ * runs per row pins only around its statements.
+ */
+int
+PipelinePinSearchPath(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* undoes every setting made since PipelinePinSearchPath returned nest */
+void
+PipelineUnpinSearchPath(int nest)
+{
+	AtEOXact_GUC(false, nest);
+}
+
+/*
  * Runs what follows as another role, with search_path pinned to pg_catalog
  * for as long: the statements run then must not resolve an operator, a
  * function or a type through a schema the caller controls.
@@ -156,9 +180,7 @@ PipelineBecome(Oid role, RoleSwitch *saved)
 	GetUserIdAndSecContext(&saved->saved_uid, &saved->saved_sec);
 	SetUserIdAndSecContext(role, saved->saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	saved->guc_nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	saved->guc_nest = PipelinePinSearchPath();
 }
 
 /*
@@ -169,7 +191,7 @@ PipelineBecome(Oid role, RoleSwitch *saved)
 void
 PipelineRestoreRole(RoleSwitch *saved)
 {
-	AtEOXact_GUC(false, saved->guc_nest);
+	PipelineUnpinSearchPath(saved->guc_nest);
 	SetUserIdAndSecContext(saved->saved_uid, saved->saved_sec);
 }
 

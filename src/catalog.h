@@ -36,6 +36,8 @@ typedef struct RoleSwitch
 extern SourceInfo *PipelineRequireSource(const char *name);
 extern void PipelineRequireWriter(SourceInfo *src);
 extern Oid	PipelineExtensionOwner(void);
+extern int	PipelinePinSearchPath(void);
+extern void PipelineUnpinSearchPath(int nest);
 extern void PipelineBecome(Oid role, RoleSwitch *saved);
 extern void PipelineRestoreRole(RoleSwitch *saved);
 

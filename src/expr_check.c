@@ -48,6 +48,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
 #include "pipeline.h"
 
 /* functions a measure argument or filter may call (all immutable here) */
@@ -263,13 +264,11 @@ static void
 AnalyzeStep(void *arg)
 {
 	AnalyzeCall *call = arg;
-	int			save_nestlevel = NewGUCNestLevel();
+	int			nest = PipelinePinSearchPath();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	call->query = parse_analyze_fixedparams(call->raw, "SELECT (pipeline metric definition)",
 											NULL, 0, NULL);
-	AtEOXact_GUC(true, save_nestlevel);
+	PipelineUnpinSearchPath(nest);
 }
 
 /*

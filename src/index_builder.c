@@ -41,11 +41,12 @@
  * retention and drop_source do such things) waits for the builder while
  * the builder waits for it, and the deadlock detector cancels one of them,
  * often the user's statement.  So the ProcessUtility hook calls
- * PipelineYieldIndexBuilder() first: when a builder runs and the statement
- * names a relation of schema pipeline its role owns (or the extension, the
- * schema, the database), the builder is terminated, and the statement's
- * transaction holds the builder lock until it ends so that none starts
- * meanwhile.  The build is retried later, like any interrupted one.
+ * PipelineYieldIndexBuilder() first: when the statement names, and its
+ * role owns, the partition being indexed (the builder holds a lock on it),
+ * a table above it or an index on it, or the extension, its schema or the
+ * database, the builder is terminated, and the statement's transaction
+ * holds the builder lock until it ends so that none starts meanwhile.  The
+ * build is retried later, like any interrupted one.
  *
  * The builder connects as the bootstrap superuser, like the database
  * worker.  The partitions it indexes belong to their source's owner;
@@ -59,7 +60,10 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -156,43 +160,82 @@ StopIndexBuilder(Oid dboid)
 	}
 }
 
-/* a relation of schema nsp that the current role owns */
+/* the current transaction of this database's builder, if one runs */
 static bool
-OwnRelationIn(RangeVar *rv, Oid nsp)
+BuilderVxid(VirtualTransactionId *vxid)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+
+	BuilderLockTag(&tag);
+	holders = GetLockConflicts(&tag, ExclusiveLock, NULL);
+	*vxid = holders[0];
+	return VirtualTransactionIdIsValid(*vxid);
+}
+
+/*
+ * Does the builder (transaction builder) hold a lock on relation relid, an
+ * index's table, or a partition below it?  CREATE INDEX CONCURRENTLY holds
+ * SHARE UPDATE EXCLUSIVE on its table from start to end.
+ */
+static bool
+BuilderHoldsLockOn(Oid relid, VirtualTransactionId builder)
+{
+	ListCell   *lc;
+
+	if (get_rel_relkind(relid) == RELKIND_INDEX || get_rel_relkind(relid) == RELKIND_PARTITIONED_INDEX)
+		relid = IndexGetRelation(relid, true);
+	if (!OidIsValid(relid))
+		return false;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		LOCKTAG		tag;
+		VirtualTransactionId *holders;
+
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, lfirst_oid(lc));
+		for (holders = GetLockConflicts(&tag, ShareLock, NULL);
+			 VirtualTransactionIdIsValid(*holders); holders++)
+			if (VirtualTransactionIdEquals(*holders, builder))
+				return true;
+	}
+	return false;
+}
+
+/* a relation the current role owns on which the builder holds a lock */
+static bool
+OwnRelationBeingIndexed(RangeVar *rv, VirtualTransactionId builder)
 {
 	Oid			relid;
 
 	if (rv == NULL)
 		return false;
 	relid = RangeVarGetRelid(rv, NoLock, true);
-	return OidIsValid(relid) && get_rel_namespace(relid) == nsp &&
-		pg_class_ownercheck(relid, GetUserId());
+	return OidIsValid(relid) && pg_class_ownercheck(relid, GetUserId()) &&
+		BuilderHoldsLockOn(relid, builder);
 }
 
 static bool
-OwnRelationListIn(List *rangevars, Oid nsp)
+OwnRelationListBeingIndexed(List *rangevars, VirtualTransactionId builder)
 {
 	ListCell   *lc;
 
 	foreach(lc, rangevars)
-		if (OwnRelationIn(lfirst_node(RangeVar, lc), nsp))
+		if (OwnRelationBeingIndexed(lfirst_node(RangeVar, lc), builder))
 			return true;
 	return false;
 }
 
 /*
- * Would the statement lock a relation of schema pipeline beyond what a
- * concurrent index build allows, on behalf of that relation's owner?  The
- * names are resolved as the statement will resolve them.
+ * Would the statement, run by the owner of what it names, lock the
+ * relation the builder is indexing (or a table above it, or the
+ * extension, its schema) beyond what a concurrent index build allows?
+ * The names are resolved as the statement will resolve them.
  */
 static bool
-StatementTargetsPipeline(Node *stmt)
+StatementMeetsBuild(Node *stmt, VirtualTransactionId builder)
 {
-	Oid			nsp = get_namespace_oid("pipeline", true);
 	ListCell   *lc;
 
-	if (!OidIsValid(nsp))
-		return false;
 	switch (nodeTag(stmt))
 	{
 		case T_DropStmt:
@@ -202,38 +245,39 @@ StatementTargetsPipeline(Node *stmt)
 				if (drop->removeType == OBJECT_EXTENSION || drop->removeType == OBJECT_SCHEMA)
 				{
 					Oid			ext = get_extension_oid("pipeline", true);
+					Oid			nsp = get_namespace_oid("pipeline", true);
 
 					foreach(lc, drop->objects)
 						if (strcmp(strVal(lfirst(lc)), "pipeline") == 0)
 							return drop->removeType == OBJECT_SCHEMA
-								? pg_namespace_ownercheck(nsp, GetUserId())
+								? OidIsValid(nsp) && pg_namespace_ownercheck(nsp, GetUserId())
 								: OidIsValid(ext) && pg_extension_ownercheck(ext, GetUserId());
 					return false;
 				}
 				if (drop->removeType != OBJECT_TABLE && drop->removeType != OBJECT_INDEX)
 					return false;
 				foreach(lc, drop->objects)
-					if (OwnRelationIn(makeRangeVarFromNameList(lfirst(lc)), nsp))
+					if (OwnRelationBeingIndexed(makeRangeVarFromNameList(lfirst(lc)), builder))
 						return true;
 				return false;
 			}
 		case T_AlterTableStmt:
-			return OwnRelationIn(((AlterTableStmt *) stmt)->relation, nsp);
+			return OwnRelationBeingIndexed(((AlterTableStmt *) stmt)->relation, builder);
 		case T_RenameStmt:
-			return OwnRelationIn(((RenameStmt *) stmt)->relation, nsp);
+			return OwnRelationBeingIndexed(((RenameStmt *) stmt)->relation, builder);
 		case T_IndexStmt:
-			return OwnRelationIn(((IndexStmt *) stmt)->relation, nsp);
+			return OwnRelationBeingIndexed(((IndexStmt *) stmt)->relation, builder);
 		case T_TruncateStmt:
-			return OwnRelationListIn(((TruncateStmt *) stmt)->relations, nsp);
+			return OwnRelationListBeingIndexed(((TruncateStmt *) stmt)->relations, builder);
 		case T_LockStmt:
-			return OwnRelationListIn(((LockStmt *) stmt)->relations, nsp);
+			return OwnRelationListBeingIndexed(((LockStmt *) stmt)->relations, builder);
 		case T_ClusterStmt:
-			return OwnRelationIn(((ClusterStmt *) stmt)->relation, nsp);
+			return OwnRelationBeingIndexed(((ClusterStmt *) stmt)->relation, builder);
 		case T_ReindexStmt:
-			return OwnRelationIn(((ReindexStmt *) stmt)->relation, nsp);
+			return OwnRelationBeingIndexed(((ReindexStmt *) stmt)->relation, builder);
 		case T_VacuumStmt:
 			foreach(lc, ((VacuumStmt *) stmt)->rels)
-				if (OwnRelationIn(lfirst_node(VacuumRelation, lc)->relation, nsp))
+				if (OwnRelationBeingIndexed(lfirst_node(VacuumRelation, lc)->relation, builder))
 					return true;
 			return false;
 		default:
@@ -248,6 +292,8 @@ StatementTargetsPipeline(Node *stmt)
 void
 PipelineYieldIndexBuilder(Node *stmt)
 {
+	VirtualTransactionId builder;
+
 	if (am_builder)
 		return;
 	if (IsA(stmt, DropdbStmt))
@@ -258,9 +304,9 @@ PipelineYieldIndexBuilder(Node *stmt)
 			StopIndexBuilder(dboid);
 		return;
 	}
-	if (!IsTransactionState() || !BuilderRunning())
+	if (!IsTransactionState() || !BuilderVxid(&builder))
 		return;
-	if (StatementTargetsPipeline(stmt))
+	if (StatementMeetsBuild(stmt, builder))
 		StopIndexBuilder(MyDatabaseId);
 }
 

@@ -151,14 +151,44 @@ UseText(Batch *b, text *events)
 	}
 }
 
+/* a row of the bulk path as the JSON object it stands for: its fields as strings */
+static Jsonb *
+RowAsObject(Batch *b, int i)
+{
+	JsonbParseState *state = NULL;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int j = 0; j < b->row_width; j++)
+	{
+		JsonbValue	k;
+		JsonbValue	v;
+
+		if (b->rows[i][j] == NULL)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = b->row_names[j];
+		k.val.string.len = strlen(b->row_names[j]);
+		v.type = jbvString;
+		v.val.string.val = b->rows[i][j];
+		v.val.string.len = strlen(b->rows[i][j]);
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
 /* the event verbatim, as it goes into a dead letter */
 static char *
 EventPayload(Batch *b, int i)
 {
 	JsonbValue *v;
 
-	if (b->objects != NULL)
-		return JsonbToCString(NULL, &b->objects[i]->root, VARSIZE(b->objects[i]));
+	if (b->rows != NULL)
+	{
+		Jsonb	   *row = RowAsObject(b, i);
+
+		return JsonbToCString(NULL, &row->root, VARSIZE(row));
+	}
 	if (b->lines != NULL)
 		return b->lines[i];
 	v = getIthJsonbValueFromContainer(b->array, i);
@@ -208,39 +238,76 @@ ConvertOne(Batch *b, int i)
 	MemoryContextReset(b->event_cxt);
 	old = MemoryContextSwitchTo(b->event_cxt);
 	c->current_field = NULL;
-	if (b->objects != NULL)
-		event = &b->objects[i]->root;
-	else if (b->lines != NULL)
+	if (b->rows != NULL)
 	{
-		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															CStringGetDatum(b->lines[i])));
-
-		if (JB_ROOT_IS_OBJECT(jb))
-			event = &jb->root;
+		/* the bulk path: typed by the contract straight from the row's text */
+		b->valid[k] = ContractConvertFields(c, b->rows[i], b->field_of,
+											&b->values[k * c->ncols], &b->nulls[k * c->ncols],
+											&b->why[k]);
+		b->extra_null[k] = true;
 	}
 	else
 	{
-		JsonbValue *v = getIthJsonbValueFromContainer(b->array, i);
+		if (b->lines != NULL)
+		{
+			Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																CStringGetDatum(b->lines[i])));
 
-		if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
-			event = v->val.binary.data;
+			if (JB_ROOT_IS_OBJECT(jb))
+				event = &jb->root;
+		}
+		else
+		{
+			JsonbValue *v = getIthJsonbValueFromContainer(b->array, i);
+
+			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+				event = v->val.binary.data;
+		}
+		if (event == NULL)
+		{
+			MemoryContextSwitchTo(old);
+			RejectEvent(b, k, ERRCODE_INVALID_PARAMETER_VALUE, NULL,
+						pstrdup("event is not a JSON object"));
+			return;
+		}
+		b->valid[k] = ContractConvertEvent(c, event,
+										   &b->values[k * c->ncols], &b->nulls[k * c->ncols],
+										   &b->extra[k], &b->extra_null[k],
+										   b->drift, &b->why[k]);
 	}
-	if (event == NULL)
-	{
-		MemoryContextSwitchTo(old);
-		RejectEvent(b, k, ERRCODE_INVALID_PARAMETER_VALUE, NULL,
-					pstrdup("event is not a JSON object"));
-		return;
-	}
-	b->valid[k] = ContractConvertEvent(c, event,
-									   &b->values[k * c->ncols], &b->nulls[k * c->ncols],
-									   &b->extra[k], &b->extra_null[k],
-									   b->drift, &b->why[k]);
 	MemoryContextSwitchTo(old);
 	if (b->valid[k])
 		KeepValues(b, k);
 	else
 		RejectEvent(b, k, b->why[k].sqlstate, b->why[k].field, pstrdup(b->why[k].error));
+}
+
+/*
+ * The bulk path: which load column fills each contract column.  The load
+ * table is made from the contract and made again with it (evolve_source),
+ * so every load column is a contract column.
+ */
+static void
+MapRowFields(Batch *b)
+{
+	Contract   *c = b->contract;
+
+	b->field_of = palloc(sizeof(int) * c->ncols);
+	for (int i = 0; i < c->ncols; i++)
+		b->field_of[i] = -1;
+	for (int j = 0; j < b->row_width; j++)
+	{
+		int			i;
+
+		if (b->row_names[j] == NULL)
+			continue;			/* a dropped column */
+		i = ContractColumnByName(c, b->row_names[j]);
+
+		if (i < 0)
+			elog(ERROR, "column \"%s\" of the load table of source \"%s\" is not in its contract",
+				 b->row_names[j], b->source->name);
+		b->field_of[i] = j;
+	}
 }
 
 static bool
@@ -484,6 +551,8 @@ BatchRun(Batch *b)
 		raw = table_open(b->source->raw_relid, RowExclusiveLock);
 		MemoryContextSwitchTo(b->chunk_cxt);
 		b->contract = ContractCompile(b->source, raw);
+		if (b->rows != NULL)
+			MapRowFields(b);
 		b->values = palloc(sizeof(Datum) * size * b->contract->ncols);
 		b->nulls = palloc(sizeof(bool) * size * b->contract->ncols);
 		b->extra = palloc(sizeof(Datum) * size);

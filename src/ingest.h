@@ -28,12 +28,16 @@ typedef struct Batch
 	Contract   *contract;
 	DriftCounter *drift;
 
-	/* the events: array elements, NDJSON lines, or objects (bulk load) */
+	/* the events: array elements, NDJSON lines, or rows (bulk load) */
 	int			n;
 	JsonbContainer *array;		/* JSON array input */
 	char	  **lines;			/* NDJSON input */
 	int		   *line_lens;
-	Jsonb	  **objects;		/* rows of COPY into <source>_load */
+	char	 ***rows;			/* rows of COPY into <source>_load: per row, the
+								 * text of each load column, NULL if it has none */
+	int			row_width;		/* the load table's columns */
+	char	  **row_names;
+	int		   *field_of;		/* per contract column, its load column or -1 */
 
 	MemoryContext chunk_cxt;	/* reset after every chunk */
 	MemoryContext event_cxt;	/* reset before every event */

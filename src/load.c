@@ -16,6 +16,14 @@
  * receipt of the whole COPY.  Memory stays at one chunk whatever the size
  * of the load.
  *
+ * The row trigger is the bulk path's inner loop, so it keeps a row as the
+ * texts of its columns (the batch types them by the contract, no JSON in
+ * between), and it has no SET clause: a function's SET saves and restores
+ * the setting on every call, a sixth of a load's time.  It pins
+ * search_path itself around the statements it runs, once per chunk
+ * (PipelinePinSearchPath); the statement trigger, called once, keeps its
+ * SET clause.
+ *
  * The load in progress lives in a context under TopTransactionContext; a
  * (sub)transaction that aborts mid-COPY forgets it.
  */
@@ -38,7 +46,7 @@ typedef struct LoadState
 	Batch		batch;
 	char	   *source;
 	bool		replay;			/* batch_key seen before: apply nothing */
-	int			capacity;		/* of batch.objects */
+	int			capacity;		/* of batch.rows */
 	MemoryContext rows_cxt;		/* the buffered rows, reset at each flush */
 	SubTransactionId subxid;	/* where the load started */
 } LoadState;
@@ -63,7 +71,7 @@ ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
 }
 
 static void
-LoadStart(const char *source)
+LoadStart(const char *source, TupleDesc desc)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopTransactionContext, "pipeline load",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -81,7 +89,16 @@ LoadStart(const char *source)
 	st->source = pstrdup(source);
 	st->capacity = 1024;
 	st->rows_cxt = AllocSetContextCreate(cxt, "pipeline load rows", ALLOCSET_DEFAULT_SIZES);
-	st->batch.objects = palloc(sizeof(Jsonb *) * st->capacity);
+	st->batch.rows = palloc(sizeof(char **) * st->capacity);
+	st->batch.row_names = palloc(sizeof(char *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		/* (a dropped column keeps its slot, with no name: never a field) */
+		st->batch.row_names[i] = att->attisdropped ? NULL : pstrdup(NameStr(att->attname));
+	}
+	st->batch.row_width = desc->natts;
 	st->subxid = GetCurrentSubTransactionId();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -109,38 +126,20 @@ LoadFlush(void)
 	MemoryContextSwitchTo(old);
 }
 
-/* a row of the load table as an event: its non-NULL columns as strings */
-static Jsonb *
-RowAsEvent(HeapTuple tuple, TupleDesc desc)
+/* a row of the load table: the text of each column, NULL for a NULL */
+static char **
+RowFields(HeapTuple tuple, TupleDesc desc)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue *result;
+	char	  **fields = palloc(sizeof(char *) * desc->natts);
 
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < desc->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		JsonbValue	k;
-		JsonbValue	v;
 		bool		isnull;
-		Datum		d;
+		Datum		d = heap_getattr(tuple, i + 1, desc, &isnull);
 
-		if (att->attisdropped)
-			continue;
-		d = heap_getattr(tuple, i + 1, desc, &isnull);
-		if (isnull)
-			continue;
-		k.type = jbvString;
-		k.val.string.val = NameStr(att->attname);
-		k.val.string.len = strlen(NameStr(att->attname));
-		v.type = jbvString;
-		v.val.string.val = TextDatumGetCString(d);
-		v.val.string.len = strlen(v.val.string.val);
-		(void) pushJsonbValue(&state, WJB_KEY, &k);
-		(void) pushJsonbValue(&state, WJB_VALUE, &v);
+		fields[i] = (isnull || TupleDescAttr(desc, i)->attisdropped) ? NULL : TextDatumGetCString(d);
 	}
-	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(result);
+	return fields;
 }
 
 static const char *
@@ -170,7 +169,12 @@ pipeline_load_row(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("a load into source \"%s\" is still in progress", load->source)));
 	if (load == NULL)
-		LoadStart(source);
+	{
+		int			nest = PipelinePinSearchPath();
+
+		LoadStart(source, RelationGetDescr(td->tg_relation));
+		PipelineUnpinSearchPath(nest);
+	}
 	if (load->replay)
 		PG_RETURN_POINTER(NULL);
 
@@ -179,14 +183,18 @@ pipeline_load_row(PG_FUNCTION_ARGS)
 	{
 		MemoryContextSwitchTo(load->batch.batch_cxt);
 		load->capacity *= 2;
-		load->batch.objects = repalloc(load->batch.objects, sizeof(Jsonb *) * load->capacity);
+		load->batch.rows = repalloc(load->batch.rows, sizeof(char **) * load->capacity);
 		MemoryContextSwitchTo(load->rows_cxt);
 	}
-	load->batch.objects[load->batch.n++] = RowAsEvent(td->tg_trigtuple,
-													  RelationGetDescr(td->tg_relation));
+	load->batch.rows[load->batch.n++] = RowFields(td->tg_trigtuple, RelationGetDescr(td->tg_relation));
 	MemoryContextSwitchTo(old);
 	if (load->batch.n >= CHUNK_EVENTS)
+	{
+		int			nest = PipelinePinSearchPath();
+
 		LoadFlush();
+		PipelineUnpinSearchPath(nest);
+	}
 
 	/* nothing is written to the load table */
 	PG_RETURN_POINTER(NULL);

@@ -438,96 +438,95 @@ CollectUnknownFields(Contract *c, JsonbContainer *event, Datum *extra,
 }
 
 /*
- * Converts one JSON object.  Returns true with values/nulls filled, or false
- * with *why set.  May throw (input functions, CHECK expressions): the
- * caller's subtransaction catches it, c->current_field names the field.
+ * Converts field v (NULL: missing) into column i.  Returns false with *why
+ * set when the event is to be rejected.  May throw (input functions,
+ * DEFAULT expressions): c->current_field names the field.
  */
-bool
-ContractConvertEvent(Contract *c, JsonbContainer *event,
-					 Datum *values, bool *nulls,
-					 Datum *extra, bool *extra_null,
-					 DriftCounter *drift, Rejection *why)
+static bool
+ConvertColumn(Contract *c, int i, JsonbValue *v, Datum *values, bool *nulls, Rejection *why)
+{
+	ContractColumn *col = &c->cols[i];
+	ExprContext *econtext = GetPerTupleExprContext(c->estate);
+	char	   *text;
+	TimestampTz ts;
+
+	c->current_field = col->name;
+	if (v == NULL)
+	{
+		if (col->default_expr != NULL)
+		{
+			values[i] = ExecEvalExprSwitchContext(col->default_expr, econtext, &nulls[i]);
+			if (!nulls[i] && !col->typbyval)
+				values[i] = datumCopy(values[i], false, col->typlen);
+		}
+		else
+			nulls[i] = true;
+		if (nulls[i] && (col->notnull || i == c->id_col || i == c->time_col))
+		{
+			Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
+				   "field \"%s\" is missing and is required", col->name);
+			return false;
+		}
+		return true;
+	}
+	if (v->type == jbvNull)
+	{
+		nulls[i] = true;
+		if (col->notnull || i == c->id_col || i == c->time_col)
+		{
+			Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
+				   "field \"%s\" is null and is required", col->name);
+			return false;
+		}
+		return true;
+	}
+	nulls[i] = false;
+	/*
+	 * An object or array is a value for json, jsonb and string columns
+	 * (which keep its JSON text), not for others: their input functions
+	 * would read its text ("[2026-01-01]" is a date to timestamptz_in).
+	 */
+	if (v->type == jbvBinary && col->typid != JSONBOID && col->typid != JSONOID &&
+		TypeCategory(col->typid) != TYPCATEGORY_STRING)
+	{
+		Reject(why, ERRCODE_INVALID_TEXT_REPRESENTATION, col->name,
+			   "field \"%s\" is a JSON %s where %s is expected", col->name,
+			   JsonContainerIsArray(v->val.binary.data) ? "array" : "object",
+			   format_type_be(col->typid));
+		return false;
+	}
+	if (col->typid == TIMESTAMPTZOID && v->type == jbvString &&
+		ParseRfc3339(v->val.string.val, v->val.string.len, &ts))
+	{
+		values[i] = TimestampTzGetDatum(ts);
+		return true;
+	}
+	/*
+	 * An object or array for a jsonb column is taken as it is: the batch's
+	 * parse already made it canonical jsonb, which a round trip through its
+	 * text and jsonb_in would only rebuild (a tenth of the ingest of an
+	 * event with a properties object).
+	 */
+	if (col->typid == JSONBOID && v->type == jbvBinary)
+	{
+		values[i] = JsonbPGetDatum(JsonbValueToJsonb(v));
+		return true;
+	}
+	text = JsonValueText(v);
+	values[i] = InputFunctionCall(&col->input, text, col->ioparam, col->typmod);
+	return true;
+}
+
+/*
+ * What holds for the whole converted event: a sane event time, inside the
+ * dedup horizon, and the contract's CHECK constraints.  Returns false with
+ * *why set when the event is to be rejected; may throw (CHECKs).
+ */
+static bool
+CheckConvertedEvent(Contract *c, Datum *values, bool *nulls, Rejection *why)
 {
 	ExprContext *econtext = GetPerTupleExprContext(c->estate);
 	TupleTableSlot *slot = c->slot;
-
-	ResetExprContext(econtext);
-
-	for (int i = 0; i < c->ncols; i++)
-	{
-		ContractColumn *col = &c->cols[i];
-		JsonbValue *v;
-		char	   *text;
-		TimestampTz ts;
-
-		c->current_field = col->name;
-		v = FindField(event, col);
-
-		if (v == NULL)
-		{
-			if (col->default_expr != NULL)
-			{
-				values[i] = ExecEvalExprSwitchContext(col->default_expr, econtext, &nulls[i]);
-				if (!nulls[i] && !col->typbyval)
-					values[i] = datumCopy(values[i], false, col->typlen);
-			}
-			else
-				nulls[i] = true;
-			if (nulls[i] && (col->notnull || i == c->id_col || i == c->time_col))
-			{
-				Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
-					   "field \"%s\" is missing and is required", col->name);
-				return false;
-			}
-			continue;
-		}
-		if (v->type == jbvNull)
-		{
-			nulls[i] = true;
-			if (col->notnull || i == c->id_col || i == c->time_col)
-			{
-				Reject(why, ERRCODE_NOT_NULL_VIOLATION, col->name,
-					   "field \"%s\" is null and is required", col->name);
-				return false;
-			}
-			continue;
-		}
-		nulls[i] = false;
-		/*
-		 * An object or array is a value for json, jsonb and string columns
-		 * (which keep its JSON text), not for others: their input functions
-		 * would read its text ("[2026-01-01]" is a date to timestamptz_in).
-		 */
-		if (v->type == jbvBinary && col->typid != JSONBOID && col->typid != JSONOID &&
-			TypeCategory(col->typid) != TYPCATEGORY_STRING)
-		{
-			Reject(why, ERRCODE_INVALID_TEXT_REPRESENTATION, col->name,
-				   "field \"%s\" is a JSON %s where %s is expected", col->name,
-				   JsonContainerIsArray(v->val.binary.data) ? "array" : "object",
-				   format_type_be(col->typid));
-			return false;
-		}
-		if (col->typid == TIMESTAMPTZOID && v->type == jbvString &&
-			ParseRfc3339(v->val.string.val, v->val.string.len, &ts))
-		{
-			values[i] = TimestampTzGetDatum(ts);
-			continue;
-		}
-		/*
-		 * An object or array for a jsonb column is taken as it is: the
-		 * batch's parse already made it canonical jsonb, which a round
-		 * trip through its text and jsonb_in would only rebuild (a
-		 * tenth of the ingest of an event with a properties object).
-		 */
-		if (col->typid == JSONBOID && v->type == jbvBinary)
-		{
-			values[i] = JsonbPGetDatum(JsonbValueToJsonb(v));
-			continue;
-		}
-		text = JsonValueText(v);
-		values[i] = InputFunctionCall(&col->input, text, col->ioparam, col->typmod);
-	}
-	c->current_field = NULL;
 
 	/* event time: finite, not absurdly old, not beyond the future skew */
 	{
@@ -598,6 +597,63 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 		}
 		c->current_field = NULL;
 	}
+	return true;
+}
+
+/*
+ * Converts one JSON object.  Returns true with values/nulls filled, or false
+ * with *why set.  May throw (input functions, CHECK expressions): the
+ * caller's subtransaction catches it, c->current_field names the field.
+ */
+bool
+ContractConvertEvent(Contract *c, JsonbContainer *event,
+					 Datum *values, bool *nulls,
+					 Datum *extra, bool *extra_null,
+					 DriftCounter *drift, Rejection *why)
+{
+	ResetExprContext(GetPerTupleExprContext(c->estate));
+	for (int i = 0; i < c->ncols; i++)
+		if (!ConvertColumn(c, i, FindField(event, &c->cols[i]), values, nulls, why))
+			return false;
+	c->current_field = NULL;
+	if (!CheckConvertedEvent(c, values, nulls, why))
+		return false;
 	*extra_null = !CollectUnknownFields(c, event, extra, drift);
 	return true;
+}
+
+/*
+ * Converts one row of the bulk path: fields[field_of[i]] is the text of
+ * column i, NULL when the row has none (a missing field: the DEFAULT
+ * applies); field_of[i] < 0 when the row has no such column.  As
+ * ContractConvertEvent otherwise; a row has no unknown fields.
+ */
+bool
+ContractConvertFields(Contract *c, char **fields, const int *field_of,
+					  Datum *values, bool *nulls, Rejection *why)
+{
+	ResetExprContext(GetPerTupleExprContext(c->estate));
+	for (int i = 0; i < c->ncols; i++)
+	{
+		char	   *text = field_of[i] >= 0 ? fields[field_of[i]] : NULL;
+		JsonbValue	v;
+
+		if (text != NULL)
+		{
+			v.type = jbvString;
+			v.val.string.val = text;
+			v.val.string.len = strlen(text);
+		}
+		if (!ConvertColumn(c, i, text != NULL ? &v : NULL, values, nulls, why))
+			return false;
+	}
+	c->current_field = NULL;
+	return CheckConvertedEvent(c, values, nulls, why);
+}
+
+/* the column named name (or an alias of it); -1 if none */
+int
+ContractColumnByName(Contract *c, const char *name)
+{
+	return FindColumn(c, name, strlen(name));
 }

@@ -64,6 +64,9 @@ extern bool ContractConvertEvent(Contract *c, JsonbContainer *event,
 								 Datum *values, bool *nulls,
 								 Datum *extra, bool *extra_null,
 								 DriftCounter *drift, Rejection *why);
+extern bool ContractConvertFields(Contract *c, char **fields, const int *field_of,
+								  Datum *values, bool *nulls, Rejection *why);
+extern int	ContractColumnByName(Contract *c, const char *name);
 extern void ContractRelease(Contract *c);
 extern int	ContractCompareIds(Contract *c, Datum a, Datum b);
 

@@ -191,10 +191,12 @@ COMMENT ON FUNCTION pipeline.ingest(text, text, text) IS
 REVOKE EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) TO pipeline_writer;
 
--- The bulk path: COPY into pipeline.<source>_load (see src/load.c).
+-- The bulk path: COPY into pipeline.<source>_load (see src/load.c).  The
+-- row trigger runs once per row and pins search_path in C around the
+-- statements it runs, once per chunk: a SET clause here would save and
+-- restore it on every row.
 CREATE FUNCTION pipeline._load_row() RETURNS trigger
     LANGUAGE c
-    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_load_row';
 COMMENT ON FUNCTION pipeline._load_row() IS
     'internal: BEFORE ROW trigger of <source>_load tables: buffers each row as an event, stores nothing';

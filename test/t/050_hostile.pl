@@ -161,6 +161,11 @@ cmp_ok(scalar(@functions), '>', 40, 'the script\'s functions were found (' . sca
 # SET clause would cost a GUC save and restore on every row).  Any other C
 # function needs a reason here.
 my %c_reason = ();
+# C functions that run once per row and pin search_path in their own code
+# around the statements they run, instead of a SET clause that would save
+# and restore it on every row; the COPY into a load table under a hostile
+# search_path below runs them
+my %c_pins = ('pipeline._load_row' => 'the bulk path\'s row trigger');
 # C functions that ran SPI statements under the caller's search_path were
 # holes (the load triggers, close_days, restate_day): all pin it now
 my %c_hole = ();
@@ -243,6 +248,11 @@ for my $f (@functions)
 	{
 		is(join(', ', reached_lookups($f->{symbol})), '',
 			"$what: no SET search_path ($c_reason{$f->{name}}): its code reaches no SPI, parser or lookup by name");
+	}
+	elsif ($f->{language} eq 'c' && $c_pins{ $f->{name} })
+	{
+		ok(defined $f->{symbol} && $refs{ $f->{symbol} }{PipelinePinSearchPath},
+			"$what: no SET search_path ($c_pins{$f->{name}}): its own code pins it (PipelinePinSearchPath)");
 	}
 	elsif ($c_hole{ $f->{name} })
 	{
