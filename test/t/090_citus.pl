@@ -1,9 +1,10 @@
 # A source distributed on a Citus cluster (a coordinator and two workers on
 # 127.0.0.1) gives the same numbers as on a single node: the same scenario
 # of every layer (ingest with duplicates, bad rows and a retried batch key,
-# the fold, late data, the freeze, corrections, restated, reconcile) runs
-# on both, and every receipt, dead letter, hot bucket, daily row,
-# correction, restated and reconcile row is compared.
+# the fold, late data, the freeze, corrections, the bulk path, checks, a
+# restatement, a contract change, retention, restated, reconcile) runs on
+# both, and every receipt, dead letter, hot bucket, daily row, correction,
+# check result, restated and reconcile row is compared.
 #
 # Needs Citus: an installed citus.so is used; without one, the vendored
 # build (../shared/vendor/citus/install.sh, run by test/run_all.sh) is what
@@ -124,6 +125,33 @@ sub scenario
 	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
 	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
 	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	# the bulk path: new rows, re-sent ids, a missing kind, negative amounts
+	$q->(qq{INSERT INTO pipeline.ev_load (event_id, event_time, kind, platform, user_id, amount)
+	        SELECT i, ('$d0'::date + (i % 3))::timestamptz + (i % 1440) * interval '1 minute',
+	               CASE WHEN i % 37 = 0 THEN NULL ELSE 'k' || (i % 3) END, 'p' || (i % 2), 'u' || (i % 89),
+	               CASE WHEN i % 41 = 0 THEN '-5' ELSE ((i % 30) * 0.25)::text END
+	          FROM generate_series(5400, 6400) AS i});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	# checks over every layer
+	$q->(q{SELECT pipeline.add_check('m_complete', 'completeness', 'm', '{"tolerance": 0}')});
+	$q->(q{SELECT pipeline.add_check('ev_valid', 'validity', 'ev', '{"window": "30 days", "max_reject_rate": 0.5}')});
+	$q->(q{SELECT pipeline.add_check('ev_kinds', 'accepted_values', 'ev',
+	        '{"column": "kind", "values": ["k0", "k1"], "window": "30 days", "max_unexpected_rate": 0.5}')});
+	push @out, $q->(q{SELECT check_name, status, observed, threshold FROM pipeline.run_checks() ORDER BY 1});
+	# a restatement of the frozen day, absorbing its corrections
+	push @out, 'restated version ' . $q->(qq{SELECT pipeline.restate_day('m', '$d0', 'absorb the late events')});
+	# a contract change, and events that use it
+	push @out, 'contract version ' . $q->(q{SELECT pipeline.evolve_source('ev', 'ADD COLUMN coupon text')});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', (SELECT jsonb_agg(jsonb_build_object('event_id', i,
+	        'event_time', ('} . $d0 . q{'::date + (i % 3))::timestamptz + interval '5 hours', 'kind', 'k1', 'amount', 1,
+	        'user_id', 'c' || (i % 7), 'coupon', 'C' || (i % 4))) FROM generate_series(7000, 7100) AS i))});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	push @out, 'coupons ' . $q->(q{SELECT count(coupon) FROM pipeline.ev_raw});
+	# retention: the frozen day's raw events go
+	$q->(q{SELECT pipeline.set_retention('ev', raw => '1 day')});
+	push @out, $q->(q{SELECT object, action FROM pipeline.maintain() WHERE action = 'dropped' ORDER BY 1});
 	my %layers = (
 		receipts => q{SELECT batch_id, source, batch_key, received, accepted, duplicates, rejected
 		                FROM pipeline.batches ORDER BY batch_id},
@@ -135,7 +163,8 @@ sub scenario
 		corrections => q{SELECT day, kind, platform, events_delta, revenue_delta, lo, hi, users_delta, batch_ids
 		                   FROM metrics.m_corrections ORDER BY 1, 2, 3},
 		restated => q{SELECT * FROM metrics.m_restated ORDER BY 1, 2, 3},
-		reconcile => q{SELECT * FROM metrics.m_reconcile ORDER BY 1, 2, 3},
+		# (frozen_at of a restated day is when restate_day ran)
+		reconcile => q{SELECT (to_jsonb(r) - 'frozen_at')::text FROM metrics.m_reconcile AS r ORDER BY day, kind, platform},
 		exact => q{SELECT (event_time AT TIME ZONE 'UTC')::date, kind, platform, count(*), sum(amount), min(amount),
 		                  max(amount), round(avg(amount), 6), count(DISTINCT user_id)
 		             FROM pipeline.ev_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3},
@@ -148,6 +177,13 @@ sub scenario
 my $a = scenario($single, 0);
 my $b = scenario($coord, 1);
 same_text($_, $a->{$_}, $b->{$_}) for sort keys %$a;
+# (and the scenario did what it says: the restatement, the new column,
+# the dropped day, the checks)
+like($a->{steps}, qr/^restated version 2$/m, 'the scenario restated the frozen day');
+like($a->{steps}, qr/^coupons 101$/m, 'the scenario ingested events with the new column');
+like($a->{steps}, qr/\|dropped$/m, 'the scenario dropped a day by retention');
+like($a->{steps}, qr/^ev_kinds\|pass\|0\.33\d*\|0\.5\n(?s:.*)^m_complete\|pass\|0\|0$/m,
+	'the scenario ran the checks (a third of the kinds unexpected, every layer complete)');
 
 # The layers' work runs on the workers: the fold's aggregation (distinct
 # sketches included) and the day's computation are pushed down.
