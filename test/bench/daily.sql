@@ -208,17 +208,19 @@ $fn$;
 -- passed.  Each ingest runs with lock_timeout = 100ms: one that waits
 -- longer for a lock fails the benchmark.  Returns the slowest, the 99th
 -- percentile and the median ingest (ms, waits for CPU and disk included),
--- how many there were, and when the index became valid (seconds after the
--- start; NULL if it did not).
+-- when the slowest started (seconds after the start), how many there
+-- were, and when the index became valid (seconds after the start; NULL if
+-- it did not).
 CREATE PROCEDURE daily.probe_ingest(first_id bigint, max_s float8,
                                     INOUT worst_ms float8 DEFAULT NULL, INOUT p99_ms float8 DEFAULT NULL,
-                                    INOUT median_ms float8 DEFAULT NULL,
+                                    INOUT median_ms float8 DEFAULT NULL, INOUT worst_at_s float8 DEFAULT NULL,
                                     INOUT n integer DEFAULT NULL, INOUT ready_s float8 DEFAULT NULL)
     LANGUAGE plpgsql AS $fn$
 DECLARE
     t0 timestamptz := clock_timestamp();
     t timestamptz;
     took float8[] := '{}';
+    started float8[] := '{}';
     part regclass;
 BEGIN
     SELECT pipeline._day_partition(s, daily.lo()::date) INTO STRICT part
@@ -232,6 +234,7 @@ BEGIN
             'user_id', 'probe_' || n, 'platform', 'web', 'type', 'purchase', 'amount', 1)));
         COMMIT;
         took := took || extract(epoch FROM clock_timestamp() - t) * 1000;
+        started := started || extract(epoch FROM t - t0);
         n := n + 1;
         IF pipeline._value_index_ready(part, 'user_id') THEN
             ready_s := extract(epoch FROM clock_timestamp() - t0);
@@ -241,8 +244,9 @@ BEGIN
         COMMIT;
     END LOOP;
     PERFORM set_config('lock_timeout', '0', false);
-    SELECT max(x), percentile_cont(0.99) WITHIN GROUP (ORDER BY x), percentile_cont(0.5) WITHIN GROUP (ORDER BY x)
-      INTO worst_ms, p99_ms, median_ms FROM unnest(took) AS x;
+    SELECT max(x), percentile_cont(0.99) WITHIN GROUP (ORDER BY x), percentile_cont(0.5) WITHIN GROUP (ORDER BY x),
+           (array_agg(a ORDER BY x DESC))[1]
+      INTO worst_ms, p99_ms, median_ms, worst_at_s FROM unnest(took, started) AS u(x, a);
 END
 $fn$;
 
