@@ -339,10 +339,15 @@ BEGIN
     -- toast_tuple_target: a fold rewrites every hot row its events touch,
     -- and a distinct sketch of a few hundred values (2-8 KB) would
     -- otherwise go through TOAST on each rewrite (a late fold touching
-    -- 3 KB sketches took about 40% less time with the row kept inline)
+    -- 3 KB sketches took about 40% less time with the row kept inline).
+    -- fillfactor 50: inserts leave half of each page free, so that the
+    -- rewrite of a row can stay on its page (a HOT update: no new entry in
+    -- the unique index, no page to find); a late fold rewrites most rows
+    -- of the pages it touches (50k late events: 18-37% less time than on
+    -- full pages, at 1M to 20M raw events)
     EXECUTE pg_catalog.format(
         'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
-        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s)) WITH (toast_tuple_target = 8160)',
+        'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s)) WITH (toast_tuple_target = 8160, fillfactor = 50)',
         hot, dim_defs, pipeline._measure_sql(def, 'hot_columns'), hot || '_key', dims);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
 
