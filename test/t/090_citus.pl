@@ -4,7 +4,10 @@
 # the fold, late data, the freeze, corrections, the bulk path, checks, a
 # restatement, a contract change, retention, restated, reconcile) runs on
 # both, and every receipt, dead letter, hot bucket, daily row, correction,
-# check result, restated and reconcile row is compared.
+# check result, restated and reconcile row is compared.  A dump of the
+# coordinator restores into a single node and into a new Citus database
+# (distributed again) with every number intact, and the work goes on the
+# same there.
 #
 # Needs Citus: an installed citus.so is used; without one, the vendored
 # build (../shared/vendor/citus/install.sh, run by test/run_all.sh) is what
@@ -93,7 +96,31 @@ sub batch_sql
 	   FROM generate_series($from, $to) AS i)};
 }
 
-my %scenario;
+# every number of every layer, one query each
+my %layers = (
+	receipts => q{SELECT batch_id, source, batch_key, received, accepted, duplicates, rejected
+	                FROM pipeline.batches ORDER BY batch_id},
+	dead_letters => q{SELECT batch_id, payload, error, field FROM pipeline.dead_letters ORDER BY id},
+	raw => q{SELECT count(*), count(DISTINCT event_id), sum(amount), sum(_pl_batch) FROM pipeline.ev_raw},
+	live => q{SELECT * FROM metrics.m_live ORDER BY bucket, kind, platform},
+	daily => q{SELECT day, kind, platform, events, revenue, lo, hi, avg_amount, users, status
+	             FROM metrics.m_daily ORDER BY 1, 2, 3},
+	corrections => q{SELECT day, kind, platform, events_delta, revenue_delta, lo, hi, users_delta, batch_ids
+	                   FROM metrics.m_corrections ORDER BY 1, 2, 3},
+	restated => q{SELECT * FROM metrics.m_restated ORDER BY 1, 2, 3},
+	# (frozen_at of a restated day is when restate_day ran)
+	reconcile => q{SELECT (to_jsonb(r) - 'frozen_at')::text FROM metrics.m_reconcile AS r ORDER BY day, kind, platform},
+	exact => q{SELECT (event_time AT TIME ZONE 'UTC')::date, kind, platform, count(*), sum(amount), min(amount),
+	                  max(amount), round(avg(amount), 6), count(DISTINCT user_id)
+	             FROM pipeline.ev_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3},
+	status => q{SELECT name, events_folded, backlog FROM pipeline.status WHERE kind = 'metric'});
+
+# every layer of the database $db on $node, as texts
+sub layers
+{
+	my ($node, $db) = @_;
+	return { map { $_ => $node->safe_psql($db, $layers{$_}) } keys %layers };
+}
 
 # runs the scenario on $node, distributing the source first if $citus;
 # returns every number of every layer, as text
@@ -152,24 +179,7 @@ sub scenario
 	# retention: the frozen day's raw events go
 	$q->(q{SELECT pipeline.set_retention('ev', raw => '1 day')});
 	push @out, $q->(q{SELECT object, action FROM pipeline.maintain() WHERE action = 'dropped' ORDER BY 1});
-	my %layers = (
-		receipts => q{SELECT batch_id, source, batch_key, received, accepted, duplicates, rejected
-		                FROM pipeline.batches ORDER BY batch_id},
-		dead_letters => q{SELECT batch_id, payload, error, field FROM pipeline.dead_letters ORDER BY id},
-		raw => q{SELECT count(*), count(DISTINCT event_id), sum(amount), sum(_pl_batch) FROM pipeline.ev_raw},
-		live => q{SELECT * FROM metrics.m_live ORDER BY bucket, kind, platform},
-		daily => q{SELECT day, kind, platform, events, revenue, lo, hi, avg_amount, users, status
-		             FROM metrics.m_daily ORDER BY 1, 2, 3},
-		corrections => q{SELECT day, kind, platform, events_delta, revenue_delta, lo, hi, users_delta, batch_ids
-		                   FROM metrics.m_corrections ORDER BY 1, 2, 3},
-		restated => q{SELECT * FROM metrics.m_restated ORDER BY 1, 2, 3},
-		# (frozen_at of a restated day is when restate_day ran)
-		reconcile => q{SELECT (to_jsonb(r) - 'frozen_at')::text FROM metrics.m_reconcile AS r ORDER BY day, kind, platform},
-		exact => q{SELECT (event_time AT TIME ZONE 'UTC')::date, kind, platform, count(*), sum(amount), min(amount),
-		                  max(amount), round(avg(amount), 6), count(DISTINCT user_id)
-		             FROM pipeline.ev_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3},
-		status => q{SELECT name, events_folded, backlog FROM pipeline.status WHERE kind = 'metric'});
-	$scenario{$_} = $q->($layers{$_}) for keys %layers;
+	my %scenario = %{ layers($node, 'pipeline') };
 	$scenario{steps} = join("\n", @out);
 	return {%scenario};
 }
@@ -194,6 +204,71 @@ $fold_plan =~ s/\$[234]/now() - interval '30 days'/g;
 my $explain = $coord->safe_psql('pipeline', "EXPLAIN (COSTS OFF) $fold_plan");
 like($explain, qr/Custom Scan \(Citus Adaptive\)(?s:.*)->  Task(?s:.*)(Group|Hash)Aggregate/,
 	'the fold aggregates on the workers');
+
+# Dump and restore.  pg_dump on the coordinator reads a distributed
+# source's events from the shards.  Restored into a single node (the dump's
+# Citus extension left out), the source is a single-node source; restored
+# into a Citus database, distribute_source distributes it again.  Either
+# way every number is the coordinator's, and the work goes on from there
+# as it does on the coordinator: a retried batch key finds its receipt, new
+# and late events are folded, corrected or refused, the next day freezes.
+sub more
+{
+	my ($node, $db) = @_;
+	my $q = sub { $node->safe_psql($db, $_[0]) };
+	my @out;
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(2500, 4000) . q{, batch_key => 'b2')});
+	push @out, $q->(q{SELECT * FROM pipeline.ingest('ev', } . batch_sql(8000, 8600, bad => 60) . q{)});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot()});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days(('$d0'::date + 3)::timestamptz + interval '1 hour') ORDER BY 1, 2, 3});
+	return ({ %{ layers($node, $db) }, steps => join("\n", @out) },
+		$q->(q{SELECT pipeline._distributed('pipeline.ev_raw')}));
+}
+
+my $dump = "$tmp/coordinator.dump";
+my ($dump_out, $dump_err) = ('', '');
+IPC::Run::run([ 'pg_dump', '-Fc', '-f', $dump, '-d', $coord->connstr('pipeline') ], '>', \$dump_out, '2>', \$dump_err)
+  or die "pg_dump of the coordinator failed: $dump_err";
+my $at_dump = layers($coord, 'pipeline');
+
+# into a single node: the restore list without Citus's extension
+my ($list, $list_err) = ('', '');
+IPC::Run::run([ 'pg_restore', '-l', $dump ], '>', \$list, '2>', \$list_err) or die "pg_restore -l failed: $list_err";
+my $without_citus = join('', grep { !/ (EXTENSION|COMMENT) - (EXTENSION )?citus/ } split(/^/, $list));
+ok(length($without_citus) < length($list), 'the dump holds Citus\'s extension, left out for a single node');
+append_to_file("$tmp/restore.list", $without_citus);
+$single->safe_psql('postgres', 'CREATE DATABASE restored');
+my ($restore_out, $restore_err) = ('', '');
+ok(IPC::Run::run([ 'pg_restore', '--exit-on-error', '-L', "$tmp/restore.list", '-d', $single->connstr('restored'), $dump ],
+		'>', \$restore_out, '2>', \$restore_err),
+	'the coordinator\'s dump restores into a single node') or diag($restore_err);
+my $restored = layers($single, 'restored');
+same_text("restored on a single node: $_", $at_dump->{$_}, $restored->{$_}) for sort keys %$at_dump;
+
+# into a Citus database: its nodes, then the source distributed again
+$_->safe_psql('postgres', 'CREATE DATABASE restored') for ($coord, @workers);
+$_->safe_psql('restored', 'CREATE EXTENSION citus') for @workers;
+($restore_out, $restore_err) = ('', '');
+ok(IPC::Run::run([ 'pg_restore', '--exit-on-error', '-d', $coord->connstr('restored'), $dump ],
+		'>', \$restore_out, '2>', \$restore_err),
+	'the coordinator\'s dump restores into a new Citus database') or diag($restore_err);
+$coord->safe_psql('restored', qq{SELECT citus_set_coordinator_host('127.0.0.1', ${\ $coord->port})});
+$coord->safe_psql('restored', qq{SELECT citus_add_node('127.0.0.1', ${\ $_->port})}) for @workers;
+$coord->safe_psql('restored', q{SELECT pipeline.distribute_source('ev')});
+my $redistributed = layers($coord, 'restored');
+same_text("restored and distributed again: $_", $at_dump->{$_}, $redistributed->{$_}) for sort keys %$at_dump;
+
+# and the work goes on the same in all three
+my ($go_on, $dist) = more($coord, 'pipeline');
+like($go_on->{steps}, qr/^folded [1-9]/m, 'the next fold folded events');
+like($go_on->{steps}, qr/\|frozen$/m, 'the next close froze a day');
+for my $other ([ 'single node', $single, 'f' ], [ 'distributed again', $coord, 't' ])
+{
+	my ($name, $node, $want) = @$other;
+	my ($after, $distributed) = more($node, 'restored');
+	is($distributed, $want, "restored ($name): the source is " . ($want eq 't' ? '' : 'not ') . 'distributed');
+	same_text("after the restore ($name), the work goes on: $_", $go_on->{$_}, $after->{$_}) for sort keys %$go_on;
+}
 
 # Commits finishing on the workers: batches committed on the coordinator
 # whose rows are not yet visible on the workers (Citus's second commit
