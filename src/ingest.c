@@ -246,6 +246,14 @@ ConvertOne(Batch *b, int i)
 											&b->why[k]);
 		b->extra_null[k] = true;
 	}
+	else if (b->lines != NULL && EventScanLine(c, b->lines[i], b->line_lens[i], b->scanned))
+	{
+		/* an NDJSON line whose keys are all columns: no jsonb (event_scan.c) */
+		b->valid[k] = ContractConvertValues(c, b->scanned,
+											&b->values[k * c->ncols], &b->nulls[k * c->ncols],
+											&b->why[k]);
+		b->extra_null[k] = true;
+	}
 	else
 	{
 		if (b->lines != NULL)
@@ -559,6 +567,7 @@ BatchRun(Batch *b)
 		b->extra_null = palloc(sizeof(bool) * size);
 		b->valid = palloc0(sizeof(bool) * size);
 		b->why = palloc0(sizeof(Rejection) * size);
+		b->scanned = palloc(sizeof(JsonbValue *) * b->contract->ncols);
 
 		ConvertChunk(b);
 		/* ATTACH PARTITION refuses a parent this session has open: close it, keep the lock */

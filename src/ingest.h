@@ -51,6 +51,7 @@ typedef struct Batch
 	bool	   *extra_null;
 	bool	   *valid;
 	Rejection  *why;
+	JsonbValue **scanned;		/* per contract column, one NDJSON line's field */
 } Batch;
 
 extern void BatchOpen(Batch *b, const char *source);

@@ -601,22 +601,35 @@ CheckConvertedEvent(Contract *c, Datum *values, bool *nulls, Rejection *why)
 }
 
 /*
- * Converts one JSON object.  Returns true with values/nulls filled, or false
- * with *why set.  May throw (input functions, CHECK expressions): the
- * caller's subtransaction catches it, c->current_field names the field.
+ * Converts one event given as its columns' fields: fields[i] is the JSON
+ * value of column i, NULL when the event has none (a missing field: the
+ * DEFAULT applies).  Returns true with values/nulls filled, or false with
+ * *why set.  May throw (input functions, CHECK expressions): the caller's
+ * subtransaction catches it, c->current_field names the field.
  */
+bool
+ContractConvertValues(Contract *c, JsonbValue **fields, Datum *values, bool *nulls, Rejection *why)
+{
+	ResetExprContext(GetPerTupleExprContext(c->estate));
+	for (int i = 0; i < c->ncols; i++)
+		if (!ConvertColumn(c, i, fields[i], values, nulls, why))
+			return false;
+	c->current_field = NULL;
+	return CheckConvertedEvent(c, values, nulls, why);
+}
+
+/* Converts one JSON object; its unknown fields go to *extra */
 bool
 ContractConvertEvent(Contract *c, JsonbContainer *event,
 					 Datum *values, bool *nulls,
 					 Datum *extra, bool *extra_null,
 					 DriftCounter *drift, Rejection *why)
 {
-	ResetExprContext(GetPerTupleExprContext(c->estate));
+	JsonbValue **fields = palloc(sizeof(JsonbValue *) * c->ncols);
+
 	for (int i = 0; i < c->ncols; i++)
-		if (!ConvertColumn(c, i, FindField(event, &c->cols[i]), values, nulls, why))
-			return false;
-	c->current_field = NULL;
-	if (!CheckConvertedEvent(c, values, nulls, why))
+		fields[i] = FindField(event, &c->cols[i]);
+	if (!ContractConvertValues(c, fields, values, nulls, why))
 		return false;
 	*extra_null = !CollectUnknownFields(c, event, extra, drift);
 	return true;
@@ -625,30 +638,54 @@ ContractConvertEvent(Contract *c, JsonbContainer *event,
 /*
  * Converts one row of the bulk path: fields[field_of[i]] is the text of
  * column i, NULL when the row has none (a missing field: the DEFAULT
- * applies); field_of[i] < 0 when the row has no such column.  As
- * ContractConvertEvent otherwise; a row has no unknown fields.
+ * applies); field_of[i] < 0 when the row has no such column.  A row has
+ * no unknown fields.
  */
 bool
 ContractConvertFields(Contract *c, char **fields, const int *field_of,
 					  Datum *values, bool *nulls, Rejection *why)
 {
-	ResetExprContext(GetPerTupleExprContext(c->estate));
+	JsonbValue **v = palloc(sizeof(JsonbValue *) * c->ncols);
+
 	for (int i = 0; i < c->ncols; i++)
 	{
 		char	   *text = field_of[i] >= 0 ? fields[field_of[i]] : NULL;
-		JsonbValue	v;
 
+		v[i] = NULL;
 		if (text != NULL)
 		{
-			v.type = jbvString;
-			v.val.string.val = text;
-			v.val.string.len = strlen(text);
+			v[i] = palloc(sizeof(JsonbValue));
+			v[i]->type = jbvString;
+			v[i]->val.string.val = text;
+			v[i]->val.string.len = strlen(text);
 		}
-		if (!ConvertColumn(c, i, text != NULL ? &v : NULL, values, nulls, why))
-			return false;
 	}
-	c->current_field = NULL;
-	return CheckConvertedEvent(c, values, nulls, why);
+	return ContractConvertValues(c, v, values, nulls, why);
+}
+
+/*
+ * The column a top-level field fills: -1 for an unknown field, -2 for a
+ * name that fills more than one column (a column's name that is also
+ * another's alias, which the jsonb path resolves column by column).
+ */
+int
+ContractFieldColumn(Contract *c, const char *name, int len)
+{
+	int			found = -1;
+
+	for (int i = 0; i < c->ncols; i++)
+	{
+		ListCell   *lc;
+		bool		match = SameName(c->cols[i].name, name, len);
+
+		foreach(lc, c->cols[i].aliases)
+			match = match || SameName(lfirst(lc), name, len);
+		if (match && found >= 0)
+			return -2;
+		if (match)
+			found = i;
+	}
+	return found;
 }
 
 /* the column named name (or an alias of it); -1 if none */

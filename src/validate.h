@@ -64,6 +64,10 @@ extern bool ContractConvertEvent(Contract *c, JsonbContainer *event,
 								 Datum *values, bool *nulls,
 								 Datum *extra, bool *extra_null,
 								 DriftCounter *drift, Rejection *why);
+extern bool ContractConvertValues(Contract *c, JsonbValue **fields,
+								  Datum *values, bool *nulls, Rejection *why);
+extern int	ContractFieldColumn(Contract *c, const char *name, int len);
+extern bool EventScanLine(Contract *c, char *line, int len, JsonbValue **fields);
 extern bool ContractConvertFields(Contract *c, char **fields, const int *field_of,
 								  Datum *values, bool *nulls, Rejection *why);
 extern int	ContractColumnByName(Contract *c, const char *name);
