@@ -8,7 +8,8 @@
 # file) into a plain table with the same columns and PRIMARY KEY (order_id).
 # Also a realistic wide event (source `events`: ten typed fields and a
 # jsonb object of properties, about 400 bytes of JSON) in 10000-event jsonb
-# batches, against COPY into a table with its columns and PRIMARY KEY.
+# batches and 10000-line NDJSON batches, against COPY into a table with its
+# columns and PRIMARY KEY.
 # Also the backend's peak private memory for the 10000-event jsonb batches
 # and the 100000-line NDJSON ones, against COPY's.
 #
@@ -25,7 +26,7 @@
 # the timed part: ingest.sql.
 
 ORDERS_COLUMNS="order_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL, amount numeric(12,2) CHECK (amount >= 0), currency text NOT NULL DEFAULT 'EUR', platform text"
-# the wide event (form "wide": jsonb batches of it): ten typed fields and free properties
+# the wide event (forms "wide" and "widendjson": jsonb and NDJSON batches of it): ten typed fields and free properties
 WIDE_COLUMNS="event_id bigint NOT NULL, event_time timestamptz NOT NULL, event_type text NOT NULL, user_id text NOT NULL, session_id uuid, platform text, app_version text, country text, screen text, duration_ms integer, properties jsonb"
 
 # largest of the arguments
@@ -39,11 +40,11 @@ bench_ingest() {
     if [ "$SMOKE" = 1 ]; then
         n=${PIPELINE_BENCH_EVENTS:-5000}
         repeat=${PIPELINE_BENCH_REPEAT:-1}
-        specs="jsonb:100 jsonb:1000 jsonb:2500:mem ndjson:2500 ndjson:5000:mem load:0:mem wide:2500"
+        specs="jsonb:100 jsonb:1000 jsonb:2500:mem ndjson:2500 ndjson:5000:mem load:0:mem wide:2500 widendjson:2500"
     else
         n=${PIPELINE_BENCH_EVENTS:-500000}
         repeat=${PIPELINE_BENCH_REPEAT:-3}
-        specs="jsonb:100 jsonb:1000 jsonb:10000:mem ndjson:10000 ndjson:100000:mem load:0:mem wide:10000"
+        specs="jsonb:100 jsonb:1000 jsonb:10000:mem ndjson:10000 ndjson:100000:mem load:0:mem wide:10000 widendjson:10000"
     fi
     copy_file=$work/orders.csv
 
@@ -56,9 +57,9 @@ bench_ingest() {
         IFS=: read -r form size mem <<< "$spec"
         run=$((run + 1))
         # the bulk path (load) reads the baseline's CSV file; batches unused
-        if [ "$form" = wide ]; then
+        if [ "$form" = wide ] || [ "$form" = widendjson ]; then
             src=events columns=$WIDE_COLUMNS id=event_id copy_table=bench.create_wide_copy_table
-            nbatches=$(bench_psql -d bench -At -c "SELECT bench.prepare_wide($size, $((run * 1000000000)), '$copy_file')")
+            nbatches=$(bench_psql -d bench -At -c "SELECT bench.prepare_wide($size, $((run * 1000000000)), '$copy_file', '$( [ "$form" = wide ] && echo jsonb || echo ndjson)')")
         else
             src=orders columns=$ORDERS_COLUMNS id=order_id copy_table=bench.create_copy_table
             nbatches=$(bench_psql -d bench -At \
@@ -73,7 +74,7 @@ bench_ingest() {
                 -c "DROP TABLE IF EXISTS bench.orders_copy" \
                 -c "SELECT $copy_table('orders_copy')" \
                 -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
-            out=$(bench_psql -d bench -At -F'|' -c "CALL bench.run_ingest('$src', '$( [ "$form" = wide ] && echo jsonb || echo "$form")', '$copy_file')")
+            out=$(bench_psql -d bench -At -F'|' -c "CALL bench.run_ingest('$src', '$(case $form in wide) echo jsonb ;; widendjson) echo ndjson ;; *) echo "$form" ;; esac)', '$copy_file')")
             IFS='|' read -r ev secs peak <<< "$out"
 
             bench_psql -d bench -c "VACUUM ANALYZE" -c "CHECKPOINT"
@@ -100,6 +101,8 @@ bench_ingest() {
         peak=$(largest "${all_peak[@]}") cpeak=$(largest "${all_cpeak[@]}")
         if [ "$form" = wide ]; then
             label="ingest jsonb wide events, $size-event batches"; what="jsonb wide $size-event batches"
+        elif [ "$form" = widendjson ]; then
+            label="ingest ndjson wide events, $size-line batches"; what="ndjson wide $size-line batches"
         elif [ "$form" = jsonb ]; then
             label="ingest jsonb, $size-event batches"; what="jsonb $size-event batches"
         elif [ "$form" = load ]; then

@@ -189,7 +189,7 @@ BEGIN
 END
 $fn$;
 
-CREATE FUNCTION bench.prepare_wide(batch_size integer, id_offset bigint, copy_file text)
+CREATE FUNCTION bench.prepare_wide(batch_size integer, id_offset bigint, copy_file text, form text DEFAULT 'jsonb')
     RETURNS bigint LANGUAGE plpgsql AS $fn$
 DECLARE
     nbatches bigint;
@@ -211,11 +211,14 @@ BEGIN
     TRUNCATE bench.batches;
     INSERT INTO bench.batches
     SELECT (w.i - 1) / batch_size,
-           '[' || string_agg(json_strip_nulls(json_build_object(
+           CASE form WHEN 'jsonb' THEN '[' ELSE '' END
+           || string_agg(json_strip_nulls(json_build_object(
                    'event_id', w.event_id, 'event_time', w.event_time, 'event_type', w.event_type,
                    'user_id', w.user_id, 'session_id', w.session_id, 'platform', w.platform,
                    'app_version', w.app_version, 'country', w.country, 'screen', w.screen,
-                   'duration_ms', w.duration_ms, 'properties', w.properties))::text, ',' ORDER BY w.i) || ']'
+                   'duration_ms', w.duration_ms, 'properties', w.properties))::text,
+                         CASE form WHEN 'jsonb' THEN ',' ELSE E'\n' END ORDER BY w.i)
+           || CASE form WHEN 'jsonb' THEN ']' ELSE '' END
       FROM bench.wide_gen AS w
      GROUP BY (w.i - 1) / batch_size;
     GET DIAGNOSTICS nbatches = ROW_COUNT;
