@@ -17,8 +17,11 @@
  * be read whole: without this, every fold would read all pages written
  * since the last VACUUM, a cost growing with the day's partition instead of
  * with the new events.  Each range is summarized once; only the last,
- * still-filling range of a partition stays for the folds to read.  It runs
- * as the worker (the metrics' owners may not own the raw tables).
+ * still-filling range of a partition stays for the folds to read.  The
+ * worker does it as itself (the metrics' owners may not own the raw
+ * tables); run_hot() does the same before its folds, as each source's
+ * owner, so that folds called by hand or by a job do not pay for the
+ * ranges autovacuum has not yet reached either.
  *
  * Every transaction starts with SetCurrentStatementStartTimestamp(): a
  * background worker has no client statements, and without it now() would
@@ -157,92 +160,146 @@ RecordFailure(MetricToFold *m, const char *message)
 	CommitTransactionCommand();
 }
 
+/* one BRIN index on _pl_batch to summarize, with its heap and its source's owner */
+typedef struct BrinToSummarize
+{
+	Oid			index;
+	Oid			heap;
+	Oid			owner;
+} BrinToSummarize;
+
 /*
- * Summarize the BRIN ranges filled since the last round, so that the fold
- * finds a batch's rows through the index instead of reading every
- * unsummarized page.  Only the recent day partitions of sources with
- * metrics, one short transaction each.
- *
- * The heap and index locks are taken conditionally: summarizing needs
- * SHARE UPDATE EXCLUSIVE, which (auto)vacuum holds for as long as it runs.
- * Waiting would stall every fold behind a vacuum (and get autovacuum
- * cancelled, or, for an anti-wraparound one, stall for its whole length);
- * a partition being vacuumed is simply summarized next round.
+ * The BRIN indexes whose new ranges a fold is about to read: the
+ * pipeline's own index on _pl_batch of each recent day partition of the
+ * sources with metrics (with metric not NULL, of that metric's source
+ * only).  SPI must be connected; the list is made in cxt.
+ */
+static List *
+ListBrinToSummarize(Datum metric, bool metric_null, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	char		nulls[1] = {metric_null ? 'n' : ' '};
+	List	   *result = NIL;
+
+	if (SPI_execute_with_args("SELECT x.indexrelid, x.indrelid, s.owner::oid"
+							  "  FROM pipeline.source_catalog AS s"
+							  "  JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table"
+							  "  JOIN pg_catalog.pg_class AS p ON p.oid = i.inhrelid"
+							  "  JOIN pg_catalog.pg_index AS x ON x.indrelid = i.inhrelid"
+							  "  JOIN pg_catalog.pg_class AS ic ON ic.oid = x.indexrelid"
+							  "  JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam AND am.amname = 'brin'"
+	/*
+	 * only the pipeline's own index on _pl_batch: an index a source owner
+	 * added (an expression that raises, say) is theirs to summarize, and
+	 * must not stall every fold
+	 */
+							  "  JOIN pg_catalog.pg_attribute AS a ON a.attrelid = x.indrelid"
+							  "   AND a.attnum = x.indkey[0] AND a.attname = '_pl_batch'"
+							  " WHERE x.indnatts = 1 AND x.indexprs IS NULL AND x.indpred IS NULL"
+							  "   AND EXISTS (SELECT FROM pipeline.metric_catalog AS m"
+							  "                WHERE m.source = s.source AND ($1 IS NULL OR m.metric = $1))"
+	/* a filter may run before the join: guard the date parse */
+							  "   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'"
+							  "            THEN pg_catalog.to_date(pg_catalog.substring(p.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')"
+							  "       END >= CURRENT_DATE - 3",
+							  1, argtypes, &metric, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the BRIN indexes to summarize");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		BrinToSummarize *b = palloc(sizeof(BrinToSummarize));
+		bool		isnull;
+
+		b->index = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		b->heap = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		b->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		result = lappend(result, b);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+/*
+ * Summarizes one index's ranges filled since it was last summarized, if
+ * its heap and it can be locked at once.  Summarizing needs SHARE UPDATE
+ * EXCLUSIVE, which (auto)vacuum holds for as long as it runs.  Waiting
+ * would stall every fold behind a vacuum (and get autovacuum cancelled,
+ * or, for an anti-wraparound one, stall for its whole length); a
+ * partition being vacuumed is simply summarized next time.
+ */
+static void
+SummarizeIfFree(BrinToSummarize *b)
+{
+	/* in the order brin_summarize_range takes them: heap, then index */
+	if (ConditionalLockRelationOid(b->heap, ShareUpdateExclusiveLock) &&
+		ConditionalLockRelationOid(b->index, ShareUpdateExclusiveLock) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(b->index)))
+		(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(b->index));
+}
+
+/*
+ * The worker's round: summarize the BRIN ranges filled since the last
+ * round, so that the folds find a batch's rows through the index instead
+ * of reading every unsummarized page.  One short transaction each, as
+ * the worker.
  */
 static void
 SummarizeNewRanges(void)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	List	   *indexes = NIL;
-	List	   *heaps = NIL;
-	ListCell   *li,
-			   *lh;
+	List	   *indexes;
+	ListCell   *lc;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT x.indexrelid, x.indrelid"
-					"  FROM pipeline.source_catalog AS s"
-					"  JOIN pg_catalog.pg_inherits AS i ON i.inhparent = s.raw_table"
-					"  JOIN pg_catalog.pg_class AS p ON p.oid = i.inhrelid"
-					"  JOIN pg_catalog.pg_index AS x ON x.indrelid = i.inhrelid"
-					"  JOIN pg_catalog.pg_class AS ic ON ic.oid = x.indexrelid"
-					"  JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam AND am.amname = 'brin'"
-					/*
-					 * only the pipeline's own index on _pl_batch: an index a
-					 * source owner added (an expression that raises, say) is
-					 * theirs to summarize, and must not stall every fold
-					 */
-					"  JOIN pg_catalog.pg_attribute AS a ON a.attrelid = x.indrelid"
-					"   AND a.attnum = x.indkey[0] AND a.attname = '_pl_batch'"
-					" WHERE x.indnatts = 1 AND x.indexprs IS NULL AND x.indpred IS NULL"
-					"   AND EXISTS (SELECT FROM pipeline.metric_catalog AS m WHERE m.source = s.source)"
-					/* a filter may run before the join: guard the date parse */
-					"   AND CASE WHEN p.relname ~ '_raw_[0-9]{8}(_[0-9]+)?$'"
-					"            THEN pg_catalog.to_date(pg_catalog.substring(p.relname, '_raw_([0-9]{8})(?:_[0-9]+)?$'), 'YYYYMMDD')"
-					"       END >= CURRENT_DATE - 3",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the BRIN indexes to summarize");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		MemoryContext spi = MemoryContextSwitchTo(outer);
-
-		indexes = lappend_oid(indexes, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	 SPI_tuptable->tupdesc, 1, &isnull)));
-		heaps = lappend_oid(heaps, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																 SPI_tuptable->tupdesc, 2, &isnull)));
-		MemoryContextSwitchTo(spi);
-	}
+	indexes = ListBrinToSummarize((Datum) 0, true, outer);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(outer);
 
-	forboth(li, indexes, lh, heaps)
+	foreach(lc, indexes)
 	{
-		Oid			index = lfirst_oid(li);
-		Oid			heap = lfirst_oid(lh);
-
 		CHECK_FOR_INTERRUPTS();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		/* in the order brin_summarize_range takes them: heap, then index */
-		if (ConditionalLockRelationOid(heap, ShareUpdateExclusiveLock) &&
-			ConditionalLockRelationOid(index, ShareUpdateExclusiveLock) &&
-			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(index)))
-		{
-			PushActiveSnapshot(GetTransactionSnapshot());
-			(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(index));
-			PopActiveSnapshot();
-		}
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SummarizeIfFree(lfirst(lc));
+		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(outer);
 	}
-	list_free(indexes);
-	list_free(heaps);
+	list_free_deep(indexes);
+}
+
+/*
+ * run_hot()'s summarizing, in the caller's transaction: as each source's
+ * owner (who owns the index; the caller may own nothing of it), in the
+ * restricted context.  The locks taken stay until the caller's
+ * transaction ends, as every lock a statement takes.
+ */
+static void
+SummarizeBeforeFolds(Datum metric, bool metric_null)
+{
+	List	   *indexes;
+	ListCell   *lc;
+	RoleSwitch	role;
+
+	PipelineBecome(PipelineExtensionOwner(), &role);
+	indexes = ListBrinToSummarize(metric, metric_null, CurrentMemoryContext);
+	PipelineRestoreRole(&role);
+	foreach(lc, indexes)
+	{
+		BrinToSummarize *b = lfirst(lc);
+
+		PipelineBecome(b->owner, &role);
+		SummarizeIfFree(b);
+		PipelineRestoreRole(&role);
+	}
+	list_free_deep(indexes);
 }
 
 /* one round: every due metric once */
@@ -339,6 +396,8 @@ pipeline_run_hot(PG_FUNCTION_ARGS)
 		metrics[i].owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 														  SPI_tuptable->tupdesc, 2, &isnull));
 	}
+	if (n > 0)
+		SummarizeBeforeFolds(args[0], PG_ARGISNULL(0));
 	for (uint64 i = 0; i < n; i++)
 	{
 		FoldCall	call = {&metrics[i], 0};

@@ -10,8 +10,10 @@
 # spread over the last 3 days, a run_hot() every 10 batches).  At each size:
 #   before vacuum   right after the growth, 50k late events spread over the
 #                   3 days and every dimension group, one timed run_hot()
-#                   (the BRIN ranges of the pages written since the last
-#                   vacuum are not summarized yet);
+#                   (no VACUUM since the growth: no hint bits or visibility
+#                   map on its pages; its BRIN ranges were summarized by the
+#                   growth's own run_hot() calls, the late events' ranges
+#                   are summarized by the timed one);
 #   after vacuum    VACUUM ANALYZE, 50k more late events, one timed run_hot();
 #   baseline        REFRESH MATERIALIZED VIEW of the same aggregate, timed;
 # and the hot layer must equal the materialized view (counts, sums and
