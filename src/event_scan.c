@@ -113,14 +113,12 @@ ScanScalar(void *state, char *token, JsonTokenType tokentype)
 	switch (tokentype)
 	{
 		case JSON_TOKEN_STRING:
-			SetString(v, token);
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			SetString(v, token);	/* true and false: as the jsonb path writes them */
 			break;
 		case JSON_TOKEN_NUMBER:
 			SetString(v, NumberText(token));
-			break;
-		case JSON_TOKEN_TRUE:
-		case JSON_TOKEN_FALSE:
-			SetString(v, token);
 			break;
 		default:
 			v->type = jbvNull;

@@ -342,20 +342,27 @@ SameName(const char *a, const char *name, int len)
 	return strncmp(a, name, len) == 0 && a[len] == '\0';
 }
 
+/* whether a field of this name fills the column: its name or an alias */
+static bool
+NamesColumn(ContractColumn *col, const char *name, int len)
+{
+	ListCell   *lc;
+
+	if (SameName(col->name, name, len))
+		return true;
+	foreach(lc, col->aliases)
+		if (SameName(lfirst(lc), name, len))
+			return true;
+	return false;
+}
+
 /* the column a field fills, by name or by an alias; -1 for an unknown field */
 static int
 FindColumn(Contract *c, const char *name, int len)
 {
 	for (int i = 0; i < c->ncols; i++)
-	{
-		ListCell   *lc;
-
-		if (SameName(c->cols[i].name, name, len))
+		if (NamesColumn(&c->cols[i], name, len))
 			return i;
-		foreach(lc, c->cols[i].aliases)
-			if (SameName(lfirst(lc), name, len))
-				return i;
-	}
 	return -1;
 }
 
@@ -646,6 +653,7 @@ ContractConvertFields(Contract *c, char **fields, const int *field_of,
 					  Datum *values, bool *nulls, Rejection *why)
 {
 	JsonbValue **v = palloc(sizeof(JsonbValue *) * c->ncols);
+	JsonbValue *strings = palloc(sizeof(JsonbValue) * c->ncols);
 
 	for (int i = 0; i < c->ncols; i++)
 	{
@@ -654,7 +662,7 @@ ContractConvertFields(Contract *c, char **fields, const int *field_of,
 		v[i] = NULL;
 		if (text != NULL)
 		{
-			v[i] = palloc(sizeof(JsonbValue));
+			v[i] = &strings[i];
 			v[i]->type = jbvString;
 			v[i]->val.string.val = text;
 			v[i]->val.string.len = strlen(text);
@@ -675,15 +683,11 @@ ContractFieldColumn(Contract *c, const char *name, int len)
 
 	for (int i = 0; i < c->ncols; i++)
 	{
-		ListCell   *lc;
-		bool		match = SameName(c->cols[i].name, name, len);
-
-		foreach(lc, c->cols[i].aliases)
-			match = match || SameName(lfirst(lc), name, len);
-		if (match && found >= 0)
+		if (!NamesColumn(&c->cols[i], name, len))
+			continue;
+		if (found >= 0)
 			return -2;
-		if (match)
-			found = i;
+		found = i;
 	}
 	return found;
 }
