@@ -403,6 +403,25 @@ SELECT pipeline.restate_day('sales', '2026-03-01', 'owner restates') AS version;
 RESET SESSION AUTHORIZATION;
 SELECT metric, version, restated_by, reason FROM pipeline.restatements;
 
+-- a function or operator that reached schema pipeline past the event
+-- trigger (a superuser disabled it) stops every layer that runs generated
+-- SQL, naming it, until it is gone: a fold, a close
+ALTER EVENT TRIGGER pipeline_refuse_strangers DISABLE;
+CREATE FUNCTION pipeline.distinct_sketch(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1';
+ALTER FUNCTION pipeline.distinct_sketch(integer) OWNER TO regress_sec_other;
+SELECT accepted FROM pipeline.ingest('orders',
+    '[{"order_id": 9001, "event_time": "2026-03-01T11:00:00Z", "user_id": "late", "platform": "web", "amount": 1}]'::jsonb);
+SELECT pipeline.run_hot('sales');
+SELECT * FROM pipeline.close_days('2026-03-02 03:00:00+00') WHERE metric = 'sales';
+DROP FUNCTION pipeline.distinct_sketch(integer);
+CREATE OPERATOR pipeline.=== (FUNCTION = pg_catalog.int4eq, LEFTARG = integer, RIGHTARG = integer);
+ALTER OPERATOR pipeline.=== (integer, integer) OWNER TO regress_sec_other;
+SELECT pipeline.run_hot('sales');
+DROP OPERATOR pipeline.=== (integer, integer);
+ALTER EVENT TRIGGER pipeline_refuse_strangers ENABLE;
+SELECT pipeline.run_hot('sales') AS folded;
+SELECT * FROM pipeline.close_days('2026-03-02 03:00:00+00') WHERE metric = 'sales';
+
 -- leave the database as it was found
 SET client_min_messages = warning;
 DROP EXTENSION pipeline CASCADE;
