@@ -78,6 +78,15 @@ SELECT pipeline.evolve_source('orders', 'DROP ALIAS user_id') AS version;
 SELECT count(*) AS aliases FROM pipeline.column_aliases;
 SELECT received, accepted, rejected FROM pipeline.ingest('orders',
   '[{"order_id": 20, "event_time": "2026-03-01T12:00:00Z", "user_id": "old name, alias dropped", "amount": 1}]'::jsonb);
+-- a day partition created after the drop has the columns at other
+-- positions than the parent: each value still lands in its column
+SELECT received, accepted, rejected FROM pipeline.ingest('orders',
+  '[{"order_id": 21, "event_time": "2026-03-05T08:00:00Z", "customer_id": "u21", "amount": 2.5, "qty": 3,
+     "coupon": "K", "channel": "app"}]'::jsonb);
+SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 'pipeline.orders_raw'::regclass AND attisdropped) AS parent_dropped,
+       (SELECT count(*) FROM pg_attribute WHERE attrelid = 'pipeline.orders_raw_20260305'::regclass AND attisdropped) AS partition_dropped;
+SELECT order_id, event_time, customer_id, amount, qty, coupon, channel, _pl_batch > 0 AS has_batch, _pl_extra
+  FROM pipeline.orders_raw_20260305;
 
 -- metrics keep working across the evolution
 SELECT pipeline.run_hot('sales') > 0 AS folded;

@@ -110,6 +110,7 @@ typedef struct ChunkRows
 	Datum	   *extra;
 	bool	   *extra_null;
 	Oid		   *partition;		/* the day partition of each row */
+	const int  *raw_map;		/* FillRawRow: the partition being written */
 } ChunkRows;
 
 static HTAB *raw_store = NULL;
@@ -315,10 +316,18 @@ MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *esta
 	CommandId	cid = GetCurrentCommandId(true);
 	int			nslots = Min(n, MULTI_INSERT_ROWS);
 
+	/*
+	 * The relation's own descriptor would be pinned by each slot, and each
+	 * pin is an entry in the resource owner: a thousand slots per partition
+	 * and chunk cost more than the rows' index entries.  A copy is not
+	 * reference-counted; it lives as long as the slots.
+	 */
+	TupleDesc	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	for (int k = 0; k < nslots; k++)
-		slots[k] = table_slot_create(rel, NULL);
+		slots[k] = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
 
 	for (int start = 0; start < n; start += MULTI_INSERT_ROWS)
 	{
@@ -342,12 +351,9 @@ MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *esta
 		}
 	}
 
-	/*
-	 * Newest first: the resource owner looks for each pinned tuple
-	 * descriptor from its most recent entry, so oldest-first is quadratic.
-	 */
-	for (int k = nslots - 1; k >= 0; k--)
+	for (int k = 0; k < nslots; k++)
 		ExecDropSingleTupleTableSlot(slots[k]);
+	FreeTupleDesc(desc);
 	FreeBulkInsertState(bistate);
 	ExecCloseIndices(rri);
 }
@@ -362,44 +368,69 @@ FillIdRow(ChunkRows *rows, int i, TupleTableSlot *slot)
 	slot->tts_isnull[1] = false;
 }
 
+/* where an attribute of a raw partition takes its value from, besides a contract column */
+#define RAW_FROM_NOTHING	(-1)	/* dropped: left NULL */
+#define RAW_FROM_BATCH		(-2)
+#define RAW_FROM_EXTRA		(-3)
+
 /*
- * A partition's columns are found by name: a partition created after a
- * column was dropped from the parent has them at other positions.
+ * A partition's columns are found by name, once per partition and chunk: a
+ * partition created after a column was dropped from the parent has them at
+ * other positions.
  */
-static void
-FillRawRow(ChunkRows *rows, int i, TupleTableSlot *slot)
+static int *
+RawColumnMap(Contract *c, TupleDesc desc)
 {
-	Contract   *c = rows->contract;
-	TupleDesc	desc = slot->tts_tupleDescriptor;
+	int		   *map = palloc(sizeof(int) * desc->natts);
 
 	for (int a = 0; a < desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 		const char *name = NameStr(att->attname);
 
+		map[a] = RAW_FROM_NOTHING;
 		if (att->attisdropped)
 			continue;
 		if (strcmp(name, "_pl_batch") == 0)
-		{
-			slot->tts_values[a] = Int64GetDatum(rows->batch_id);
-			slot->tts_isnull[a] = false;
-		}
+			map[a] = RAW_FROM_BATCH;
 		else if (strcmp(name, "_pl_extra") == 0)
-		{
-			slot->tts_values[a] = rows->extra[i];
-			slot->tts_isnull[a] = rows->extra_null[i];
-		}
+			map[a] = RAW_FROM_EXTRA;
 		else
 		{
 			for (int j = 0; j < c->ncols; j++)
 			{
 				if (strcmp(c->cols[j].name, name) == 0)
 				{
-					slot->tts_values[a] = rows->values[j][i];
-					slot->tts_isnull[a] = rows->nulls[j][i];
+					map[a] = j;
 					break;
 				}
 			}
+		}
+	}
+	return map;
+}
+
+static void
+FillRawRow(ChunkRows *rows, int i, TupleTableSlot *slot)
+{
+	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
+	{
+		int			from = rows->raw_map[a];
+
+		if (from >= 0)
+		{
+			slot->tts_values[a] = rows->values[from][i];
+			slot->tts_isnull[a] = rows->nulls[from][i];
+		}
+		else if (from == RAW_FROM_BATCH)
+		{
+			slot->tts_values[a] = Int64GetDatum(rows->batch_id);
+			slot->tts_isnull[a] = false;
+		}
+		else if (from == RAW_FROM_EXTRA)
+		{
+			slot->tts_values[a] = rows->extra[i];
+			slot->tts_isnull[a] = rows->extra_null[i];
 		}
 	}
 }
@@ -456,6 +487,7 @@ DirectStep(void *arg)
 			for (int i = 0; i < rows->nrows; i++)
 				if (rows->partition[i] == parts[p])
 					which[n++] = i;
+			rows->raw_map = RawColumnMap(rows->contract, RelationGetDescr(part));
 			MultiInsert(part, rows, which, n, estate, FillRawRow);
 			table_close(part, NoLock);
 		}
@@ -639,7 +671,7 @@ int64
 RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 			   Datum **values, bool **nulls, Datum *extra, bool *extra_null)
 {
-	ChunkRows	rows = {c, batch_id, nrows, values, nulls, extra, extra_null, NULL};
+	ChunkRows	rows = {c, batch_id, nrows, values, nulls, extra, extra_null, NULL, NULL};
 	RawStoreEntry *e = GetEntry(c->source);
 	bool		probed = false;
 

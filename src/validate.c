@@ -339,7 +339,10 @@ JsonValueText(JsonbValue *v)
 static bool
 SameName(const char *a, const char *name, int len)
 {
-	return strncmp(a, name, len) == 0 && a[len] == '\0';
+	/* the first byte settles most comparisons of an event's keys */
+	if (len == 0)
+		return a[0] == '\0';
+	return a[0] == name[0] && strncmp(a, name, len) == 0 && a[len] == '\0';
 }
 
 /* whether a field of this name fills the column: its name or an alias */
