@@ -30,6 +30,12 @@ INSERT INTO events (line) VALUES
   ('{"id": 8, "event_time": "2026-03-01T10:00:00Z", "props": "a string", "label": null}'),
   ('  {"id": 9, "event_time": "2026-03-01T10:00:00Z", "renamed_later": "from the alias"}  '),
   ('{"id": 10, "event_time": "2026-03-01T10:00:00Z", "label": 123456789012345678901234567890.1234567890}'),
+  -- escapes are undone by the scan itself: in keys, a surrogate pair, every short form
+  ('{"id": 11, "event_time": "2026-03-01T10:00:00Z", "lab\u0065l": "escaped key", "r\u0061tio": 2}'),
+  ('{"id": 12, "event_time": "2026-03-01T10:00:00Z", "label": "\ud83d\ude00 caf\u00e9 \u00f1 \b\f\n\r\t\"\\\/ end"}'),
+  -- nested values of every shape, empty ones, deep ones, escapes inside
+  ('{"id": 13, "event_time": "2026-03-01T10:00:00Z", "props": {}, "doc": [], "label": ""}'),
+  ('{"id": 14, "event_time": "2026-03-01T10:00:00Z", "props": [[[[{"a": [{}, [], [null]]}]]]], "doc": {"k\"ey": "v\\al", "n": [-0.0, 1E2]}}'),
   -- the jsonb path: a key the contract does not name, a key twice, an alias beside its name
   ('{"id": 20, "event_time": "2026-03-01T10:00:00Z", "label": "x", "unknown": {"k": 1}, "other": 2}'),
   ('{"id": 21, "event_time": "2026-03-01T10:00:00Z", "label": "first", "label": "last"}'),
@@ -88,7 +94,16 @@ SELECT received, accepted, rejected FROM pipeline.ingest('lines',
    '{"id": 53, "event_time": "2026-03-01T10:00:00Z", "props": {"deep": 1e999999}}\n'
    '{"id": 54, "event_time": "2026-03-01T10:00:00Z", "amount": 1e999999}\n'
    '{"unknown": 1, "id": 55, "event_time": "2026-03-01T10:00:00Z", "amount": 1e999999}\n'
-   '{"id": 56, "event_time": "2026-03-01T10:00:00Z", "label": "ok"}');
+   '{"id": 56, "event_time": "2026-03-01T10:00:00Z", "label": "ok"}\n'
+   '{"id": 57, "event_time": "2026-03-01T10:00:00Z", "label": "\\ud800 alone"}\n'
+   '{"id": 58, "event_time": "2026-03-01T10:00:00Z", "props": {"a": }}\n'
+   '{"id": 59, "event_time": "2026-03-01T10:00:00Z", "props": {"a" 1}}\n'
+   '{"id": 60, "event_time": "2026-03-01T10:00:00Z", "props": [1, ]}\n'
+   '{"id": 61, "event_time": "2026-03-01T10:00:00Z", "props": [1}\n'
+   '{"id": 62, "event_time": "2026-03-01T10:00:00Z"} {"id": 63}\n'
+   '{"id": 64, "event_time": "2026-03-01T10:00:00Z", "label": "tab\there"}\n'
+   '{"id": 65, "event_time": "2026-03-01T10:00:00Z", "label": "\\x"}\n'
+   '{"id": 66, "event_time": "2026-03-01T10:00:00Z",}');
 SELECT d.payload, d.error, d.field FROM pipeline.dead_letters AS d
  WHERE d.source = 'lines' AND d.batch_id = (SELECT max(batch_id) FROM pipeline.batches) ORDER BY d.id;
 

@@ -7,21 +7,27 @@
  * its binary form with sorted keys), looks each column's field up in it,
  * and turns each number back into text (numeric_in, then numeric_out)
  * for the column's input function.  A line whose top-level keys each name
- * one column needs none of that: one pass of PostgreSQL's own JSON lexer
- * collects the fields, a number's text goes to the column's input function
- * as it was sent, and only a nested object or array (a properties object
- * for a jsonb column) is made jsonb, by itself.
+ * one column needs none of that: PostgreSQL's JSON lexer, token by token
+ * and without its escape handling (which copies a string a byte at a
+ * time), finds the fields; a string without escapes is used where it lies
+ * in the line, one with escapes is copied with them undone here; a
+ * number's text goes to the column's input function as it was sent; and
+ * only a nested object or array (a properties object for a jsonb column)
+ * is made jsonb, by itself, once its grammar has been checked here as
+ * pg_parse_json checks it.
  *
  * The result must be exactly the jsonb path's, value for value and error
  * for error, so the scan gives up (EventScanLine returns false and the
  * caller takes the jsonb path) whenever they could differ:
- *	- the line is not one JSON object, or does not lex (jsonb_in then
- *	  reports the error);
+ *	- the line is not one JSON object, or does not lex or parse (jsonb_in
+ *	  then reports the error);
  *	- a key the contract does not name (the jsonb path keeps it in
  *	  _pl_extra and counts the drift);
  *	- a column filled twice (a repeated key, a name and an alias of one
  *	  column: jsonb keeps the last key, and prefers the name) or a key that
- *	  fills two columns (ContractFieldColumn).
+ *	  fills two columns (ContractFieldColumn);
+ *	- an escape that jsonb_in judges (\u0000, a lone surrogate, a
+ *	  character beyond ASCII in a database that is not UTF8).
  * A number is passed as sent when numeric_out(numeric_in(text)) would give
  * the same text back: no exponent, not a negative zero ("-0.0" is "0.0"
  * to numeric), not so long that numeric_in could refuse it.  Any other
@@ -43,156 +49,333 @@
 /* longer number texts go through numeric_in, whose limits then apply */
 #define PLAIN_NUMBER_MAX_LEN 1000
 
-typedef struct EventScan
+/* the next token into lex->token_type; false if the text does not lex */
+static bool
+NextToken(JsonLexContext *lex)
 {
-	Contract   *contract;
-	JsonLexContext *lex;
-	JsonbValue **fields;
-	int			column;			/* the column of the current top-level key */
-	char	   *nested_start;	/* where its nested value begins */
-	bool		give_up;
-} EventScan;
-
-static JsonbValue *
-NewValue(EventScan *scan)
-{
-	JsonbValue *v = palloc(sizeof(JsonbValue));
-
-	if (scan->fields[scan->column] != NULL)
-		scan->give_up = true;	/* filled twice */
-	scan->fields[scan->column] = v;
-	return v;
+	return json_lex(lex) == JSON_SUCCESS;
 }
 
-static void
-SetString(JsonbValue *v, char *text)
+/* four hexadecimal digits at p, before end */
+static bool
+Hex4(const char *p, const char *end, pg_wchar *ch)
 {
-	v->type = jbvString;
-	v->val.string.val = text;
-	v->val.string.len = strlen(text);
+	*ch = 0;
+	if (end - p < 4)
+		return false;
+	for (int k = 0; k < 4; k++)
+	{
+		char		d = p[k];
+
+		*ch <<= 4;
+		if (d >= '0' && d <= '9')
+			*ch += d - '0';
+		else if (d >= 'a' && d <= 'f')
+			*ch += d - 'a' + 10;
+		else if (d >= 'A' && d <= 'F')
+			*ch += d - 'A' + 10;
+		else
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The value of the string token just read: its own text when it has no
+ * escape (most keys and values: nothing is copied), else a copy with the
+ * escapes undone.  False for an escape whose judgement is left to the
+ * jsonb path: \u0000, a lone surrogate, a character beyond ASCII in a
+ * database whose encoding is not UTF8.
+ */
+static bool
+StringValue(JsonLexContext *lex, char **val, int *len)
+{
+	char	   *p = lex->token_start + 1;
+	char	   *end = lex->token_terminator - 1;
+	StringInfoData buf;
+
+	if (memchr(p, '\\', end - p) == NULL)
+	{
+		*val = p;
+		*len = end - p;
+		return true;
+	}
+	initStringInfo(&buf);
+	while (p < end)
+	{
+		char	   *escape = memchr(p, '\\', end - p);
+		pg_wchar	ch;
+		pg_wchar	low;
+
+		if (escape == NULL)
+		{
+			appendBinaryStringInfo(&buf, p, end - p);
+			break;
+		}
+		appendBinaryStringInfo(&buf, p, escape - p);
+		p = escape + 2;
+		switch (escape[1])
+		{
+			case '"':
+			case '\\':
+			case '/':
+				appendStringInfoChar(&buf, escape[1]);
+				break;
+			case 'b':
+				appendStringInfoChar(&buf, '\b');
+				break;
+			case 'f':
+				appendStringInfoChar(&buf, '\f');
+				break;
+			case 'n':
+				appendStringInfoChar(&buf, '\n');
+				break;
+			case 'r':
+				appendStringInfoChar(&buf, '\r');
+				break;
+			case 't':
+				appendStringInfoChar(&buf, '\t');
+				break;
+			case 'u':
+				if (!Hex4(p, end, &ch))
+					return false;
+				p += 4;
+				if (is_utf16_surrogate_first(ch))
+				{
+					if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+						!Hex4(p + 2, end, &low) || !is_utf16_surrogate_second(low))
+						return false;
+					ch = surrogate_pair_to_codepoint(ch, low);
+					p += 6;
+				}
+				else if (is_utf16_surrogate_second(ch))
+					return false;
+				if (ch == 0)
+					return false;
+				if (GetDatabaseEncoding() == PG_UTF8)
+				{
+					unsigned char utf8[5];
+
+					unicode_to_utf8(ch, utf8);
+					appendBinaryStringInfo(&buf, (char *) utf8, pg_utf_mblen(utf8));
+				}
+				else if (ch < 0x80)
+					appendStringInfoChar(&buf, (char) ch);
+				else
+					return false;
+				break;
+			default:
+				return false;
+		}
+	}
+	*val = buf.data;
+	*len = buf.len;
+	return true;
 }
 
 /* a number as the jsonb path would write it for an input function */
-static char *
-NumberText(char *token)
+static void
+NumberValue(JsonLexContext *lex, JsonbValue *v)
 {
-	size_t		len = strlen(token);
+	char	   *token = lex->token_start;
+	int			len = lex->token_terminator - lex->token_start;
 
-	if (len <= PLAIN_NUMBER_MAX_LEN && strpbrk(token, "eE") == NULL &&
-		strncmp(token, "-0", 2) != 0)
-		return token;
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
-											   DirectFunctionCall3(numeric_in, CStringGetDatum(token),
-																   ObjectIdGetDatum(InvalidOid),
-																   Int32GetDatum(-1))));
+	v->type = jbvString;
+	if (len <= PLAIN_NUMBER_MAX_LEN && memchr(token, 'e', len) == NULL && memchr(token, 'E', len) == NULL &&
+		!(len >= 2 && token[0] == '-' && token[1] == '0'))
+	{
+		v->val.string.val = token;
+		v->val.string.len = len;
+		return;
+	}
+	v->val.string.val = DatumGetCString(DirectFunctionCall1(numeric_out,
+															DirectFunctionCall3(numeric_in,
+																				CStringGetDatum(pnstrdup(token, len)),
+																				ObjectIdGetDatum(InvalidOid),
+																				Int32GetDatum(-1))));
+	v->val.string.len = strlen(v->val.string.val);
 }
 
-static void
-ScanFieldStart(void *state, char *fname, bool isnull)
+/* what the innermost open object or array of a nested value expects next */
+typedef enum NestedState
 {
-	EventScan  *scan = state;
+	OBJECT_KEY_OR_END,			/* after { */
+	OBJECT_KEY,					/* after , */
+	OBJECT_COLON,
+	OBJECT_VALUE,
+	OBJECT_COMMA_OR_END,
+	ARRAY_VALUE_OR_END,			/* after [ */
+	ARRAY_VALUE,				/* after , */
+	ARRAY_COMMA_OR_END
+} NestedState;
 
-	if (scan->lex->lex_level != 1 || scan->give_up)
-		return;
-	scan->column = ContractFieldColumn(scan->contract, fname, strlen(fname));
-	if (scan->column < 0)
-		scan->give_up = true;
+/*
+ * Reads the rest of the object or array whose first token was just read,
+ * checking its grammar as pg_parse_json would (json_lex checks each
+ * token): false if it is not valid JSON, so that jsonb_in, which throws,
+ * only ever sees valid text.  A stack of states rather than recursion:
+ * depth costs memory, not C stack.
+ */
+static bool
+SkipNested(JsonLexContext *lex)
+{
+	int			size = 16;
+	NestedState *stack = palloc(sizeof(NestedState) * size);
+	int			depth = 1;
+
+	stack[0] = lex->token_type == JSON_TOKEN_OBJECT_START ? OBJECT_KEY_OR_END : ARRAY_VALUE_OR_END;
+	while (depth > 0)
+	{
+		NestedState *top;
+		JsonTokenType tok;
+
+		if (!NextToken(lex))
+			return false;
+		tok = lex->token_type;
+		top = &stack[depth - 1];
+		switch (*top)
+		{
+			case OBJECT_KEY_OR_END:
+			case OBJECT_KEY:
+				if (tok == JSON_TOKEN_OBJECT_END && *top == OBJECT_KEY_OR_END)
+					depth--;
+				else if (tok == JSON_TOKEN_STRING)
+					*top = OBJECT_COLON;
+				else
+					return false;
+				break;
+			case OBJECT_COLON:
+				if (tok != JSON_TOKEN_COLON)
+					return false;
+				*top = OBJECT_VALUE;
+				break;
+			case OBJECT_COMMA_OR_END:
+			case ARRAY_COMMA_OR_END:
+				if (tok == JSON_TOKEN_COMMA)
+					*top = *top == OBJECT_COMMA_OR_END ? OBJECT_KEY : ARRAY_VALUE;
+				else if (tok == (*top == OBJECT_COMMA_OR_END ? JSON_TOKEN_OBJECT_END : JSON_TOKEN_ARRAY_END))
+					depth--;
+				else
+					return false;
+				break;
+			case ARRAY_VALUE_OR_END:
+				if (tok == JSON_TOKEN_ARRAY_END)
+				{
+					depth--;
+					break;
+				}
+				/* FALLTHROUGH */
+			case OBJECT_VALUE:
+			case ARRAY_VALUE:
+				*top = *top == OBJECT_VALUE ? OBJECT_COMMA_OR_END : ARRAY_COMMA_OR_END;
+				if (tok == JSON_TOKEN_OBJECT_START || tok == JSON_TOKEN_ARRAY_START)
+				{
+					if (depth == size)
+					{
+						size *= 2;
+						stack = repalloc(stack, sizeof(NestedState) * size);
+					}
+					stack[depth++] = tok == JSON_TOKEN_OBJECT_START ? OBJECT_KEY_OR_END : ARRAY_VALUE_OR_END;
+				}
+				else if (tok != JSON_TOKEN_STRING && tok != JSON_TOKEN_NUMBER && tok != JSON_TOKEN_TRUE &&
+						 tok != JSON_TOKEN_FALSE && tok != JSON_TOKEN_NULL)
+					return false;
+				break;
+		}
+	}
+	pfree(stack);
+	return true;
 }
 
-static void
-ScanScalar(void *state, char *token, JsonTokenType tokentype)
+/*
+ * The value of a top-level field, its first token just read; false if the
+ * line must take the jsonb path.  Only a nested object or array is made
+ * jsonb, from its own text.
+ */
+static bool
+FieldValue(JsonLexContext *lex, JsonbValue *v)
 {
-	EventScan  *scan = state;
-	JsonbValue *v;
+	char	   *start = lex->token_start;
+	Jsonb	   *jb;
 
-	if (scan->lex->lex_level == 0)
-		scan->give_up = true;	/* the line is a scalar */
-	if (scan->lex->lex_level != 1 || scan->give_up)
-		return;
-	v = NewValue(scan);
-	switch (tokentype)
+	switch (lex->token_type)
 	{
 		case JSON_TOKEN_STRING:
+			v->type = jbvString;
+			return StringValue(lex, &v->val.string.val, &v->val.string.len);
+		case JSON_TOKEN_NUMBER:
+			NumberValue(lex, v);
+			return true;
 		case JSON_TOKEN_TRUE:
 		case JSON_TOKEN_FALSE:
-			SetString(v, token);	/* true and false: as the jsonb path writes them */
-			break;
-		case JSON_TOKEN_NUMBER:
-			SetString(v, NumberText(token));
-			break;
-		default:
+			/* "true" and "false": the text the jsonb path gives them */
+			v->type = jbvString;
+			v->val.string.val = lex->token_start;
+			v->val.string.len = lex->token_terminator - lex->token_start;
+			return true;
+		case JSON_TOKEN_NULL:
 			v->type = jbvNull;
-			break;
+			return true;
+		case JSON_TOKEN_OBJECT_START:
+		case JSON_TOKEN_ARRAY_START:
+			if (!SkipNested(lex))
+				return false;
+			jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum(pnstrdup(start, lex->token_terminator - start))));
+			v->type = jbvBinary;
+			v->val.binary.data = &jb->root;
+			v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
+			return true;
+		default:
+			return false;
 	}
-}
-
-/* a top-level field's object or array begins: note where */
-static void
-ScanNestedStart(void *state)
-{
-	EventScan  *scan = state;
-
-	if (scan->lex->lex_level == 1)
-		scan->nested_start = scan->lex->token_start;
-}
-
-static void
-ScanArrayStart(void *state)
-{
-	EventScan  *scan = state;
-
-	if (scan->lex->lex_level == 0)
-		scan->give_up = true;	/* the line is an array */
-	ScanNestedStart(state);
-}
-
-/* ...and ends: its text, and only it, becomes jsonb */
-static void
-ScanNestedEnd(void *state)
-{
-	EventScan  *scan = state;
-	char	   *text;
-	Jsonb	   *jb;
-	JsonbValue *v;
-
-	if (scan->lex->lex_level != 1 || scan->give_up)
-		return;
-	text = pnstrdup(scan->nested_start, scan->lex->prev_token_terminator - scan->nested_start);
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-	v = NewValue(scan);
-	v->type = jbvBinary;
-	v->val.binary.data = &jb->root;
-	v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
 }
 
 /*
  * Fills fields[i] (NULL: missing) for each column of the contract from one
  * NDJSON line, or returns false when the line must take the jsonb path
  * (see the file header).  Allocates in the current memory context; may
- * throw what jsonb_in would throw for the same line (a Unicode escape the
- * database encoding cannot hold, a number numeric cannot hold).
+ * throw what jsonb_in would throw for the same line (a number numeric
+ * cannot hold).
  */
 bool
 EventScanLine(Contract *c, char *line, int len, JsonbValue **fields)
 {
-	JsonSemAction sem = {0};
-	EventScan	scan = {0};
+	JsonLexContext *lex = makeJsonLexContextCstringLen(line, len, GetDatabaseEncoding(), false);
 
-	scan.contract = c;
-	scan.lex = makeJsonLexContextCstringLen(line, len, GetDatabaseEncoding(), true);
-	scan.fields = fields;
 	for (int i = 0; i < c->ncols; i++)
 		fields[i] = NULL;
 
-	sem.semstate = &scan;
-	sem.object_field_start = ScanFieldStart;
-	sem.scalar = ScanScalar;
-	sem.object_start = ScanNestedStart;
-	sem.array_start = ScanArrayStart;
-	sem.object_end = ScanNestedEnd;
-	sem.array_end = ScanNestedEnd;
-
-	if (pg_parse_json(scan.lex, &sem) != JSON_SUCCESS)
+	if (!NextToken(lex) || lex->token_type != JSON_TOKEN_OBJECT_START || !NextToken(lex))
 		return false;
-	return !scan.give_up;
+	if (lex->token_type != JSON_TOKEN_OBJECT_END)
+	{
+		for (;;)
+		{
+			char	   *name;
+			int			name_len;
+			int			column;
+			JsonbValue *v;
+
+			if (lex->token_type != JSON_TOKEN_STRING || !StringValue(lex, &name, &name_len))
+				return false;
+			column = ContractFieldColumn(c, name, name_len);
+			if (column < 0 || fields[column] != NULL)
+				return false;	/* unknown, ambiguous, or filled twice */
+			if (!NextToken(lex) || lex->token_type != JSON_TOKEN_COLON || !NextToken(lex))
+				return false;
+			v = palloc(sizeof(JsonbValue));
+			if (!FieldValue(lex, v))
+				return false;
+			fields[column] = v;
+			if (!NextToken(lex))
+				return false;
+			if (lex->token_type == JSON_TOKEN_OBJECT_END)
+				break;
+			if (lex->token_type != JSON_TOKEN_COMMA || !NextToken(lex))
+				return false;
+		}
+	}
+	/* nothing after the object */
+	return NextToken(lex) && lex->token_type == JSON_TOKEN_END;
 }
