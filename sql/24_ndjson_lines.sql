@@ -110,6 +110,23 @@ SELECT d.payload, d.error, d.field FROM pipeline.dead_letters AS d
 -- drift: the unknown keys of the lines are counted as for the arrays
 SELECT source, field, events FROM pipeline.contract_drift ORDER BY source, field;
 
+-- a name that is also another column's alias (a renamed column's old name
+-- given to a new column) fills both columns, whichever route: the line
+-- with it takes the jsonb path, the one without it the scan
+SELECT pipeline.create_source(s, 'id bigint NOT NULL, event_time timestamptz NOT NULL, a text', event_id => 'id')
+  FROM unnest(ARRAY['twice_lines', 'twice_arrays']) AS s;
+SELECT pipeline.evolve_source(s, 'RENAME COLUMN a TO b') FROM unnest(ARRAY['twice_lines', 'twice_arrays']) AS s;
+SELECT pipeline.evolve_source(s, 'ADD COLUMN a text') FROM unnest(ARRAY['twice_lines', 'twice_arrays']) AS s;
+CREATE TEMP TABLE twice (k serial, line text);
+INSERT INTO twice (line) VALUES
+  ('{"id": 1, "event_time": "2026-03-01T10:00:00Z", "a": "x"}'),
+  ('{"id": 2, "event_time": "2026-03-01T10:00:00Z", "b": "y", "a": "z"}'),
+  ('{"id": 3, "event_time": "2026-03-01T10:00:00Z", "b": "only b"}');
+SELECT accepted FROM pipeline.ingest('twice_lines', (SELECT string_agg(line, E'\n' ORDER BY k) FROM twice));
+SELECT accepted FROM pipeline.ingest('twice_arrays', (SELECT jsonb_agg(line::jsonb ORDER BY k) FROM twice));
+SELECT 'lines' AS via, id, a, b FROM pipeline.twice_lines_raw
+UNION ALL SELECT 'arrays', id, a, b FROM pipeline.twice_arrays_raw ORDER BY 2, 1;
+
 -- leave the database as it was found
 SET client_min_messages = warning;
 DROP EXTENSION pipeline CASCADE;

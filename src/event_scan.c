@@ -210,81 +210,142 @@ typedef enum NestedState
 } NestedState;
 
 /*
- * Reads the rest of the object or array whose first token was just read,
- * checking its grammar as pg_parse_json would (json_lex checks each
- * token): false if it is not valid JSON, so that jsonb_in, which throws,
- * only ever sees valid text.  A stack of states rather than recursion:
- * depth costs memory, not C stack.
+ * A scalar of a nested value as jsonb_in makes it; false for a string the
+ * jsonb path must judge (an escape, see StringValue, or a length jsonb
+ * cannot hold).
  */
 static bool
-SkipNested(JsonLexContext *lex)
+NestedScalar(JsonLexContext *lex, JsonbValue *v)
 {
+	switch (lex->token_type)
+	{
+		case JSON_TOKEN_STRING:
+			v->type = jbvString;
+			return StringValue(lex, &v->val.string.val, &v->val.string.len) &&
+				v->val.string.len <= JENTRY_OFFLENMASK;
+		case JSON_TOKEN_NUMBER:
+			v->type = jbvNumeric;
+			v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																 CStringGetDatum(pnstrdup(lex->token_start,
+																						  lex->token_terminator - lex->token_start)),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)));
+			return true;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			v->type = jbvBool;
+			v->val.boolean = lex->token_type == JSON_TOKEN_TRUE;
+			return true;
+		default:
+			v->type = jbvNull;
+			return true;
+	}
+}
+
+/*
+ * The object or array whose first token was just read, as jsonb: its
+ * grammar checked as pg_parse_json checks it (json_lex checks each token)
+ * and its value built as jsonb_in builds it (pushJsonbValue, which keeps
+ * the last of repeated keys), in the one pass over its tokens.  NULL if it
+ * is not valid JSON or holds a string the jsonb path must judge.  A stack
+ * of states rather than recursion: depth costs memory, not C stack.
+ */
+static Jsonb *
+NestedJsonb(JsonLexContext *lex)
+{
+	JsonbParseState *parse = NULL;
+	JsonbValue *root = NULL;
 	int			size = 16;
 	NestedState *stack = palloc(sizeof(NestedState) * size);
-	int			depth = 1;
+	int			depth = 0;
+	bool		opens = true;	/* the token read is the value's first */
 
-	stack[0] = lex->token_type == JSON_TOKEN_OBJECT_START ? OBJECT_KEY_OR_END : ARRAY_VALUE_OR_END;
-	while (depth > 0)
+	while (opens || depth > 0)
 	{
-		NestedState *top;
+		NestedState *top = depth > 0 ? &stack[depth - 1] : NULL;
 		JsonTokenType tok;
+		JsonbValue	v;
 
-		if (!NextToken(lex))
-			return false;
+		if (!opens && !NextToken(lex))
+			return NULL;
+		opens = false;
 		tok = lex->token_type;
-		top = &stack[depth - 1];
-		switch (*top)
+		switch (top == NULL ? OBJECT_VALUE : *top)
 		{
 			case OBJECT_KEY_OR_END:
 			case OBJECT_KEY:
 				if (tok == JSON_TOKEN_OBJECT_END && *top == OBJECT_KEY_OR_END)
+				{
+					root = pushJsonbValue(&parse, WJB_END_OBJECT, NULL);
 					depth--;
-				else if (tok == JSON_TOKEN_STRING)
-					*top = OBJECT_COLON;
-				else
-					return false;
-				break;
+					continue;
+				}
+				if (tok != JSON_TOKEN_STRING || !NestedScalar(lex, &v))
+					return NULL;
+				pushJsonbValue(&parse, WJB_KEY, &v);
+				*top = OBJECT_COLON;
+				continue;
 			case OBJECT_COLON:
 				if (tok != JSON_TOKEN_COLON)
-					return false;
+					return NULL;
 				*top = OBJECT_VALUE;
-				break;
+				continue;
 			case OBJECT_COMMA_OR_END:
 			case ARRAY_COMMA_OR_END:
 				if (tok == JSON_TOKEN_COMMA)
 					*top = *top == OBJECT_COMMA_OR_END ? OBJECT_KEY : ARRAY_VALUE;
-				else if (tok == (*top == OBJECT_COMMA_OR_END ? JSON_TOKEN_OBJECT_END : JSON_TOKEN_ARRAY_END))
+				else if (tok == JSON_TOKEN_OBJECT_END && *top == OBJECT_COMMA_OR_END)
+				{
+					root = pushJsonbValue(&parse, WJB_END_OBJECT, NULL);
 					depth--;
+				}
+				else if (tok == JSON_TOKEN_ARRAY_END && *top == ARRAY_COMMA_OR_END)
+				{
+					root = pushJsonbValue(&parse, WJB_END_ARRAY, NULL);
+					depth--;
+				}
 				else
-					return false;
-				break;
+					return NULL;
+				continue;
 			case ARRAY_VALUE_OR_END:
 				if (tok == JSON_TOKEN_ARRAY_END)
 				{
+					root = pushJsonbValue(&parse, WJB_END_ARRAY, NULL);
 					depth--;
-					break;
+					continue;
 				}
-				/* FALLTHROUGH */
+				break;
 			case OBJECT_VALUE:
 			case ARRAY_VALUE:
-				*top = *top == OBJECT_VALUE ? OBJECT_COMMA_OR_END : ARRAY_COMMA_OR_END;
-				if (tok == JSON_TOKEN_OBJECT_START || tok == JSON_TOKEN_ARRAY_START)
-				{
-					if (depth == size)
-					{
-						size *= 2;
-						stack = repalloc(stack, sizeof(NestedState) * size);
-					}
-					stack[depth++] = tok == JSON_TOKEN_OBJECT_START ? OBJECT_KEY_OR_END : ARRAY_VALUE_OR_END;
-				}
-				else if (tok != JSON_TOKEN_STRING && tok != JSON_TOKEN_NUMBER && tok != JSON_TOKEN_TRUE &&
-						 tok != JSON_TOKEN_FALSE && tok != JSON_TOKEN_NULL)
-					return false;
 				break;
 		}
+
+		/* a value: in an object, an array, or the nested value itself */
+		if (top != NULL)
+			*top = *top == OBJECT_VALUE ? OBJECT_COMMA_OR_END : ARRAY_COMMA_OR_END;
+		if (tok == JSON_TOKEN_OBJECT_START || tok == JSON_TOKEN_ARRAY_START)
+		{
+			if (depth == size)
+			{
+				size *= 2;
+				stack = repalloc(stack, sizeof(NestedState) * size);
+			}
+			stack[depth++] = tok == JSON_TOKEN_OBJECT_START ? OBJECT_KEY_OR_END : ARRAY_VALUE_OR_END;
+			pushJsonbValue(&parse, tok == JSON_TOKEN_OBJECT_START ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY, NULL);
+		}
+		else if (top != NULL &&
+				 (tok == JSON_TOKEN_STRING || tok == JSON_TOKEN_NUMBER || tok == JSON_TOKEN_TRUE ||
+				  tok == JSON_TOKEN_FALSE || tok == JSON_TOKEN_NULL))
+		{
+			if (!NestedScalar(lex, &v))
+				return NULL;
+			pushJsonbValue(&parse, *top == OBJECT_COMMA_OR_END ? WJB_VALUE : WJB_ELEM, &v);
+		}
+		else
+			return NULL;
 	}
 	pfree(stack);
-	return true;
+	return JsonbValueToJsonb(root);
 }
 
 /*
@@ -295,7 +356,6 @@ SkipNested(JsonLexContext *lex)
 static bool
 FieldValue(JsonLexContext *lex, JsonbValue *v)
 {
-	char	   *start = lex->token_start;
 	Jsonb	   *jb;
 
 	switch (lex->token_type)
@@ -318,10 +378,9 @@ FieldValue(JsonLexContext *lex, JsonbValue *v)
 			return true;
 		case JSON_TOKEN_OBJECT_START:
 		case JSON_TOKEN_ARRAY_START:
-			if (!SkipNested(lex))
+			jb = NestedJsonb(lex);
+			if (jb == NULL)
 				return false;
-			jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													CStringGetDatum(pnstrdup(start, lex->token_terminator - start))));
 			v->type = jbvBinary;
 			v->val.binary.data = &jb->root;
 			v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
@@ -350,16 +409,17 @@ EventScanLine(Contract *c, char *line, int len, JsonbValue **fields)
 		return false;
 	if (lex->token_type != JSON_TOKEN_OBJECT_END)
 	{
+		int			column = -1;
+
 		for (;;)
 		{
 			char	   *name;
 			int			name_len;
-			int			column;
 			JsonbValue *v;
 
 			if (lex->token_type != JSON_TOKEN_STRING || !StringValue(lex, &name, &name_len))
 				return false;
-			column = ContractFieldColumn(c, name, name_len);
+			column = ContractFieldColumn(c, name, name_len, column + 1);
 			if (column < 0 || fields[column] != NULL)
 				return false;	/* unknown, ambiguous, or filled twice */
 			if (!NextToken(lex) || lex->token_type != JSON_TOKEN_COLON || !NextToken(lex))

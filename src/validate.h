@@ -57,6 +57,7 @@ typedef struct Contract
 	TimestampTz min_event_time; /* 1900-01-01 */
 	TimestampTz max_event_time; /* now + pipeline.max_future_skew */
 	TimestampTz retained_from;	/* the dedup horizon: see SourceInfo */
+	bool		names_distinct; /* no name or alias fills two columns */
 } Contract;
 
 extern Contract *ContractCompile(SourceInfo *src, Relation raw);
@@ -66,7 +67,7 @@ extern bool ContractConvertEvent(Contract *c, JsonbContainer *event,
 								 DriftCounter *drift, Rejection *why);
 extern bool ContractConvertValues(Contract *c, JsonbValue **fields,
 								  Datum *values, bool *nulls, Rejection *why);
-extern int	ContractFieldColumn(Contract *c, const char *name, int len);
+extern int	ContractFieldColumn(Contract *c, const char *name, int len, int guess);
 extern bool EventScanLine(Contract *c, char *line, int len, JsonbValue **fields);
 extern bool ContractConvertFields(Contract *c, char **fields, const int *field_of,
 								  Datum *values, bool *nulls, Rejection *why);
