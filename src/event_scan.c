@@ -80,6 +80,10 @@ Hex4(const char *p, const char *end, pg_wchar *ch)
 	return true;
 }
 
+/* JSON's one-letter escapes, and the characters they stand for */
+#define SHORT_ESCAPES	"\"\\/bfnrt"
+#define SHORT_ESCAPED	"\"\\/\b\f\n\r\t"
+
 /*
  * The value of the string token just read: its own text when it has no
  * escape (most keys and values: nothing is copied), else a copy with the
@@ -92,6 +96,7 @@ StringValue(JsonLexContext *lex, char **val, int *len)
 {
 	char	   *p = lex->token_start + 1;
 	char	   *end = lex->token_terminator - 1;
+	const char *short_form;
 	StringInfoData buf;
 
 	if (memchr(p, '\\', end - p) == NULL)
@@ -114,28 +119,14 @@ StringValue(JsonLexContext *lex, char **val, int *len)
 		}
 		appendBinaryStringInfo(&buf, p, escape - p);
 		p = escape + 2;
+		short_form = strchr(SHORT_ESCAPES, escape[1]);
+		if (short_form != NULL && escape[1] != '\0')
+		{
+			appendStringInfoChar(&buf, SHORT_ESCAPED[short_form - SHORT_ESCAPES]);
+			continue;
+		}
 		switch (escape[1])
 		{
-			case '"':
-			case '\\':
-			case '/':
-				appendStringInfoChar(&buf, escape[1]);
-				break;
-			case 'b':
-				appendStringInfoChar(&buf, '\b');
-				break;
-			case 'f':
-				appendStringInfoChar(&buf, '\f');
-				break;
-			case 'n':
-				appendStringInfoChar(&buf, '\n');
-				break;
-			case 'r':
-				appendStringInfoChar(&buf, '\r');
-				break;
-			case 't':
-				appendStringInfoChar(&buf, '\t');
-				break;
 			case 'u':
 				if (!Hex4(p, end, &ch))
 					return false;
