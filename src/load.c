@@ -126,19 +126,23 @@ LoadFlush(void)
 	MemoryContextSwitchTo(old);
 }
 
-/* a row of the load table: the text of each column, NULL for a NULL */
+/*
+ * A row of the load table: the text of each column, NULL for a NULL.  The
+ * row is deformed once: fetching its text columns one by one would walk it
+ * from the start for each.
+ */
 static char **
 RowFields(HeapTuple tuple, TupleDesc desc)
 {
 	char	  **fields = palloc(sizeof(char *) * desc->natts);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 
+	heap_deform_tuple(tuple, desc, values, isnull);
 	for (int i = 0; i < desc->natts; i++)
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, i + 1, desc, &isnull);
-
-		fields[i] = (isnull || TupleDescAttr(desc, i)->attisdropped) ? NULL : TextDatumGetCString(d);
-	}
+		fields[i] = (isnull[i] || TupleDescAttr(desc, i)->attisdropped) ? NULL : TextDatumGetCString(values[i]);
+	pfree(values);
+	pfree(isnull);
 	return fields;
 }
 
