@@ -125,39 +125,33 @@ StringValue(JsonLexContext *lex, char **val, int *len)
 			appendStringInfoChar(&buf, SHORT_ESCAPED[short_form - SHORT_ESCAPES]);
 			continue;
 		}
-		switch (escape[1])
+		/* else \uXXXX, a surrogate pair taking two */
+		if (escape[1] != 'u' || !Hex4(p, end, &ch))
+			return false;
+		p += 4;
+		if (is_utf16_surrogate_first(ch))
 		{
-			case 'u':
-				if (!Hex4(p, end, &ch))
-					return false;
-				p += 4;
-				if (is_utf16_surrogate_first(ch))
-				{
-					if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-						!Hex4(p + 2, end, &low) || !is_utf16_surrogate_second(low))
-						return false;
-					ch = surrogate_pair_to_codepoint(ch, low);
-					p += 6;
-				}
-				else if (is_utf16_surrogate_second(ch))
-					return false;
-				if (ch == 0)
-					return false;
-				if (GetDatabaseEncoding() == PG_UTF8)
-				{
-					unsigned char utf8[5];
-
-					unicode_to_utf8(ch, utf8);
-					appendBinaryStringInfo(&buf, (char *) utf8, pg_utf_mblen(utf8));
-				}
-				else if (ch < 0x80)
-					appendStringInfoChar(&buf, (char) ch);
-				else
-					return false;
-				break;
-			default:
+			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+				!Hex4(p + 2, end, &low) || !is_utf16_surrogate_second(low))
 				return false;
+			ch = surrogate_pair_to_codepoint(ch, low);
+			p += 6;
 		}
+		else if (is_utf16_surrogate_second(ch))
+			return false;
+		if (ch == 0)
+			return false;
+		if (GetDatabaseEncoding() == PG_UTF8)
+		{
+			unsigned char utf8[5];
+
+			unicode_to_utf8(ch, utf8);
+			appendBinaryStringInfo(&buf, (char *) utf8, pg_utf_mblen(utf8));
+		}
+		else if (ch < 0x80)
+			appendStringInfoChar(&buf, (char) ch);
+		else
+			return false;
 	}
 	*val = buf.data;
 	*len = buf.len;
@@ -342,7 +336,7 @@ NestedJsonb(JsonLexContext *lex)
 /*
  * The value of a top-level field, its first token just read; false if the
  * line must take the jsonb path.  Only a nested object or array is made
- * jsonb, from its own text.
+ * jsonb (NestedJsonb).
  */
 static bool
 FieldValue(JsonLexContext *lex, JsonbValue *v)
