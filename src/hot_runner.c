@@ -226,15 +226,26 @@ ListBrinToSummarize(Datum metric, bool metric_null, MemoryContext cxt)
  * would stall every fold behind a vacuum (and get autovacuum cancelled,
  * or, for an anti-wraparound one, stall for its whole length); a
  * partition being vacuumed is simply summarized next time.
+ *
+ * The locks go as soon as the summarizing is done, not at commit: the
+ * summaries are written to the index at once, and autovacuum skips a
+ * table it cannot lock at once, so holding them through the folds that
+ * follow (run_hot()'s, in the same transaction) kept it from analyzing
+ * partitions that are being folded back to back.
  */
 static void
 SummarizeIfFree(BrinToSummarize *b)
 {
 	/* in the order brin_summarize_range takes them: heap, then index */
-	if (ConditionalLockRelationOid(b->heap, ShareUpdateExclusiveLock) &&
-		ConditionalLockRelationOid(b->index, ShareUpdateExclusiveLock) &&
-		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(b->index)))
-		(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(b->index));
+	if (!ConditionalLockRelationOid(b->heap, ShareUpdateExclusiveLock))
+		return;
+	if (ConditionalLockRelationOid(b->index, ShareUpdateExclusiveLock))
+	{
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(b->index)))
+			(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(b->index));
+		UnlockRelationOid(b->index, ShareUpdateExclusiveLock);
+	}
+	UnlockRelationOid(b->heap, ShareUpdateExclusiveLock);
 }
 
 /*
@@ -278,8 +289,7 @@ SummarizeNewRanges(void)
 /*
  * run_hot()'s summarizing, in the caller's transaction: as each source's
  * owner (who owns the index; the caller may own nothing of it), in the
- * restricted context.  The locks taken stay until the caller's
- * transaction ends, as every lock a statement takes.
+ * restricted context.
  */
 static void
 SummarizeBeforeFolds(Datum metric, bool metric_null)
