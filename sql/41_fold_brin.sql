@@ -41,6 +41,35 @@ SELECT events, total FROM (SELECT sum(events) AS events, sum(total) AS total FRO
 SELECT source, pg_catalog.brin_summarize_new_values(index) > 0 AS had_ranges_left
   FROM brin_of ORDER BY source;
 
+-- A later batch is read through the index even though the partition has
+-- no statistics (autovacuum has not analyzed it; the planner would take a
+-- batch for a large share of it and scan it whole), and run_hot() holds no
+-- lock of its summarizing once it is done (autovacuum skips a table it
+-- cannot lock at once, so held through the folds it kept the partition
+-- from being analyzed).
+CREATE TEMP VIEW brin_a_part AS
+SELECT t.* FROM pg_stat_user_tables AS t
+ WHERE t.relid = (SELECT i.inhrelid FROM pg_inherits AS i WHERE i.inhparent = 'pipeline.brin_a_raw'::regclass);
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS idx_before, last_analyze IS NULL AND last_autoanalyze IS NULL AS never_analyzed
+  FROM brin_a_part \gset
+\echo never analyzed: :never_analyzed
+SET ROLE regress_brin_owner;
+SELECT accepted FROM pipeline.ingest('brin_a', (SELECT string_agg(json_build_object('id', 100000 + i, 'event_time', now() - interval '1 hour',
+                                                                                  'v', 1)::text, E'\n')
+                                                  FROM generate_series(1, 100) AS i));
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_brin_folder;
+SELECT pipeline.run_hot('brin_m');
+RESET ROLE;
+SELECT count(*) AS summarizing_locks_held FROM pg_locks
+ WHERE pid = pg_backend_pid() AND mode = 'ShareUpdateExclusiveLock';
+COMMIT;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan > :idx_before AS read_through_index FROM brin_a_part;
+SELECT events, total FROM (SELECT sum(events) AS events, sum(total) AS total FROM metrics.brin_m_live) AS x;
+
 -- leave the database as it was found
 SET ROLE regress_brin_owner;
 SELECT pipeline.drop_metric('brin_m');
