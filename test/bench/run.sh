@@ -73,12 +73,14 @@ port=${PIPELINE_BENCH_PORT:-55433}
 results=$work/results.tsv
 ok=0
 huge_pages_before=
+use_huge_pages=0
+if [ "$SMOKE" = 0 ] && [ "${PIPELINE_BENCH_HUGE_PAGES:-1}" = 1 ]; then use_huge_pages=1; fi
 
 # huge_pages_reserve: enough huge pages for shared_buffers and the rest of
 # shared memory (1.25 GB), unless the machine already has them free
 huge_pages_reserve() {
     local size_kb have free want
-    [ "$SMOKE" = 0 ] && [ "${PIPELINE_BENCH_HUGE_PAGES:-1}" = 1 ] || return 0
+    [ $use_huge_pages = 1 ] || return 0
     size_kb=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
     [ -n "$size_kb" ] && [ -w /proc/sys/vm/nr_hugepages ] || return 0
     have=$(cat /proc/sys/vm/nr_hugepages)
@@ -141,11 +143,7 @@ print_table() {
 echo "== starting the benchmark cluster in $work (port $port)"
 huge_pages_reserve
 huge_before=$(huge_pages_used)
-if [ "$SMOKE" = 0 ] && [ "${PIPELINE_BENCH_HUGE_PAGES:-1}" = 1 ]; then
-    start_cluster "$data" "$port" "huge_pages = try"
-else
-    start_cluster "$data" "$port" "huge_pages = off"
-fi
+start_cluster "$data" "$port" "huge_pages = $( [ $use_huge_pages = 1 ] && echo try || echo off)"
 echo "== shared memory on huge pages: $( [ "$(huge_pages_used)" -gt "$huge_before" ] && echo yes || echo no)"
 : > "$results"
 
