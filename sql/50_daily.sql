@@ -181,6 +181,11 @@ SELECT pipeline.drop_source('s234567890123456789012345678901234567890');
 -- and are as exact
 SELECT pipeline.create_metric('price_points', 'orders', dimensions => '{platform}', filter => 'amount > 0',
     measures => 'count(DISTINCT round(100 / amount)) AS points', hot_retention => '100 years');
+-- (and one whose filter holds the marker that a kept correction statement
+-- has where the day's partition goes: its statements are not kept)
+SELECT pipeline.create_metric('marked', 'orders', dimensions => '{platform}',
+    filter => $$platform IS DISTINCT FROM '<day partition>'$$,
+    measures => 'count(*) AS orders, count(DISTINCT user_id) AS buyers', hot_retention => '100 years');
 SELECT * FROM pipeline.close_days('2026-03-12 00:00:00+00') WHERE metric = 'price_points' AND day = '2026-03-08';
 SELECT accepted FROM pipeline.ingest('orders',
   '[{"order_id": 520, "event_time": "2026-03-08T19:00:00Z", "user_id": "u9", "platform": "ios", "amount": 0},
@@ -196,9 +201,37 @@ SELECT x.platform, x.points AS restated, e.points AS exact
     ON e.platform IS NOT DISTINCT FROM x.platform
  WHERE x.day = '2026-03-08' ORDER BY x.platform NULLS LAST;
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
+-- the statement that writes a metric's corrections is generated once per
+-- variant and kept: sales scanned the day before its value index was built
+-- and looks values up there since (one slot for the day's partition);
+-- price_points always scans (an expression); marked is not kept
+SELECT metric, distributed, lookups, cardinality(pieces) - 1 AS partition_slots
+  FROM pipeline.correction_statements ORDER BY metric, lookups;
+-- a kept statement is the generated one, whatever partition fills the slot
+SELECT x.metric, x.lookups,
+       array_to_string(x.pieces, 'pipeline.orders_raw_20260309')
+         = pipeline._correction_sql(m, s, 'pipeline.orders_raw_20260309', x.lookups, x.distributed) AS same
+  FROM pipeline.correction_statements AS x
+  JOIN pipeline.metric_catalog AS m ON m.metric = x.metric AND m.created_at = x.created_at
+  JOIN pipeline.source_catalog AS s ON s.source = m.source
+ ORDER BY 1, 2;
+-- sales (a kept statement with the value index) and marked (generated each
+-- time) are as exact as price_points
+SELECT x.metric, x.platform, x.buyers AS restated, e.buyers AS exact
+  FROM (SELECT 'sales' AS metric, platform, buyers FROM metrics.sales_restated WHERE day = '2026-03-08'
+        UNION ALL
+        SELECT 'marked', platform, buyers FROM metrics.marked_restated WHERE day = '2026-03-08') AS x
+  JOIN (SELECT platform, count(DISTINCT user_id) AS buyers FROM pipeline.orders_raw
+         WHERE (event_time AT TIME ZONE 'America/New_York')::date = '2026-03-08' GROUP BY platform) AS e
+    ON e.platform IS NOT DISTINCT FROM x.platform
+ ORDER BY x.metric, x.platform NULLS LAST;
+SELECT platform, orders_delta, buyers_delta FROM metrics.marked_corrections ORDER BY platform;
+SELECT pipeline.drop_metric('marked');
 -- dropping a metric keeps the value index another metric still needs
 SELECT pipeline.drop_metric('price_points');
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pipeline.orders_raw_20260308'::regclass;
+-- and its kept statements go with it
+SELECT DISTINCT metric FROM pipeline.correction_statements;
 
 -- a clock in the future is for superusers only; the past is for anyone
 SET ROLE regress_analyst;

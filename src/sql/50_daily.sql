@@ -329,6 +329,7 @@ BEGIN
         metric || '_daily', metric || '_corrections');
     DELETE FROM pipeline.day_closures AS c WHERE c.metric = _drop_daily.metric;
     DELETE FROM pipeline.close_runs AS c WHERE c.metric = _drop_daily.metric;
+    DELETE FROM pipeline.correction_statements AS c WHERE c.metric = _drop_daily.metric;
     PERFORM pg_catalog.set_config('pipeline.restating', 'off', true);
     -- the value indexes of frozen days (_index_day_values) that no metric
     -- left counts distinct
@@ -608,6 +609,27 @@ CREATE FUNCTION pipeline._value_index_failed(part oid, col text, message text) R
 COMMENT ON FUNCTION pipeline._value_index_failed(oid, text, text) IS
     'internal: records why the index builder''s statement for a queued value index failed';
 
+-- The statements that write a metric's corrections (_correct_day), kept
+-- once generated: generating one calls some thirty helper functions, each
+-- of which plans its query anew, about 15 ms in a new backend, and pg_cron
+-- runs every close_days in a new backend; reading one back is an index
+-- lookup.  A statement depends on the metric (created_at tells it from an
+-- earlier metric of the same name), on whether its source is distributed,
+-- and on which distinct measures look their new values up in the day's
+-- value index (lookups); the day's raw partition goes between its pieces.
+-- Not dumped: a restored database generates them again.  An update of the
+-- extension that changes how they are generated empties the table.
+CREATE TABLE pipeline.correction_statements (
+    metric text NOT NULL,
+    created_at timestamptz NOT NULL,
+    distributed boolean NOT NULL,
+    lookups text[] NOT NULL,
+    pieces text[] NOT NULL,
+    PRIMARY KEY (metric, created_at, distributed, lookups)
+);
+COMMENT ON TABLE pipeline.correction_statements IS
+    'internal: the generated statements that write a metric''s corrections, by variant';
+
 -- Corrections for a frozen day: the batches visible now that neither the
 -- freeze nor an earlier correction saw.  Deltas for counts and sums come
 -- from the new events alone; a distinct count grows by the new events'
@@ -636,9 +658,13 @@ DECLARE
     hi timestamptz;
     ids bigint[];
     n bigint := 0;
-    distinct_ctes text;
     part regclass;
+    dist boolean;
     seen bigint[];
+    index_lookups text[];
+    scans boolean;
+    pieces text[];
+    marker constant text := '<day partition>';
     sort_setting text := pg_catalog.current_setting('enable_sort');
     jit_setting text := pg_catalog.current_setting('jit');
 BEGIN
@@ -653,7 +679,8 @@ BEGIN
        AND pg_catalog.pg_visible_in_snapshot(b.xid, cur)
        AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi;
     IF ids IS NOT NULL THEN
-        IF pipeline._distributed(s.raw_table) THEN
+        dist := pipeline._distributed(s.raw_table);
+        IF dist THEN
             -- "the other events of the day" are those of the batches cur
             -- sees, once committed on the workers (src/scale_out.c)
             PERFORM pipeline._await_commits();
@@ -661,36 +688,37 @@ BEGIN
         END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
-        distinct_ctes := pipeline._correction_distinct(def, s.raw_table, part, s.event_time,
-                                                       COALESCE(def->>'filter', 'true'));
-        IF distinct_ctes <> '' THEN
-            IF part <> s.raw_table AND seen IS NULL THEN
+        -- the distinct measures that look their new values up in the day's
+        -- value index, and whether any scans the day instead (NULL: the
+        -- metric has no distinct measure)
+        WITH y AS MATERIALIZED (
+            SELECT x->>'expr' AS expr, NOT dist AND pipeline._value_index_ready(part, x->>'expr') AS ready
+              FROM pipeline._measures_corrected_by(def, 'new_values') AS x)
+        SELECT COALESCE(pg_catalog.array_agg(DISTINCT y.expr) FILTER (WHERE y.ready), '{}'), pg_catalog.bool_or(NOT y.ready)
+          INTO index_lookups, scans FROM y;
+        IF scans IS NOT NULL THEN
+            PERFORM pg_catalog.set_config('jit', 'off', true);
+        END IF;
+        IF scans THEN
+            IF part <> s.raw_table AND NOT dist THEN
                 PERFORM pipeline._index_day_values(m, s, part);
             END IF;
-            PERFORM pg_catalog.set_config('jit', 'off', true);
-            IF EXISTS (SELECT FROM pipeline._measures_corrected_by(def, 'new_values') AS x
-                        WHERE NOT pipeline._value_index_ready(part, x->>'expr')) THEN
-                PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+            PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+        END IF;
+        SELECT x.pieces INTO pieces FROM pipeline.correction_statements AS x
+         WHERE x.metric = m.metric AND x.created_at = m.created_at AND x.distributed = dist AND x.lookups = index_lookups;
+        IF NOT FOUND THEN
+            -- generated with a marker where the day's partition goes, and
+            -- kept unless the marker is in one of its inputs
+            IF pg_catalog.strpos(pg_catalog.concat_ws(' ', def, s.raw_table, s.event_time, m.metric), marker) = 0 THEN
+                pieces := pg_catalog.string_to_array(pipeline._correction_sql(m, s, marker, index_lookups, dist), marker);
+                INSERT INTO pipeline.correction_statements (metric, created_at, distributed, lookups, pieces)
+                    VALUES (m.metric, m.created_at, dist, index_lookups, pieces) ON CONFLICT DO NOTHING;
+            ELSE
+                pieces := ARRAY[pipeline._correction_sql(m, s, part::text, index_lookups, dist)];
             END IF;
         END IF;
-        EXECUTE pg_catalog.format(
-            'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
-            '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
-            '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
-            '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
-            '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
-            '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
-            'SELECT pg_catalog.count(*) FROM ins',
-            COALESCE(', ' || pipeline._measure_sql(def, 'correction'), ''),
-            pipeline._dims_aliased(def, 'r.'),
-            s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-            CASE WHEN seen IS NULL THEN pipeline._dims_group(def, 'r.')
-                 ELSE COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)') END,
-            m.metric || '_corrections', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
-            pipeline._dims(def, 'new.'),
-            pipeline._measure_sql(def, 'correction_value', '', pipeline._dims_match(def, 'x', 'new'),
-                                  m.metric || '_restated'),
-            distinct_ctes, pipeline._correction_exact(def, s))
+        EXECUTE pg_catalog.array_to_string(pieces, part::text)
           INTO n USING c.day, lo, hi, ids, cur, s.source, seen;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
@@ -750,7 +778,8 @@ COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) I
 --                correction row, it would otherwise be inlined there and
 --                run once per group).
 -- For a measure of a plain column whose value index on the day partition
--- is built (_index_day_values), each new value is looked up there and the
+-- is built (_index_day_values; lookups lists them, part is the
+-- partition), each new value is looked up there and the
 -- lookup stops at the first other event with it (LIMIT 1: a popular value
 -- has thousands), so a correction costs as much as its few new values.
 -- The lookup reads the partition itself, not the raw table: through the
@@ -763,7 +792,8 @@ COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) I
 -- batches ($4): a batch that committed after cur is visible to this
 -- statement but excluded, so that its values count when it is corrected
 -- itself, exactly once.  The frozen value was exact, so each delta is too.
-CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regclass, event_time text, filter text)
+CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part text, event_time text, filter text,
+                                              lookups text[])
     RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -774,7 +804,7 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                  '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
                  '                     AND (%2$s) IS NOT NULL), ',
                  o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
-             || CASE WHEN pipeline._value_index_ready(part, m->>'expr') AND NOT pipeline._distributed(raw) THEN pg_catalog.format(
+             || CASE WHEN m->>'expr' = ANY (lookups) THEN pg_catalog.format(
                  '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
                  '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
                  '                         WHERE (%4$s) = n._pl_v%5$s AND %6$s LIMIT 1) AS x ON true '
@@ -796,8 +826,42 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part regc
                                              event_time, measure_filter,
                                              CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
                                                   ELSE pipeline._seen_by_cur('r') END) AS other) AS k);
-COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, regclass, text, text) IS
+COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, text, text, text, text[]) IS
     'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
+
+-- The statement of _correct_day for a metric: its parameters are the day
+-- ($1), its bounds ($2, $3), the new batches ($4), the snapshot cur ($5),
+-- the source ($6) and, on a distributed source, the batches cur saw ($7).
+-- part is the text of the relation the value-index lookups read (the day's
+-- partition); lookups, the distinct measures that look their new values up
+-- there (_correction_distinct).
+CREATE FUNCTION pipeline._correction_sql(m pipeline.metric_catalog, s pipeline.source_catalog, part text,
+                                         lookups text[], dist boolean)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
+        '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
+        '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
+        '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
+        '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
+        '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
+        'SELECT pg_catalog.count(*) FROM ins',
+        COALESCE(', ' || pipeline._measure_sql(m.definition, 'correction'), ''),
+        pipeline._dims_aliased(m.definition, 'r.'),
+        s.raw_table, s.event_time, COALESCE(m.definition->>'filter', 'true'),
+        CASE WHEN dist THEN COALESCE(NULLIF(pipeline._dims_group(m.definition, 'r.'), '()'), '(0 = 0)')
+             ELSE pipeline._dims_group(m.definition, 'r.') END,
+        m.metric || '_corrections', pipeline._dims(m.definition), pipeline._measure_sql(m.definition, 'daily_names'),
+        pipeline._dims(m.definition, 'new.'),
+        pipeline._measure_sql(m.definition, 'correction_value', '', pipeline._dims_match(m.definition, 'x', 'new'),
+                              m.metric || '_restated'),
+        pipeline._correction_distinct(m.definition, s.raw_table, part, s.event_time,
+                                      COALESCE(m.definition->>'filter', 'true'), lookups),
+        pipeline._correction_exact(m.definition, s));
+COMMENT ON FUNCTION pipeline._correction_sql(pipeline.metric_catalog, pipeline.source_catalog, text, text[], boolean) IS
+    'internal: the statement of _correct_day that writes a metric''s corrections';
 
 -- Records a freeze, or a restatement's new version: the snapshot the
 -- numbers were read with is also where the day's corrections start, and
