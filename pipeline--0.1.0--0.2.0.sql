@@ -4156,3 +4156,19 @@ CREATE OR REPLACE FUNCTION pipeline._check_schema() RETURNS void
     LANGUAGE c STABLE
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_check_schema';
+
+-- =====================================================================
+-- 0.2.0: a distributed source's ingest sends its new ids and then the
+-- rows of those, which Citus copies to the shards from _pending_rows()
+-- =====================================================================
+
+-- The rows of the chunk an ingest is sending to a distributed source's
+-- shards (src/raw_store.c, InsertDistributed): its INSERT ... SELECT reads
+-- them here rather than from one array per column.  Outside that
+-- statement it raises an error: there is no chunk.  (No SET clause: it
+-- runs no SQL.)
+CREATE FUNCTION pipeline._pending_rows() RETURNS SETOF record
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'pipeline_pending_rows';
+COMMENT ON FUNCTION pipeline._pending_rows() IS
+    'internal: the rows of the chunk an ingest is sending to a distributed source''s shards';

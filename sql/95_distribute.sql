@@ -66,4 +66,8 @@ RESET min_parallel_table_scan_size;
 RESET parallel_leader_participation;
 
 DROP TABLE dist_values;
+
+-- the rows a distributed source's ingest sends are read through
+-- pipeline._pending_rows(), which has nothing to give anyone else
+SELECT * FROM pipeline._pending_rows() AS u(id bigint, x jsonb);
 DROP EXTENSION pipeline CASCADE;

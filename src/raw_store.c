@@ -58,11 +58,14 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -92,6 +95,8 @@ typedef struct RawStoreEntry
 	Oid			raw_relid;		/* hash key */
 	int			contract_version;
 	SPIPlanPtr	insert_plan;
+	SPIPlanPtr	ids_plan;		/* a distributed source's two statements */
+	SPIPlanPtr	rows_plan;
 	bool		probe_first;	/* this source's last chunk re-sent stored ids */
 	int			distributed;	/* by Citus: 1 yes, 0 no, -1 not known yet */
 	int			nranges;
@@ -114,6 +119,9 @@ typedef struct ChunkRows
 } ChunkRows;
 
 static HTAB *raw_store = NULL;
+
+/* the chunk InsertDistributed is sending, for pipeline._pending_rows() */
+static ChunkRows *pending_rows = NULL;
 
 static void
 RawStoreInvalidate(Datum arg, Oid relid)
@@ -160,6 +168,8 @@ GetEntry(SourceInfo *src)
 	if (!found)
 	{
 		e->insert_plan = NULL;
+		e->ids_plan = NULL;
+		e->rows_plan = NULL;
 		e->probe_first = false;
 		e->distributed = -1;
 		e->nranges = 0;
@@ -172,7 +182,11 @@ GetEntry(SourceInfo *src)
 		e->nranges = 0;
 		if (e->insert_plan != NULL)
 			SPI_freeplan(e->insert_plan);
-		e->insert_plan = NULL;
+		if (e->ids_plan != NULL)
+			SPI_freeplan(e->ids_plan);
+		if (e->rows_plan != NULL)
+			SPI_freeplan(e->rows_plan);
+		e->insert_plan = e->ids_plan = e->rows_plan = NULL;
 		e->contract_version = src->contract_version;
 	}
 	return e;
@@ -518,50 +532,119 @@ ArrayTypeOf(Oid typid)
 }
 
 static SPIPlanPtr
-PrepareInsert(Contract *c)
+Prepare(const char *sql, int nargs, Oid *types)
 {
-	SourceInfo *src = c->source;
-	StringInfoData sql;
-	int			nargs = 3 + c->ncols;
-	Oid		   *types = palloc(sizeof(Oid) * nargs);
-	const char *raw = quote_qualified_identifier("pipeline", get_rel_name(src->raw_relid));
-	const char *ids = quote_qualified_identifier("pipeline", get_rel_name(src->ids_relid));
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * The statements' parameters: $1 the batch, $2 the ids, $3... each
+ * column's array, then the extra fields' (StatementArgs fills them).
+ */
+static Oid *
+StatementTypes(Contract *c)
+{
+	Oid		   *types = palloc(sizeof(Oid) * (3 + c->ncols));
 
 	types[0] = INT8OID;
 	types[1] = ArrayTypeOf(c->cols[c->id_col].typid);
 	for (int i = 0; i < c->ncols; i++)
 		types[2 + i] = ArrayTypeOf(c->cols[i].typid);
 	types[2 + c->ncols] = ArrayTypeOf(JSONBOID);
+	return types;
+}
+
+/* "INSERT INTO raw (<columns>, _pl_batch, _pl_extra) SELECT u.c0, ..., $1, u.x FROM " */
+static void
+AppendRawInsert(StringInfo sql, Contract *c, const char *raw)
+{
+	appendStringInfo(sql, "INSERT INTO %s (", raw);
+	for (int i = 0; i < c->ncols; i++)
+		appendStringInfo(sql, "%s, ", quote_identifier(c->cols[i].name));
+	appendStringInfoString(sql, "_pl_batch, _pl_extra) SELECT ");
+	for (int i = 0; i < c->ncols; i++)
+		appendStringInfo(sql, "u.c%d, ", i);
+	appendStringInfoString(sql, "$1, u.x FROM ");
+}
+
+/*
+ * INSERT INTO raw ... SELECT of the chunk's rows from the column arrays;
+ * with_ids: only those whose ids are new to the id table, which the
+ * statement fills first (ON CONFLICT DO NOTHING waits for a concurrent
+ * inserter of the same id and then skips it, so overlapping batches from
+ * many sessions store each id once without a unique violation).
+ */
+static SPIPlanPtr
+PrepareInsert(Contract *c, bool with_ids)
+{
+	SourceInfo *src = c->source;
+	StringInfoData sql;
+	const char *raw = quote_qualified_identifier("pipeline", get_rel_name(src->raw_relid));
+	const char *ids = quote_qualified_identifier("pipeline", get_rel_name(src->ids_relid));
 
 	initStringInfo(&sql);
 	/* $2 arrives sorted: unnest keeps array order, so no ORDER BY is needed */
-	appendStringInfo(&sql,
-					 "WITH new_ids AS ("
-					 " INSERT INTO %s AS t (event_id, _pl_batch)"
-					 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
-					 " ON CONFLICT DO NOTHING RETURNING t.event_id)"
-					 " INSERT INTO %s (", ids, raw);
-	for (int i = 0; i < c->ncols; i++)
-		appendStringInfo(&sql, "%s, ", quote_identifier(c->cols[i].name));
-	appendStringInfoString(&sql, "_pl_batch, _pl_extra) SELECT ");
-	for (int i = 0; i < c->ncols; i++)
-		appendStringInfo(&sql, "u.c%d, ", i);
+	if (with_ids)
+		appendStringInfo(&sql,
+						 "WITH new_ids AS ("
+						 " INSERT INTO %s AS t (event_id, _pl_batch)"
+						 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
+						 " ON CONFLICT DO NOTHING RETURNING t.event_id) ", ids);
+	AppendRawInsert(&sql, c, raw);
 	/* ROWS FROM: the multi-argument unnest() sugar needs an unqualified name */
-	appendStringInfoString(&sql, "$1, u.x FROM ROWS FROM (");
+	appendStringInfoString(&sql, "ROWS FROM (");
 	for (int i = 0; i < c->ncols; i++)
 		appendStringInfo(&sql, "pg_catalog.unnest($%d), ", 3 + i);
 	appendStringInfo(&sql, "pg_catalog.unnest($%d)) AS u(", 3 + c->ncols);
 	for (int i = 0; i < c->ncols; i++)
 		appendStringInfo(&sql, "c%d, ", i);
-	appendStringInfo(&sql, "x) WHERE u.c%d IN (SELECT n.event_id FROM new_ids AS n)", c->id_col);
+	appendStringInfoString(&sql, "x)");
+	if (with_ids)
+		appendStringInfo(&sql, " WHERE u.c%d IN (SELECT n.event_id FROM new_ids AS n)", c->id_col);
 
-	plan = SPI_prepare(sql.data, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql.data,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
+	return Prepare(sql.data, 3 + c->ncols, StatementTypes(c));
+}
+
+/*
+ * INSERT INTO raw ... SELECT of the chunk's rows from
+ * pipeline._pending_rows(), which hands them over as they are: through
+ * one array per column, each row would be copied once per column into the
+ * function scans' stores, and each array once more into the plan.
+ */
+static SPIPlanPtr
+PreparePendingInsert(Contract *c)
+{
+	StringInfoData sql;
+	Oid			types[1] = {INT8OID};
+
+	initStringInfo(&sql);
+	AppendRawInsert(&sql, c, quote_qualified_identifier("pipeline", get_rel_name(c->source->raw_relid)));
+	appendStringInfoString(&sql, "pipeline._pending_rows() AS u(");
+	for (int i = 0; i < c->ncols; i++)
+		appendStringInfo(&sql, "c%d %s, ", i,
+						 format_type_with_typemod(c->cols[i].typid, c->cols[i].typmod));
+	appendStringInfoString(&sql, "x pg_catalog.jsonb)");
+	return Prepare(sql.data, 1, types);
+}
+
+/* INSERT INTO ids ... ON CONFLICT DO NOTHING RETURNING the new ids */
+static SPIPlanPtr
+PrepareIdsInsert(Contract *c)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s AS t (event_id, _pl_batch)"
+					 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
+					 " ON CONFLICT DO NOTHING RETURNING t.event_id",
+					 quote_qualified_identifier("pipeline", get_rel_name(c->source->ids_relid)));
+	return Prepare(sql.data, 2, StatementTypes(c));
 }
 
 static Datum
@@ -574,16 +657,11 @@ MakeArray(Datum *values, bool *nulls, int n, Oid typid, int16 typlen, bool byval
 											  typid, typlen, byval, align));
 }
 
-static int64
-InsertByStatement(ChunkRows *rows)
+static Datum *
+StatementArgs(ChunkRows *rows)
 {
 	Contract   *c = rows->contract;
-	RawStoreEntry *e = GetEntry(c->source);
 	Datum	   *args = palloc(sizeof(Datum) * (3 + c->ncols));
-	int			rc;
-
-	if (e->insert_plan == NULL)
-		e->insert_plan = PrepareInsert(c);
 
 	args[0] = Int64GetDatum(rows->batch_id);
 	for (int i = 0; i < c->ncols; i++)
@@ -596,11 +674,196 @@ InsertByStatement(ChunkRows *rows)
 	args[1] = args[2 + c->id_col];
 	args[2 + c->ncols] = MakeArray(rows->extra, rows->extra_null, rows->nrows,
 								   JSONBOID, -1, false, TYPALIGN_INT);
+	return args;
+}
 
-	rc = SPI_execute_plan(e->insert_plan, args, NULL, false, 0);
+/* moves row i of the chunk to position kept (kept <= i) */
+static void
+KeepRow(ChunkRows *rows, int kept, int i)
+{
+	for (int j = 0; j < rows->contract->ncols; j++)
+	{
+		rows->values[j][kept] = rows->values[j][i];
+		rows->nulls[j][kept] = rows->nulls[j][i];
+	}
+	rows->extra[kept] = rows->extra[i];
+	rows->extra_null[kept] = rows->extra_null[i];
+}
+
+static int64
+InsertByStatement(ChunkRows *rows)
+{
+	RawStoreEntry *e = GetEntry(rows->contract->source);
+	int			rc;
+
+	if (e->insert_plan == NULL)
+		e->insert_plan = PrepareInsert(rows->contract, true);
+	rc = SPI_execute_plan(e->insert_plan, StatementArgs(rows), NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));
 	return (int64) SPI_processed;
+}
+
+static int
+CompareIds(const void *a, const void *b, void *arg)
+{
+	return ContractCompareIds((Contract *) arg, *(const Datum *) a, *(const Datum *) b);
+}
+
+/*
+ * Collects the ids an INSERT ... RETURNING returns.  Through SPI's own
+ * receiver, SPI checks that the rows it received are as many as the
+ * statement says it processed, and Citus, for an INSERT ... SELECT with
+ * ON CONFLICT DO NOTHING, says how many rows the SELECT gave.
+ */
+typedef struct IdCollector
+{
+	DestReceiver pub;
+	Contract   *contract;
+	Datum	   *ids;
+	int			n;
+	int			max;
+} IdCollector;
+
+static bool
+CollectId(TupleTableSlot *slot, DestReceiver *self)
+{
+	IdCollector *col = (IdCollector *) self;
+	ContractColumn *idcol = &col->contract->cols[col->contract->id_col];
+	bool		isnull;
+	Datum		id = slot_getattr(slot, 1, &isnull);
+
+	if (col->n == col->max)
+	{
+		col->max *= 2;
+		col->ids = repalloc(col->ids, sizeof(Datum) * col->max);
+	}
+	col->ids[col->n++] = datumCopy(id, idcol->typbyval, idcol->typlen);
+	return true;
+}
+
+static void
+CollectorStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+CollectorNothing(DestReceiver *self)
+{
+}
+
+/*
+ * A distributed source's chunk, in two statements: its ids, of which the
+ * new ones come back, then the rows of those.  In one statement (the ids
+ * in a CTE, as InsertByStatement), Citus keeps the CTE's result in an
+ * intermediate result on the coordinator, writes it to a file and reads
+ * it back to filter the rows; here the filter is a merge of two sorted
+ * lists, and the rows go to the shards as Citus copies the result of a
+ * plain INSERT ... SELECT, and nothing else.
+ */
+static int64
+InsertDistributed(ChunkRows *rows)
+{
+	Contract   *c = rows->contract;
+	RawStoreEntry *e = GetEntry(c->source);
+	Datum	   *args = StatementArgs(rows);
+	IdCollector col = {{CollectId, CollectorStartup, CollectorNothing, CollectorNothing, DestNone},
+					   c, palloc(sizeof(Datum) * 64), 0, 64};
+	SPIExecuteOptions options = {0};
+	ParamListInfo params = makeParamList(2);
+	int			rc;
+
+	if (e->ids_plan == NULL)
+		e->ids_plan = PrepareIdsInsert(c);
+	if (e->rows_plan == NULL)
+		e->rows_plan = PreparePendingInsert(c);
+
+	for (int i = 0; i < 2; i++)
+	{
+		params->params[i].value = args[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = i == 0 ? INT8OID : ArrayTypeOf(c->cols[c->id_col].typid);
+	}
+	options.params = params;
+	options.dest = (DestReceiver *) &col;
+	rc = SPI_execute_plan_extended(e->ids_plan, &options);
+	if (rc != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "id insert failed: %s", SPI_result_code_string(rc));
+	if (col.n < rows->nrows)
+	{
+		/* some were stored already: keep the rows of the new ids */
+		Datum	   *id = rows->values[c->id_col];
+		int			kept = 0;
+		int			j = 0;
+
+		qsort_arg(col.ids, col.n, sizeof(Datum), CompareIds, c);
+		for (int i = 0; i < rows->nrows && j < col.n; i++)
+		{
+			while (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) < 0)
+				j++;
+			if (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) == 0)
+				KeepRow(rows, kept++, i);
+		}
+		rows->nrows = kept;
+		if (kept == 0)
+			return 0;
+	}
+	pending_rows = rows;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(e->rows_plan, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		pending_rows = NULL;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));
+	return (int64) SPI_processed;
+}
+
+/*
+ * pipeline._pending_rows(): the rows of the chunk being sent to a
+ * distributed source's shards, as the columns of the contract and the
+ * extra fields (jsonb).  Only ingest's own statement calls it; anywhere
+ * else there is no chunk.
+ */
+PG_FUNCTION_INFO_V1(pipeline_pending_rows);
+Datum
+pipeline_pending_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ChunkRows  *rows = pending_rows;
+	int			ncols;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (rows == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline._pending_rows() reads the rows of an ingest in progress"),
+				 errhint("It is called by pipeline.ingest() on a distributed source, not directly.")));
+	ncols = rows->contract->ncols;
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (rsinfo->setDesc->natts != ncols + 1)
+		elog(ERROR, "pipeline._pending_rows() called with %d columns, the chunk has %d",
+			 rsinfo->setDesc->natts, ncols + 1);
+	values = palloc(sizeof(Datum) * (ncols + 1));
+	nulls = palloc(sizeof(bool) * (ncols + 1));
+	for (int i = 0; i < rows->nrows; i++)
+	{
+		for (int j = 0; j < ncols; j++)
+		{
+			values[j] = rows->values[j][i];
+			nulls[j] = rows->nulls[j][i];
+		}
+		values[ncols] = rows->extra[i];
+		nulls[ncols] = rows->extra_null[i];
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -640,14 +903,7 @@ DropStoredIds(ChunkRows *rows)
 		index_rescan(scan, &key, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 			continue;
-		for (int j = 0; j < c->ncols; j++)
-		{
-			rows->values[j][kept] = rows->values[j][i];
-			rows->nulls[j][kept] = rows->nulls[j][i];
-		}
-		rows->extra[kept] = rows->extra[i];
-		rows->extra_null[kept] = rows->extra_null[i];
-		kept++;
+		KeepRow(rows, kept++, i);
 	}
 
 	index_endscan(scan);
@@ -680,7 +936,7 @@ RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 	if (Distributed(c->source))
 	{
 		EnsurePartitions(c->source, values[c->time_col], rows.nrows, palloc(sizeof(Oid) * nrows));
-		return InsertByStatement(&rows);
+		return InsertDistributed(&rows);
 	}
 	rows.partition = palloc(sizeof(Oid) * nrows);
 

@@ -64,6 +64,17 @@ $fn$;
 COMMENT ON FUNCTION pipeline.distribute_source(text, integer) IS
     'distributes a source''s raw events and dedup ids on a Citus cluster, by event id, colocated';
 
+-- The rows of the chunk an ingest is sending to a distributed source's
+-- shards (src/raw_store.c, InsertDistributed): its INSERT ... SELECT reads
+-- them here rather than from one array per column.  Outside that
+-- statement it raises an error: there is no chunk.  (No SET clause: it
+-- runs no SQL.)
+CREATE FUNCTION pipeline._pending_rows() RETURNS SETOF record
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'pipeline_pending_rows';
+COMMENT ON FUNCTION pipeline._pending_rows() IS
+    'internal: the rows of the chunk an ingest is sending to a distributed source''s shards';
+
 CREATE FUNCTION pipeline._await_commits() RETURNS integer
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp

@@ -10,12 +10,14 @@
 # Both get the same source (the narrow event of the ingest benchmark: id,
 # time, user, amount, platform), distributed on the cluster by
 # pipeline.distribute_source (4 shards), and the same metric (by platform,
-# 1-minute buckets: count, sum, avg, count(DISTINCT user_id)).
+# 1-minute buckets: count, sum, avg, count(DISTINCT user_id)).  The
+# cluster's servers run on huge pages when the benchmark cluster does, and
+# the coordinator caches up to 4 connections per worker
+# (citus.max_cached_conns_per_worker, README "Scaling out").
 #
-#   ingest   pgbench, 2 clients, N 10,000-event NDJSON batches timed over
-#            the 20 hours before today's midnight (built in the server from
-#            a fixed random seed: the same events on both sides), events
-#            per second
+#   ingest   pgbench, 2 clients, N 10,000-event NDJSON batches of the
+#            20 hours before today's midnight, made before the timing into
+#            a table on each side (the same events), events per second
 #   fold     one run_hot() of everything ingested, events per second
 #   freeze   close_days() freezing the first full day, milliseconds
 #   the EXPLAIN of the fold and of the freeze's statement on the cluster
@@ -57,6 +59,10 @@ bench_citus() {
     CITUS_NODES=("$cport" "$((cport + 1))" "$((cport + 2))")
     local -a nodes=("${CITUS_NODES[@]}")
     as_cluster_user mkdir -p "$cdir"
+    # shared memory on huge pages, as the benchmark cluster's (run.sh)
+    huge_pages_reserve $(( ${#nodes[@]} * 640 ))
+    local huge_before
+    huge_before=$(huge_pages_used)
     for p in "${nodes[@]}"; do
         as_cluster_user $PGBIN/initdb -D "$cdir/$p" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
         { cluster_conf; cat <<CONF
@@ -65,13 +71,16 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$cdir'
 port = $p
 shared_buffers = 512MB
+huge_pages = $( [ $use_huge_pages = 1 ] && echo try || echo off)
 max_prepared_transactions = 100
+citus.max_cached_conns_per_worker = 4
 pipeline.enabled = off
 CONF
         } | as_cluster_user tee -a "$cdir/$p/postgresql.conf" >/dev/null
         echo "host all all 127.0.0.1/32 trust" | as_cluster_user tee -a "$cdir/$p/pg_hba.conf" >/dev/null
         as_cluster_user $PGBIN/pg_ctl -D "$cdir/$p" -l "$cdir/$p.log" -w start >/dev/null
     done
+    echo "   the cluster's shared memory on huge pages: $( [ "$(huge_pages_used)" -gt "$huge_before" ] && echo yes || echo no)"
     # stopped whatever happens next
     eval "citus_prev_$(declare -f cleanup)"
     cleanup() {
@@ -101,16 +110,22 @@ CONF
     bench_psql -d citus_single -c "$setup" -c "$metric" >/dev/null
     cpsql "$cport" -d bench -c "$setup" -c "SELECT pipeline.distribute_source('events', 4)" -c "$metric" >/dev/null
 
-    # one 10,000-line NDJSON batch of new ids over the 20 hours before
-    # today's midnight (the same on both sides: a fixed random seed)
-    local midnight
+    # the batches: 10,000-line NDJSON documents of new ids over the 20
+    # hours before today's midnight, the same on both sides, made before
+    # the timing (producers send documents; making them is not ingest)
+    local midnight docs
     midnight=$(bench_psql -At -d citus_single -c "SELECT date_trunc('day', now())")
+    docs="CREATE TABLE bench_docs AS SELECT k, (SELECT string_agg(json_build_object(
+              'event_id', k::bigint * $size + i, 'event_time', '$midnight'::timestamptz - (1 + (k + i) % 72000) * interval '1 second',
+              'user_id', 'u' || ((k + i) % 100000), 'amount', ((k + i) % 5000) / 100.0,
+              'platform', (ARRAY['web', 'ios', 'android'])[1 + i % 3])::text, E'\n') FROM generate_series(1, $size) AS i) AS doc
+            FROM generate_series(1, $batches) AS k;
+          CREATE SEQUENCE bench_next;"
+    bench_psql -d citus_single -c "$docs" >/dev/null
+    cpsql "$cport" -d bench -c "$docs" >/dev/null
     cat > "$work/citus_ingest.pgbench" <<SQL
-\\set b random(1, 1000000000)
-SELECT accepted FROM pipeline.ingest('events', (SELECT string_agg(json_build_object(
-    'event_id', :b::bigint * $size + i, 'event_time', '$midnight'::timestamptz - (1 + (:b + i) % 72000) * interval '1 second',
-    'user_id', 'u' || ((:b + i) % 100000), 'amount', ((:b + i) % 5000) / 100.0,
-    'platform', (ARRAY['web', 'ios', 'android'])[1 + i % 3])::text, E'\\n') FROM generate_series(1, $size) AS i));
+SELECT nextval('bench_next') AS k \\gset
+SELECT accepted FROM pipeline.ingest('events', (SELECT d.doc FROM bench_docs AS d WHERE d.k = :k));
 SQL
     chmod 644 "$work/citus_ingest.pgbench"
     local single_conn="-h $work -p $port" citus_conn="-h $cdir -p $cport"
@@ -124,7 +139,7 @@ SQL
         if [ $side = citus ]; then for p in "${nodes[@]}"; do cpu0[$p]=$(citus_node_cpu "$cdir/$p"); done
         else cpu0[single]=$(citus_node_cpu "$data"); fi
         t0=$(date +%s.%N)
-        as_cluster_user $PGBIN/pgbench -n $conn -c 2 -j 2 -t $((batches / 2)) --random-seed=7 \
+        as_cluster_user $PGBIN/pgbench -n $conn -c 2 -j 2 -t $((batches / 2)) \
             -f "$work/citus_ingest.pgbench" $db > "$work/citus_pgbench_$side.out" 2>&1 \
             || { cat "$work/citus_pgbench_$side.out" >&2; return 1; }
         t1=$(date +%s.%N)

@@ -76,18 +76,19 @@ huge_pages_before=
 use_huge_pages=0
 if [ "$SMOKE" = 0 ] && [ "${PIPELINE_BENCH_HUGE_PAGES:-1}" = 1 ]; then use_huge_pages=1; fi
 
-# huge_pages_reserve: enough huge pages for shared_buffers and the rest of
-# shared memory (1.25 GB), unless the machine already has them free
+# huge_pages_reserve [MB]: enough huge pages for that much shared memory
+# (default 1280: shared_buffers and the rest), unless the machine already
+# has them free (free and not reserved by a running server)
 huge_pages_reserve() {
-    local size_kb have free want
+    local mb=${1:-1280} size_kb have free want
     [ $use_huge_pages = 1 ] || return 0
     size_kb=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
     [ -n "$size_kb" ] && [ -w /proc/sys/vm/nr_hugepages ] || return 0
     have=$(cat /proc/sys/vm/nr_hugepages)
-    free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
-    want=$(( (1280 * 1024 + size_kb - 1) / size_kb ))
+    free=$(awk '/^HugePages_Free:/ { f = $2 } /^HugePages_Rsvd:/ { r = $2 } END { print f - r }' /proc/meminfo)
+    want=$(( (mb * 1024 + size_kb - 1) / size_kb ))
     [ "$free" -ge "$want" ] && return 0
-    huge_pages_before=$have
+    [ -n "$huge_pages_before" ] || huge_pages_before=$have
     echo $((have + want - free)) > /proc/sys/vm/nr_hugepages
 }
 
