@@ -95,7 +95,8 @@ typedef struct RawStoreEntry
 	Oid			raw_relid;		/* hash key */
 	int			contract_version;
 	SPIPlanPtr	insert_plan;
-	SPIPlanPtr	ids_plan;		/* a distributed source's two statements */
+	SPIPlanPtr	ids_plan;		/* a distributed source's statements */
+	SPIPlanPtr	new_ids_plan;
 	SPIPlanPtr	rows_plan;
 	bool		probe_first;	/* this source's last chunk re-sent stored ids */
 	int			distributed;	/* by Citus: 1 yes, 0 no, -1 not known yet */
@@ -169,6 +170,7 @@ GetEntry(SourceInfo *src)
 	{
 		e->insert_plan = NULL;
 		e->ids_plan = NULL;
+		e->new_ids_plan = NULL;
 		e->rows_plan = NULL;
 		e->probe_first = false;
 		e->distributed = -1;
@@ -184,9 +186,11 @@ GetEntry(SourceInfo *src)
 			SPI_freeplan(e->insert_plan);
 		if (e->ids_plan != NULL)
 			SPI_freeplan(e->ids_plan);
+		if (e->new_ids_plan != NULL)
+			SPI_freeplan(e->new_ids_plan);
 		if (e->rows_plan != NULL)
 			SPI_freeplan(e->rows_plan);
-		e->insert_plan = e->ids_plan = e->rows_plan = NULL;
+		e->insert_plan = e->ids_plan = e->new_ids_plan = e->rows_plan = NULL;
 		e->contract_version = src->contract_version;
 	}
 	return e;
@@ -632,18 +636,21 @@ PreparePendingInsert(Contract *c)
 	return Prepare(sql.data, 1, types);
 }
 
-/* INSERT INTO ids ... ON CONFLICT DO NOTHING RETURNING the new ids */
+/*
+ * INSERT INTO ids ... SELECT of the chunk's ids; skip_stored: ON CONFLICT
+ * DO NOTHING RETURNING the new ones
+ */
 static SPIPlanPtr
-PrepareIdsInsert(Contract *c)
+PrepareIdsInsert(Contract *c, bool skip_stored)
 {
 	StringInfoData sql;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "INSERT INTO %s AS t (event_id, _pl_batch)"
-					 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
-					 " ON CONFLICT DO NOTHING RETURNING t.event_id",
-					 quote_qualified_identifier("pipeline", get_rel_name(c->source->ids_relid)));
+					 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)%s",
+					 quote_qualified_identifier("pipeline", get_rel_name(c->source->ids_relid)),
+					 skip_stored ? " ON CONFLICT DO NOTHING RETURNING t.event_id" : "");
 	return Prepare(sql.data, 2, StatementTypes(c));
 }
 
@@ -752,31 +759,52 @@ CollectorNothing(DestReceiver *self)
 {
 }
 
+/* the chunk's ids, sent plainly */
+typedef struct IdsCall
+{
+	SPIPlanPtr	plan;
+	Datum	   *args;
+} IdsCall;
+
+static void
+IdsStep(void *arg)
+{
+	IdsCall    *call = arg;
+	int			rc = SPI_execute_plan(call->plan, call->args, NULL, false, 0);
+
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "id insert failed: %s", SPI_result_code_string(rc));
+}
+
+/* sends the chunk's ids plainly: true if none was stored */
+static bool
+SendIds(SPIPlanPtr plan, Datum *args)
+{
+	IdsCall		call = {plan, args};
+	ErrorData  *edata = PipelineCatchError(IdsStep, &call);
+
+	if (edata == NULL)
+		return true;
+	FreeErrorData(edata);
+	return false;
+}
+
 /*
- * A distributed source's chunk, in two statements: its ids, of which the
- * new ones come back, then the rows of those.  In one statement (the ids
- * in a CTE, as InsertByStatement), Citus keeps the CTE's result in an
- * intermediate result on the coordinator, writes it to a file and reads
- * it back to filter the rows; here the filter is a merge of two sorted
- * lists, and the rows go to the shards as Citus copies the result of a
- * plain INSERT ... SELECT, and nothing else.
+ * Sends the chunk's ids with ON CONFLICT DO NOTHING and keeps the rows of
+ * those that came back; false if none did
  */
-static int64
-InsertDistributed(ChunkRows *rows)
+static bool
+SendNewIds(ChunkRows *rows, RawStoreEntry *e, Datum *args)
 {
 	Contract   *c = rows->contract;
-	RawStoreEntry *e = GetEntry(c->source);
-	Datum	   *args = StatementArgs(rows);
 	IdCollector col = {{CollectId, CollectorStartup, CollectorNothing, CollectorNothing, DestNone},
 					   c, palloc(sizeof(Datum) * 64), 0, 64};
 	SPIExecuteOptions options = {0};
 	ParamListInfo params = makeParamList(2);
+	Datum	   *id = rows->values[c->id_col];
+	int			kept = 0;
+	int			j = 0;
 	int			rc;
-
-	if (e->ids_plan == NULL)
-		e->ids_plan = PrepareIdsInsert(c);
-	if (e->rows_plan == NULL)
-		e->rows_plan = PreparePendingInsert(c);
 
 	for (int i = 0; i < 2; i++)
 	{
@@ -787,28 +815,61 @@ InsertDistributed(ChunkRows *rows)
 	}
 	options.params = params;
 	options.dest = (DestReceiver *) &col;
-	rc = SPI_execute_plan_extended(e->ids_plan, &options);
+	rc = SPI_execute_plan_extended(e->new_ids_plan, &options);
 	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "id insert failed: %s", SPI_result_code_string(rc));
-	if (col.n < rows->nrows)
-	{
-		/* some were stored already: keep the rows of the new ids */
-		Datum	   *id = rows->values[c->id_col];
-		int			kept = 0;
-		int			j = 0;
+	e->probe_first = col.n < rows->nrows;
+	if (col.n == rows->nrows)
+		return true;
 
-		qsort_arg(col.ids, col.n, sizeof(Datum), CompareIds, c);
-		for (int i = 0; i < rows->nrows && j < col.n; i++)
-		{
-			while (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) < 0)
-				j++;
-			if (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) == 0)
-				KeepRow(rows, kept++, i);
-		}
-		rows->nrows = kept;
-		if (kept == 0)
-			return 0;
+	qsort_arg(col.ids, col.n, sizeof(Datum), CompareIds, c);
+	for (int i = 0; i < rows->nrows && j < col.n; i++)
+	{
+		while (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) < 0)
+			j++;
+		if (j < col.n && ContractCompareIds(c, col.ids[j], id[i]) == 0)
+			KeepRow(rows, kept++, i);
 	}
+	rows->nrows = kept;
+	return kept > 0;
+}
+
+/*
+ * A distributed source's chunk, in two statements: its ids, then the
+ * rows of those that were new.  As on the direct path, the ids are first
+ * sent plainly, which Citus does by COPY into each worker's shards.  A
+ * stored id fails that whole, and the chunk's ids are sent again with ON
+ * CONFLICT DO NOTHING RETURNING the new ones (Citus stages them in a file
+ * on each worker and inserts them one by one), as are the next chunks of
+ * the source until one has no stored id.  The plain attempt's error is not
+ * trusted to say why: Citus reports a worker's unique violation in a COPY
+ * as an internal error (XX000).  Whatever else it was, the second
+ * statement raises it again.
+ *
+ * In one statement (the ids in a CTE, as InsertByStatement), Citus keeps
+ * the CTE's result in an intermediate result on the coordinator, writes
+ * it to a file and reads it back to filter the rows; here the filter is a
+ * merge of two sorted lists, and the rows go to the shards as Citus copies
+ * the result of a plain INSERT ... SELECT, and nothing else.
+ */
+static int64
+InsertDistributed(ChunkRows *rows)
+{
+	Contract   *c = rows->contract;
+	RawStoreEntry *e = GetEntry(c->source);
+	Datum	   *args = StatementArgs(rows);
+	int			rc;
+
+	if (e->ids_plan == NULL)
+		e->ids_plan = PrepareIdsInsert(c, false);
+	if (e->new_ids_plan == NULL)
+		e->new_ids_plan = PrepareIdsInsert(c, true);
+	if (e->rows_plan == NULL)
+		e->rows_plan = PreparePendingInsert(c);
+
+	if ((e->probe_first || !SendIds(e->ids_plan, args)) && !SendNewIds(rows, e, args))
+		return 0;
+
 	pending_rows = rows;
 	PG_TRY();
 	{
