@@ -38,6 +38,10 @@
  * probe as well (and, for the first chunk that has them, a failed attempt);
  * only a race with concurrent batches over the same ids costs the statement.
  *
+ * A source distributed by Citus keeps its rows on the worker nodes, which
+ * only statements reach: its chunks go in two (InsertDistributed), the ids
+ * and then the rows of the new ones, read from pipeline._pending_rows().
+ *
  * Per backend we cache, for each raw table, the prepared statement, whether
  * to probe first, and the [lo, hi) bounds and oid of the partitions known
  * to exist, so that most batches never call pipeline._ensure_partitions().

@@ -160,7 +160,7 @@ cmp_ok(scalar(@functions), '>', 40, 'the script\'s functions were found (' . sca
 # type I/O, aggregate support and pure computations resolve no names (and a
 # SET clause would cost a GUC save and restore on every row).  Any other C
 # function needs a reason here.
-my %c_reason = ();
+my %c_reason = ('pipeline._pending_rows' => 'hands over the rows of the chunk an ingest holds in memory');
 # C functions that run once per row and pin search_path in their own code
 # around the statements they run, instead of a SET clause that would save
 # and restore it on every row; the COPY into a load table under a hostile
