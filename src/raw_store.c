@@ -668,23 +668,26 @@ MakeArray(Datum *values, bool *nulls, int n, Oid typid, int16 typlen, bool byval
 											  typid, typlen, byval, align));
 }
 
+/* the statements' parameters; only $1 and $2 unless all_columns */
 static Datum *
-StatementArgs(ChunkRows *rows)
+StatementArgs(ChunkRows *rows, bool all_columns)
 {
 	Contract   *c = rows->contract;
-	Datum	   *args = palloc(sizeof(Datum) * (3 + c->ncols));
+	Datum	   *args = palloc0(sizeof(Datum) * (3 + c->ncols));
 
 	args[0] = Int64GetDatum(rows->batch_id);
 	for (int i = 0; i < c->ncols; i++)
 	{
 		ContractColumn *col = &c->cols[i];
 
-		args[2 + i] = MakeArray(rows->values[i], rows->nulls[i], rows->nrows, col->typid,
-								col->typlen, col->typbyval, col->typalign);
+		if (all_columns || i == c->id_col)
+			args[2 + i] = MakeArray(rows->values[i], rows->nulls[i], rows->nrows, col->typid,
+									col->typlen, col->typbyval, col->typalign);
 	}
 	args[1] = args[2 + c->id_col];
-	args[2 + c->ncols] = MakeArray(rows->extra, rows->extra_null, rows->nrows,
-								   JSONBOID, -1, false, TYPALIGN_INT);
+	if (all_columns)
+		args[2 + c->ncols] = MakeArray(rows->extra, rows->extra_null, rows->nrows,
+									   JSONBOID, -1, false, TYPALIGN_INT);
 	return args;
 }
 
@@ -709,7 +712,7 @@ InsertByStatement(ChunkRows *rows)
 
 	if (e->insert_plan == NULL)
 		e->insert_plan = PrepareInsert(rows->contract, true);
-	rc = SPI_execute_plan(e->insert_plan, StatementArgs(rows), NULL, false, 0);
+	rc = SPI_execute_plan(e->insert_plan, StatementArgs(rows, true), NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));
 	return (int64) SPI_processed;
@@ -861,7 +864,7 @@ InsertDistributed(ChunkRows *rows)
 {
 	Contract   *c = rows->contract;
 	RawStoreEntry *e = GetEntry(c->source);
-	Datum	   *args = StatementArgs(rows);
+	Datum	   *args = StatementArgs(rows, false);	/* the rows go by _pending_rows() */
 	int			rc;
 
 	if (e->ids_plan == NULL)
