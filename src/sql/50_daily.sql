@@ -611,9 +611,10 @@ COMMENT ON FUNCTION pipeline._value_index_failed(oid, text, text) IS
 
 -- The statements that write a metric's corrections (_correct_day), kept
 -- once generated: generating one calls some thirty helper functions, each
--- of which plans its query anew, about 15 ms in a new backend, and pg_cron
--- runs every close_days in a new backend; reading one back is an index
--- lookup.  A statement depends on the metric (created_at tells it from an
+-- of which plans its query anew in every new backend, and pg_cron runs
+-- every close_days in a new backend (kept, a correction on a 10M-event day
+-- took 9 ms less at the median of twelve pairs); reading one back is an
+-- index lookup.  A statement depends on the metric (created_at tells it from an
 -- earlier metric of the same name), on whether its source is distributed,
 -- and on which distinct measures look their new values up in the day's
 -- value index (lookups); the day's raw partition goes between its pieces.
