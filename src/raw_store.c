@@ -70,6 +70,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -865,6 +866,7 @@ InsertDistributed(ChunkRows *rows)
 	Contract   *c = rows->contract;
 	RawStoreEntry *e = GetEntry(c->source);
 	Datum	   *args = StatementArgs(rows, false);	/* the rows go by _pending_rows() */
+	int			nest;
 	int			rc;
 
 	if (e->ids_plan == NULL)
@@ -874,8 +876,23 @@ InsertDistributed(ChunkRows *rows)
 	if (e->rows_plan == NULL)
 		e->rows_plan = PreparePendingInsert(c);
 
+	/*
+	 * One connection per worker for both statements: a chunk writes every
+	 * shard, and Citus would otherwise open one per shard, each prepared
+	 * and committed on its own at the end of the batch.  Measured on the
+	 * benchmark's 2 shards per worker: a third less CPU per event on the
+	 * coordinator and on the workers.  (The setting goes with the nesting
+	 * level, or with the (sub)transaction if an error comes first.)
+	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("citus.max_adaptive_executor_pool_size", "1", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	if ((e->probe_first || !SendIds(e->ids_plan, args)) && !SendNewIds(rows, e, args))
+	{
+		AtEOXact_GUC(false, nest);
 		return 0;
+	}
 
 	pending_rows = rows;
 	PG_TRY();
@@ -887,6 +904,7 @@ InsertDistributed(ChunkRows *rows)
 		pending_rows = NULL;
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(false, nest);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));
 	return (int64) SPI_processed;

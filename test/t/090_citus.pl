@@ -195,6 +195,17 @@ like($a->{steps}, qr/\|dropped$/m, 'the scenario dropped a day by retention');
 like($a->{steps}, qr/^ev_kinds\|pass\|0\.33\d*\|0\.5\n(?s:.*)^m_complete\|pass\|0\|0$/m,
 	'the scenario ran the checks (a third of the kinds unexpected, every layer complete)');
 
+# A distributed ingest sends its statements over one connection per worker
+# (src/raw_store.c); the setting does not outlive the call (an error
+# unwinds it with the transaction, as any SET of a function)
+is($coord->safe_psql('pipeline', q{
+	SET citus.max_adaptive_executor_pool_size = 7;
+	SELECT accepted FROM pipeline.ingest('ev', jsonb_build_array(jsonb_build_object(
+	    'event_id', 90001, 'event_time', now() - interval '1 minute', 'kind', 'k1')));
+	SHOW citus.max_adaptive_executor_pool_size;}), "1
+7",
+	'a distributed ingest leaves the session\'s Citus pool size as it was');
+
 # The layers' work runs on the workers: the fold's aggregation (distinct
 # sketches included) and the day's computation are pushed down.
 my $fold_plan = $coord->safe_psql('pipeline', q{
