@@ -735,6 +735,7 @@ typedef struct IdCollector
 {
 	DestReceiver pub;
 	Contract   *contract;
+	MemoryContext cxt;			/* the caller's: the executor's goes first */
 	Datum	   *ids;
 	int			n;
 	int			max;
@@ -747,6 +748,7 @@ CollectId(TupleTableSlot *slot, DestReceiver *self)
 	ContractColumn *idcol = &col->contract->cols[col->contract->id_col];
 	bool		isnull;
 	Datum		id = slot_getattr(slot, 1, &isnull);
+	MemoryContext old = MemoryContextSwitchTo(col->cxt);
 
 	if (col->n == col->max)
 	{
@@ -754,6 +756,7 @@ CollectId(TupleTableSlot *slot, DestReceiver *self)
 		col->ids = repalloc(col->ids, sizeof(Datum) * col->max);
 	}
 	col->ids[col->n++] = datumCopy(id, idcol->typbyval, idcol->typlen);
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
@@ -806,7 +809,7 @@ SendNewIds(ChunkRows *rows, RawStoreEntry *e, Datum *args)
 {
 	Contract   *c = rows->contract;
 	IdCollector col = {{CollectId, CollectorStartup, CollectorNothing, CollectorNothing, DestNone},
-					   c, palloc(sizeof(Datum) * 64), 0, 64};
+					   c, CurrentMemoryContext, palloc(sizeof(Datum) * 64), 0, 64};
 	SPIExecuteOptions options = {0};
 	ParamListInfo params = makeParamList(2);
 	Datum	   *id = rows->values[c->id_col];
@@ -933,9 +936,14 @@ pipeline_pending_rows(PG_FUNCTION_ARGS)
 				 errhint("It is called by pipeline.ingest() on a distributed source, not directly.")));
 	ncols = rows->contract->ncols;
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (rsinfo->setDesc->natts != ncols + 1)
-		elog(ERROR, "pipeline._pending_rows() called with %d columns, the chunk has %d",
-			 rsinfo->setDesc->natts, ncols + 1);
+	/* the datums go out as they are: their types must be the chunk's */
+	for (int j = 0; j <= ncols; j++)
+		if (rsinfo->setDesc->natts != ncols + 1 ||
+			TupleDescAttr(rsinfo->setDesc, j)->atttypid !=
+			(j < ncols ? rows->contract->cols[j].typid : JSONBOID))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("pipeline._pending_rows() called with other columns than the chunk's")));
 	values = palloc(sizeof(Datum) * (ncols + 1));
 	nulls = palloc(sizeof(bool) * (ncols + 1));
 	for (int i = 0; i < rows->nrows; i++)

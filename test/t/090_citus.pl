@@ -206,6 +206,21 @@ is($coord->safe_psql('pipeline', q{
 7",
 	'a distributed ingest leaves the session\'s Citus pool size as it was');
 
+# Re-sent text ids on a distributed source: the new ones come back from
+# the workers and are matched against the chunk by the id type's own
+# ordering (copied out of the executor's memory first, which this build
+# without assertions would not show if they were not)
+is($coord->safe_psql('pipeline', q{
+	SELECT pipeline.create_source('tx', 'id text NOT NULL, event_time timestamptz NOT NULL', event_id => 'id');
+	SELECT pipeline.distribute_source('tx');
+	SELECT accepted FROM pipeline.ingest('tx', (SELECT jsonb_agg(jsonb_build_object('id', 'id-' || i, 'event_time', now()))
+	                                            FROM generate_series(1, 300) AS i));
+	SELECT accepted || ' ' || duplicates FROM pipeline.ingest('tx', (SELECT jsonb_agg(jsonb_build_object('id', 'id-' || i, 'event_time', now()))
+	                                            FROM generate_series(201, 700) AS i));
+	SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || min(id) || ' ' || max(id) FROM pipeline.tx_raw;
+	SELECT pipeline.drop_source('tx');}), "\n\n300\n400 100\n700 700 id-1 id-99\n",
+	're-sent text ids: the new ones stored, once');
+
 # The layers' work runs on the workers: the fold's aggregation (distinct
 # sketches included) and the day's computation are pushed down.
 my $fold_plan = $coord->safe_psql('pipeline', q{
