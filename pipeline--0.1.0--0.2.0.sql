@@ -114,6 +114,20 @@ $fn$;
 COMMENT ON FUNCTION pipeline._unregister_source_as_owner(regrole, text) IS
     'internal: the extension owner''s half of _unregister_source; checks the caller is a member of the source''s owner';
 
+-- The bulk path's load tables take their rows in a table access method
+-- (src/load_am.c) instead of a BEFORE ROW trigger: COPY hands it its rows
+-- a thousand at a time.  The load tables are made again with it below
+-- (_create_load_table_as_owner, "load tables: the extension owner's").
+CREATE FUNCTION pipeline._load_am_handler(internal) RETURNS table_am_handler
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pipeline_load_am_handler';
+COMMENT ON FUNCTION pipeline._load_am_handler(internal) IS
+    'internal: handler of the pipeline_load table access method';
+REVOKE EXECUTE ON FUNCTION pipeline._load_am_handler(internal) FROM PUBLIC;
+CREATE ACCESS METHOD pipeline_load TYPE TABLE HANDLER pipeline._load_am_handler;
+COMMENT ON ACCESS METHOD pipeline_load IS
+    'the access method of pipeline.<source>_load tables: each row inserted is ingested into the source, none is stored';
+
 CREATE FUNCTION pipeline._create_load_table_as_owner(caller regrole, source text)
     RETURNS void
     LANGUAGE plpgsql
@@ -137,10 +151,8 @@ BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', load)) IS NOT NULL THEN
         EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', load);
     END IF;
-    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s)', load, cols);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER load_row BEFORE INSERT ON pipeline.%I FOR EACH ROW EXECUTE FUNCTION pipeline._load_row(%L)',
-        load, source);
+    -- its access method takes the rows (src/load_am.c); the trigger ends the load
+    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s) USING pipeline_load', load, cols);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER load_finish AFTER INSERT ON pipeline.%I FOR EACH STATEMENT EXECUTE FUNCTION pipeline._load_finish(%L)',
         load, source);
@@ -4136,16 +4148,11 @@ COMMENT ON FUNCTION pipeline._correction_sql(pipeline.metric_catalog, pipeline.s
     'internal: the statement of _correct_day that writes a metric''s corrections';
 
 -- =====================================================================
--- 0.2.0: the bulk path's row trigger pins search_path in C, once per chunk
+-- 0.2.0: the load tables take their rows in their access method (made
+-- above, and the load tables again with it); the row trigger is gone
 -- =====================================================================
 
--- The bulk path: COPY into pipeline.<source>_load (see src/load.c).  The
--- row trigger runs once per row and pins search_path in C around the
--- statements it runs, once per chunk: a SET clause here would save and
--- restore it on every row.
-CREATE OR REPLACE FUNCTION pipeline._load_row() RETURNS trigger
-    LANGUAGE c
-    AS 'MODULE_PATHNAME', 'pipeline_load_row';
+DROP FUNCTION pipeline._load_row();
 
 -- =====================================================================
 -- 0.2.0: _check_schema, which every fold and close runs (many in a new

@@ -37,9 +37,27 @@ COPY pipeline.orders_load (order_id, event_time, user_id) FROM STDIN (FORMAT csv
 RESET pipeline.batch_key;
 SELECT count(*) AS order_11_applied FROM pipeline.orders_raw WHERE order_id = 11;
 
--- a load larger than a chunk is one batch with one receipt
+-- a load larger than a chunk is one batch with one receipt: by INSERT (its
+-- rows reach the access method one at a time) and by COPY (a thousand at a
+-- time; a file in the data directory), with a duplicate and a bad row in
+-- the second chunk
 INSERT INTO pipeline.orders_load (order_id, event_time, user_id, amount)
 SELECT i, '2026-03-04T10:00:00Z', 'u' || i, i % 50 FROM generate_series(100, 25099) AS i;
+DO $$
+DECLARE
+    file text := pg_catalog.current_setting('data_directory') || '/pipeline_25_bulk_load.csv';
+BEGIN
+    EXECUTE format($q$COPY (SELECT CASE WHEN i = 30000 THEN 150 ELSE i END, '2026-03-05T10:00:00Z', 'c' || i,
+                                     CASE WHEN i = 30001 THEN '-5' ELSE (i %% 7)::text END
+                                FROM generate_series(26000, 49999) AS i) TO %L (FORMAT csv)$q$, file);
+    EXECUTE format('COPY pipeline.orders_load (order_id, event_time, user_id, amount) FROM %L (FORMAT csv)', file);
+    EXECUTE format('COPY (SELECT WHERE false) TO %L', file);
+END
+$$;
+SELECT count(*) AS copied,
+       sum(amount) = (SELECT sum(i % 7) FROM generate_series(26000, 49999) AS i WHERE i NOT IN (30000, 30001))
+           AS amounts_match
+  FROM pipeline.orders_raw WHERE order_id BETWEEN 26000 AND 49999;
 
 -- a load rolled back with its savepoint leaves nothing behind
 BEGIN;
@@ -58,6 +76,36 @@ SELECT bool_and(received = accepted + duplicates + rejected) AS every_receipt_ba
        sum(rejected) = (SELECT count(*) FROM pipeline.dead_letters) AS rejected_equals_dead_letters
   FROM pipeline.batches;
 
+-- the load table takes its rows in its access method, which stores none:
+-- no row trigger, no TOAST table
+SELECT a.amname, c.reltoastrelid = 0 AS no_toast,
+       (SELECT array_agg(t.tgname ORDER BY t.tgname) FROM pg_trigger AS t WHERE t.tgrelid = c.oid) AS triggers
+  FROM pg_class AS c JOIN pg_am AS a ON a.oid = c.relam
+ WHERE c.oid = 'pipeline.orders_load'::regclass;
+SELECT pg_relation_size('pipeline.orders_load') AS load_table_bytes;
+
+-- the access method takes rows only for the load tables create_source
+-- makes: not for a table of its name elsewhere, nor one without its trigger
+CREATE TABLE public.orders_load (order_id text, event_time text, user_id text) USING pipeline_load;
+INSERT INTO public.orders_load VALUES ('70000', '2026-03-03T10:00:00Z', 'fake');
+COPY public.orders_load FROM STDIN (FORMAT csv);
+70001,2026-03-03T10:00:00Z,fake
+\.
+CREATE FUNCTION public.fake_finish() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER load_finish AFTER INSERT ON public.orders_load
+    FOR EACH STATEMENT EXECUTE FUNCTION public.fake_finish('orders');
+INSERT INTO public.orders_load VALUES ('70002', '2026-03-03T10:00:00Z', 'fake');
+DROP TABLE public.orders_load;
+DROP FUNCTION public.fake_finish();
+-- nor while its trigger would not fire (the load would never finish)
+SET session_replication_role = replica;
+INSERT INTO pipeline.orders_load (order_id, event_time, user_id) VALUES (70003, '2026-03-03T10:00:00Z', 'r');
+RESET session_replication_role;
+-- ON CONFLICT has no index to use: the rows are loaded as any others
+INSERT INTO pipeline.orders_load (order_id, event_time, user_id) VALUES (70004, '2026-03-03T10:00:00Z', 'oc')
+    ON CONFLICT DO NOTHING;
+SELECT order_id, user_id FROM pipeline.orders_raw WHERE order_id >= 70000 ORDER BY 1;
+
 -- the load table is for writers; readers cannot load
 CREATE ROLE regress_loader IN ROLE pipeline_writer;
 CREATE ROLE regress_looker IN ROLE pipeline_reader;
@@ -66,7 +114,7 @@ INSERT INTO pipeline.orders_load (order_id, event_time, user_id) VALUES (60000, 
 SET ROLE regress_looker;
 INSERT INTO pipeline.orders_load (order_id, event_time, user_id) VALUES (60001, '2026-03-03T10:00:00Z', 'r');
 RESET ROLE;
-SELECT order_id FROM pipeline.orders_raw WHERE order_id >= 60000;
+SELECT order_id FROM pipeline.orders_raw WHERE order_id BETWEEN 60000 AND 69999;
 DROP ROLE regress_loader, regress_looker;
 
 -- dropping the source drops its load table

@@ -7,22 +7,23 @@
  *	  NOTICE:  pipeline: batch 42 of source "orders": received 1000000, ...
  *
  * <source>_load has the contract's columns, all of type text, so that COPY
- * itself never rejects a row.  Its BEFORE ROW trigger takes each row (a
- * NULL or omitted column counts as a missing field, so the contract's
- * DEFAULT applies), returns NULL so nothing is written to the load table,
- * and hands every CHUNK_EVENTS rows to the same batch machinery as
- * pipeline.ingest(): the same checks, dead letters, deduplication and
- * direct writes.  The AFTER STATEMENT trigger writes the rest and the one
- * receipt of the whole COPY.  Memory stays at one chunk whatever the size
- * of the load.
+ * itself never rejects a row.  Its table access method (load_am.c) stores
+ * nothing: it hands each row to LoadAddRow (a NULL or omitted column counts
+ * as a missing field, so the contract's DEFAULT applies), which gives every
+ * CHUNK_EVENTS rows to the same batch machinery as pipeline.ingest(): the
+ * same checks, dead letters, deduplication and direct writes.  The AFTER
+ * STATEMENT trigger writes the rest and the one receipt of the whole COPY.
+ * Memory stays at one chunk whatever the size of the load.
  *
- * The row trigger is the bulk path's inner loop, so it keeps a row as the
- * texts of its columns (the batch types them by the contract, no JSON in
- * between), and it has no SET clause: a function's SET saves and restores
- * the setting on every call, a sixth of a load's time.  It pins
- * search_path itself around the statements it runs, once per chunk
- * (PipelinePinSearchPath); the statement trigger, called once, keeps its
- * SET clause.
+ * Rows reach LoadAddRow once per row, so it keeps a row as the texts of its
+ * columns (the batch types them by the contract, no JSON in between), and
+ * pins search_path itself around the statements it runs, once per chunk
+ * (PipelinePinSearchPath): a SET clause would save and restore the setting
+ * on every row.  The statement trigger, called once, keeps its SET clause.
+ *
+ * Before 0.2.0 a BEFORE ROW trigger took the rows (pipeline_load_row, kept
+ * so that a 0.1.0 schema loads until ALTER EXTENSION UPDATE replaces its
+ * load tables).
  *
  * The load in progress lives in a context under TopTransactionContext; a
  * (sub)transaction that aborts mid-COPY forgets it.
@@ -32,6 +33,7 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -39,6 +41,7 @@
 #include "utils/rel.h"
 
 #include "ingest.h"
+#include "load.h"
 #include "receipts.h"
 
 typedef struct LoadState
@@ -127,23 +130,83 @@ LoadFlush(void)
 }
 
 /*
- * A row of the load table: the text of each column, NULL for a NULL.  The
- * row is deformed once: fetching its text columns one by one would walk it
- * from the start for each.
+ * A row of the load table as the text of each column, NULL for a NULL, in
+ * one allocation.
  */
 static char **
-RowFields(HeapTuple tuple, TupleDesc desc)
+RowFields(TupleDesc desc, Datum *values, bool *isnull)
 {
-	char	  **fields = palloc(sizeof(char *) * desc->natts);
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
+	struct varlena **texts = palloc(sizeof(struct varlena *) * desc->natts);
+	Size		size = sizeof(char *) * desc->natts;
+	char	  **fields;
+	char	   *pos;
 
-	heap_deform_tuple(tuple, desc, values, isnull);
 	for (int i = 0; i < desc->natts; i++)
-		fields[i] = (isnull[i] || TupleDescAttr(desc, i)->attisdropped) ? NULL : TextDatumGetCString(values[i]);
-	pfree(values);
-	pfree(isnull);
+	{
+		texts[i] = (isnull[i] || TupleDescAttr(desc, i)->attisdropped) ? NULL :
+			pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i]));
+		if (texts[i] != NULL)
+			size += VARSIZE_ANY_EXHDR(texts[i]) + 1;
+	}
+	fields = palloc(size);
+	pos = (char *) (fields + desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (texts[i] == NULL)
+		{
+			fields[i] = NULL;
+			continue;
+		}
+		fields[i] = pos;
+		memcpy(pos, VARDATA_ANY(texts[i]), VARSIZE_ANY_EXHDR(texts[i]));
+		pos += VARSIZE_ANY_EXHDR(texts[i]);
+		*pos++ = '\0';
+	}
+	pfree(texts);
 	return fields;
+}
+
+/*
+ * Takes one row of the load table of `source` (its columns as deformed
+ * values): starts the load at its first row, and runs a chunk every
+ * CHUNK_EVENTS rows.
+ */
+void
+LoadAddRow(const char *source, TupleDesc desc, Datum *values, bool *isnull)
+{
+	MemoryContext old;
+
+	if (load != NULL && strcmp(load->source, source) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a load into source \"%s\" is still in progress", load->source)));
+	if (load == NULL)
+	{
+		int			nest = PipelinePinSearchPath();
+
+		LoadStart(source, desc);
+		PipelineUnpinSearchPath(nest);
+	}
+	if (load->replay)
+		return;
+
+	old = MemoryContextSwitchTo(load->rows_cxt);
+	if (load->batch.n == load->capacity)
+	{
+		MemoryContextSwitchTo(load->batch.batch_cxt);
+		load->capacity *= 2;
+		load->batch.rows = repalloc(load->batch.rows, sizeof(char **) * load->capacity);
+		MemoryContextSwitchTo(load->rows_cxt);
+	}
+	load->batch.rows[load->batch.n++] = RowFields(desc, values, isnull);
+	MemoryContextSwitchTo(old);
+	if (load->batch.n >= CHUNK_EVENTS)
+	{
+		int			nest = PipelinePinSearchPath();
+
+		LoadFlush();
+		PipelineUnpinSearchPath(nest);
+	}
 }
 
 static const char *
@@ -159,46 +222,24 @@ TriggerSource(FunctionCallInfo fcinfo, bool row)
 	return td->tg_trigger->tgargs[0];
 }
 
-/* BEFORE INSERT FOR EACH ROW on <source>_load */
+/*
+ * BEFORE INSERT FOR EACH ROW on a 0.1.0 schema's <source>_load: the rows
+ * until ALTER EXTENSION UPDATE gives the load tables their access method
+ */
 PG_FUNCTION_INFO_V1(pipeline_load_row);
 Datum
 pipeline_load_row(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *source = TriggerSource(fcinfo, true);
-	MemoryContext old;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 
-	if (load != NULL && strcmp(load->source, source) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("a load into source \"%s\" is still in progress", load->source)));
-	if (load == NULL)
-	{
-		int			nest = PipelinePinSearchPath();
-
-		LoadStart(source, RelationGetDescr(td->tg_relation));
-		PipelineUnpinSearchPath(nest);
-	}
-	if (load->replay)
-		PG_RETURN_POINTER(NULL);
-
-	old = MemoryContextSwitchTo(load->rows_cxt);
-	if (load->batch.n == load->capacity)
-	{
-		MemoryContextSwitchTo(load->batch.batch_cxt);
-		load->capacity *= 2;
-		load->batch.rows = repalloc(load->batch.rows, sizeof(char **) * load->capacity);
-		MemoryContextSwitchTo(load->rows_cxt);
-	}
-	load->batch.rows[load->batch.n++] = RowFields(td->tg_trigtuple, RelationGetDescr(td->tg_relation));
-	MemoryContextSwitchTo(old);
-	if (load->batch.n >= CHUNK_EVENTS)
-	{
-		int			nest = PipelinePinSearchPath();
-
-		LoadFlush();
-		PipelineUnpinSearchPath(nest);
-	}
+	heap_deform_tuple(td->tg_trigtuple, desc, values, isnull);
+	LoadAddRow(source, desc, values, isnull);
+	pfree(values);
+	pfree(isnull);
 
 	/* nothing is written to the load table */
 	PG_RETURN_POINTER(NULL);

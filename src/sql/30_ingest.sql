@@ -192,14 +192,19 @@ REVOKE EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(t
 GRANT EXECUTE ON FUNCTION pipeline.ingest(text, jsonb, text), pipeline.ingest(text, text, text) TO pipeline_writer;
 
 -- The bulk path: COPY into pipeline.<source>_load (see src/load.c).  The
--- row trigger runs once per row and pins search_path in C around the
--- statements it runs, once per chunk: a SET clause here would save and
--- restore it on every row.
-CREATE FUNCTION pipeline._load_row() RETURNS trigger
+-- load tables' access method takes the rows and stores none
+-- (src/load_am.c); its inserting callbacks pin search_path in C around the
+-- statements they run, once per chunk.  The handler takes internal: it
+-- cannot be called from SQL.
+CREATE FUNCTION pipeline._load_am_handler(internal) RETURNS table_am_handler
     LANGUAGE c
-    AS 'MODULE_PATHNAME', 'pipeline_load_row';
-COMMENT ON FUNCTION pipeline._load_row() IS
-    'internal: BEFORE ROW trigger of <source>_load tables: buffers each row as an event, stores nothing';
+    AS 'MODULE_PATHNAME', 'pipeline_load_am_handler';
+COMMENT ON FUNCTION pipeline._load_am_handler(internal) IS
+    'internal: handler of the pipeline_load table access method';
+REVOKE EXECUTE ON FUNCTION pipeline._load_am_handler(internal) FROM PUBLIC;
+CREATE ACCESS METHOD pipeline_load TYPE TABLE HANDLER pipeline._load_am_handler;
+COMMENT ON ACCESS METHOD pipeline_load IS
+    'the access method of pipeline.<source>_load tables: each row inserted is ingested into the source, none is stored';
 CREATE FUNCTION pipeline._load_finish() RETURNS trigger
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
@@ -242,10 +247,8 @@ BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('pipeline.%I', load)) IS NOT NULL THEN
         EXECUTE pg_catalog.format('DROP TABLE pipeline.%I', load);
     END IF;
-    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s)', load, cols);
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER load_row BEFORE INSERT ON pipeline.%I FOR EACH ROW EXECUTE FUNCTION pipeline._load_row(%L)',
-        load, source);
+    -- its access method takes the rows (src/load_am.c); the trigger ends the load
+    EXECUTE pg_catalog.format('CREATE TABLE pipeline.%I (%s) USING pipeline_load', load, cols);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER load_finish AFTER INSERT ON pipeline.%I FOR EACH STATEMENT EXECUTE FUNCTION pipeline._load_finish(%L)',
         load, source);

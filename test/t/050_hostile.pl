@@ -161,11 +161,11 @@ cmp_ok(scalar(@functions), '>', 40, 'the script\'s functions were found (' . sca
 # SET clause would cost a GUC save and restore on every row).  Any other C
 # function needs a reason here.
 my %c_reason = ('pipeline._pending_rows' => 'hands over the rows of the chunk an ingest holds in memory');
-# C functions that run once per row and pin search_path in their own code
-# around the statements they run, instead of a SET clause that would save
+# C functions whose code runs once per row and pins search_path itself
+# around the statements it runs, instead of a SET clause that would save
 # and restore it on every row; the COPY into a load table under a hostile
 # search_path below runs them
-my %c_pins = ('pipeline._load_row' => 'the bulk path\'s row trigger');
+my %c_pins = ('pipeline._load_am_handler' => 'the bulk path\'s table access method, whose inserting callbacks take every row');
 # C functions that ran SPI statements under the caller's search_path were
 # holes (the load triggers, close_days, restate_day): all pin it now
 my %c_hole = ();
@@ -222,6 +222,22 @@ sub reached_lookups
 	return sort @found;
 }
 
+# whether the code of $symbol reaches $target (a handler reaches what its
+# callbacks call: it takes their addresses)
+sub reaches
+{
+	my ($symbol, $target) = @_;
+	my %seen;
+	my @todo = ($symbol);
+	while (defined(my $s = shift @todo))
+	{
+		return 1 if $s eq $target;
+		next if $seen{$s}++;
+		push @todo, keys %{ $refs{$s} // {} };
+	}
+	return 0;
+}
+
 # the check sees what resolves names: ingest() runs SQL
 like(join(', ', reached_lookups('pipeline_ingest_jsonb')), qr/\bSPI_execute_plan\b/,
 	'the call graph of pipeline.so shows ingest() reaching SPI');
@@ -251,7 +267,7 @@ for my $f (@functions)
 	}
 	elsif ($f->{language} eq 'c' && $c_pins{ $f->{name} })
 	{
-		ok(defined $f->{symbol} && $refs{ $f->{symbol} }{PipelinePinSearchPath},
+		ok(defined $f->{symbol} && reaches($f->{symbol}, 'PipelinePinSearchPath'),
 			"$what: no SET search_path ($c_pins{$f->{name}}): its own code pins it (PipelinePinSearchPath)");
 	}
 	elsif ($c_hole{ $f->{name} })
@@ -737,6 +753,22 @@ TODO:
 	is(is_superuser('eve'), 'f', 'a pipeline_writer does not become superuser through COPY into a load table');
 }
 $node->safe_psql('postgres', 'ALTER ROLE eve NOSUPERUSER');
+
+# --- H1b: a writer points the load tables' access method at a source from
+# a table of their own (named like the load table, with a trigger named
+# like its own): the rows are refused, nothing reaches the source
+my ($rc, $out, $err) = $node->psql('h_load', q{
+	CREATE TABLE eve.ev_load (event_id text, event_time text) USING pipeline_load;
+	CREATE FUNCTION eve.done() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+	CREATE TRIGGER load_finish AFTER INSERT ON eve.ev_load FOR EACH STATEMENT EXECUTE FUNCTION eve.done('ev');
+	COPY eve.ev_load FROM STDIN (FORMAT csv);
+2,2026-03-01T10:00:00Z
+\.
+}, extra_params => [ '-U', 'eve' ]);
+like($err, qr/table "ev_load" is not the load table of a pipeline source/,
+	'a writer\'s own table with the load access method takes no rows');
+is($node->safe_psql('h_load', 'SELECT count(*) FROM pipeline.ev_raw WHERE event_id = 2'), '0',
+	'and nothing of it reaches the source');
 
 # --- H7: anyone with USAGE on schema pipeline writes pipeline.metric_catalog
 $node->safe_psql('postgres', 'CREATE DATABASE h_catalog');
