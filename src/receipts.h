@@ -25,6 +25,10 @@ typedef struct Receipt
 	bool		has_event_times;	/* any valid event? */
 	TimestampTz min_event_time; /* of the valid events */
 	TimestampTz max_event_time;
+	/* for ReceiptFinish: */
+	bool		stored;			/* its row was written by ReceiptBegin */
+	const char *source;
+	int32		contract_version;
 } Receipt;
 
 /* why an event was rejected */
