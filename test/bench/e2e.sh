@@ -42,7 +42,7 @@
 #   load   120 s / 4 s    hot_interval 1s: rates per phase, latency, backlog,
 #                         lag, WAL per event, dashboards
 #   fast    50 s / 3 s    the same with hot_interval 200ms
-#   peak   20 s steps / 2 s: 20k, 40k, 80k, 120k, 160k, 200k ev/s
+#   peak   20 s steps / 2 s: 20k to 160k ev/s by 20k, then 200k
 #                         (PIPELINE_BENCH_E2E_STEPS; 8 clients, no
 #                         spikes; dashboards and close_days go on) until a
 #                         step misses 90% of its rate, the lag exceeds 5 s
@@ -56,7 +56,7 @@
 #                         autovacuum tasks cancelled or skipped meanwhile
 # Dashboard latencies are also printed split by whether the query started
 # during a spike (or the second after it).
-# Full: about 16 minutes on 2 cores.  Smoke: rates and batches / 10, about
+# Full: about 18 minutes on 2 cores.  Smoke: rates and batches / 10, about
 # 30 s.
 
 E2E_APP_COLUMNS="event_id uuid NOT NULL, event_time timestamptz NOT NULL, user_id text NOT NULL, platform text NOT NULL, type text NOT NULL"
@@ -203,7 +203,7 @@ bench_e2e() {
         E2E_BASE=10000 E2E_PEAK=50000 E2E_STEADY=20 E2E_SPIKE=5 E2E_CLOSE_EVERY=30 E2E_DRAIN=120
         E2E_DASH_RATE=${PIPELINE_BENCH_DASH_RATE:-16}
         E2E_LOAD_S=120 E2E_FAST_S=50 peak_s=20
-        steps=${PIPELINE_BENCH_E2E_STEPS:-"20000 40000 80000 120000 160000 200000"}
+        steps=${PIPELINE_BENCH_E2E_STEPS:-"20000 40000 60000 80000 100000 120000 140000 160000 200000"}
         soak_s=${PIPELINE_BENCH_SOAK_SECONDS:-600} warm=30
     fi
     E2E_TX_EVENTS=$((E2E_APP_N + E2E_ORDER_N))
