@@ -83,6 +83,10 @@ SELECT a.amname, c.reltoastrelid = 0 AS no_toast,
   FROM pg_class AS c JOIN pg_am AS a ON a.oid = c.relam
  WHERE c.oid = 'pipeline.orders_load'::regclass;
 SELECT pg_relation_size('pipeline.orders_load') AS load_table_bytes;
+-- maintenance sees an empty table; an index has nothing to hold
+VACUUM FULL pipeline.orders_load;
+ANALYZE pipeline.orders_load;
+CREATE INDEX ON pipeline.orders_load (order_id);
 
 -- the access method takes rows only for the load tables create_source
 -- makes: not for a table of its name elsewhere, nor one without its trigger

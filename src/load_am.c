@@ -13,7 +13,7 @@
  *
  * Everything but inserting is heap's: the table is always empty, so its
  * scans, VACUUM, ANALYZE and pg_dump see an ordinary empty heap.  It has no
- * TOAST table.
+ * TOAST table and takes no index.
  *
  * Anyone may create a table with this access method, so the inserting
  * callbacks check that the table is a load table: in schema pipeline (only
@@ -129,14 +129,28 @@ LoadTupleCompleteSpeculative(Relation rel, TupleTableSlot *slot, uint32 specToke
 }
 
 /*
- * No rows, so no TOAST table: it would take this access method too, and
- * heap's index build refuses a table whose access method is not heap's
- * (so does an index on a load table, which nothing needs).
+ * No rows, so no TOAST table (it would take this access method too, and
+ * heap's index build, which building its index runs, refuses a table whose
+ * access method is not heap's) and no index.
  */
 static bool
 LoadNeedsToastTable(Relation rel)
 {
 	return false;
+}
+
+static double
+LoadIndexBuildRangeScan(Relation table_rel, Relation index_rel, struct IndexInfo *index_info,
+						bool allow_sync, bool anyvisible, bool progress,
+						BlockNumber start_blockno, BlockNumber numblocks,
+						IndexBuildCallback callback, void *callback_state,
+						TableScanDesc scan)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("load table \"%s\" cannot be indexed", RelationGetRelationName(table_rel)),
+			 errdetail("A load table holds no rows: each row inserted is ingested into its source.")));
+	return 0;					/* keep the compiler quiet */
 }
 
 PG_FUNCTION_INFO_V1(pipeline_load_am_handler);
@@ -155,6 +169,7 @@ pipeline_load_am_handler(PG_FUNCTION_ARGS)
 		routine.tuple_complete_speculative = LoadTupleCompleteSpeculative;
 		routine.multi_insert = LoadMultiInsert;
 		routine.relation_needs_toast_table = LoadNeedsToastTable;
+		routine.index_build_range_scan = LoadIndexBuildRangeScan;
 		made = true;
 	}
 	PG_RETURN_POINTER(&routine);
