@@ -42,20 +42,20 @@ LoadTableSource(Relation rel)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
 	const char *relname = RelationGetRelationName(rel);
-	size_t		source_len = strlen(relname) - strlen("_load");
 
 	if (RelationGetNamespace(rel) == get_namespace_oid("pipeline", true) && trigdesc != NULL)
 	{
 		for (int i = 0; i < trigdesc->numtriggers; i++)
 		{
 			Trigger    *t = &trigdesc->triggers[i];
+			size_t		len;
 			bool		fires;
 
-			/* its name is the source's and "_load" */
-			if (strcmp(t->tgname, "load_finish") != 0 || t->tgnargs != 1 ||
-				strlen(relname) < strlen("_load") || strlen(t->tgargs[0]) != source_len ||
-				strncmp(relname, t->tgargs[0], source_len) != 0 ||
-				strcmp(relname + source_len, "_load") != 0)
+			if (strcmp(t->tgname, "load_finish") != 0 || t->tgnargs != 1)
+				continue;
+			/* the table's name is the source's and "_load" */
+			len = strlen(t->tgargs[0]);
+			if (strncmp(relname, t->tgargs[0], len) != 0 || strcmp(relname + len, "_load") != 0)
 				continue;
 			fires = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
 				? (t->tgenabled == TRIGGER_FIRES_ON_REPLICA || t->tgenabled == TRIGGER_FIRES_ALWAYS)

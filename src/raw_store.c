@@ -582,14 +582,14 @@ AppendRawInsert(StringInfo sql, Contract *c, const char *raw)
 }
 
 /*
- * INSERT INTO raw ... SELECT of the chunk's rows from the column arrays;
- * with_ids: only those whose ids are new to the id table, which the
- * statement fills first (ON CONFLICT DO NOTHING waits for a concurrent
- * inserter of the same id and then skips it, so overlapping batches from
- * many sessions store each id once without a unique violation).
+ * INSERT INTO raw ... SELECT of the chunk's rows from the column arrays,
+ * only those whose ids are new to the id table, which the statement fills
+ * first (ON CONFLICT DO NOTHING waits for a concurrent inserter of the
+ * same id and then skips it, so overlapping batches from many sessions
+ * store each id once without a unique violation).
  */
 static SPIPlanPtr
-PrepareInsert(Contract *c, bool with_ids)
+PrepareInsert(Contract *c)
 {
 	SourceInfo *src = c->source;
 	StringInfoData sql;
@@ -598,12 +598,11 @@ PrepareInsert(Contract *c, bool with_ids)
 
 	initStringInfo(&sql);
 	/* $2 arrives sorted: unnest keeps array order, so no ORDER BY is needed */
-	if (with_ids)
-		appendStringInfo(&sql,
-						 "WITH new_ids AS ("
-						 " INSERT INTO %s AS t (event_id, _pl_batch)"
-						 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
-						 " ON CONFLICT DO NOTHING RETURNING t.event_id) ", ids);
+	appendStringInfo(&sql,
+					 "WITH new_ids AS ("
+					 " INSERT INTO %s AS t (event_id, _pl_batch)"
+					 " SELECT u.id, $1 FROM pg_catalog.unnest($2) AS u(id)"
+					 " ON CONFLICT DO NOTHING RETURNING t.event_id) ", ids);
 	AppendRawInsert(&sql, c, raw);
 	/* ROWS FROM: the multi-argument unnest() sugar needs an unqualified name */
 	appendStringInfoString(&sql, "ROWS FROM (");
@@ -612,9 +611,7 @@ PrepareInsert(Contract *c, bool with_ids)
 	appendStringInfo(&sql, "pg_catalog.unnest($%d)) AS u(", 3 + c->ncols);
 	for (int i = 0; i < c->ncols; i++)
 		appendStringInfo(&sql, "c%d, ", i);
-	appendStringInfoString(&sql, "x)");
-	if (with_ids)
-		appendStringInfo(&sql, " WHERE u.c%d IN (SELECT n.event_id FROM new_ids AS n)", c->id_col);
+	appendStringInfo(&sql, "x) WHERE u.c%d IN (SELECT n.event_id FROM new_ids AS n)", c->id_col);
 
 	return Prepare(sql.data, 3 + c->ncols, StatementTypes(c));
 }
@@ -712,7 +709,7 @@ InsertByStatement(ChunkRows *rows)
 	int			rc;
 
 	if (e->insert_plan == NULL)
-		e->insert_plan = PrepareInsert(rows->contract, true);
+		e->insert_plan = PrepareInsert(rows->contract);
 	rc = SPI_execute_plan(e->insert_plan, StatementArgs(rows, true), NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "raw insert failed: %s", SPI_result_code_string(rc));

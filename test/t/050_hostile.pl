@@ -165,7 +165,10 @@ my %c_reason = ('pipeline._pending_rows' => 'hands over the rows of the chunk an
 # around the statements it runs, instead of a SET clause that would save
 # and restore it on every row; the COPY into a load table under a hostile
 # search_path below runs them
-my %c_pins = ('pipeline._load_am_handler' => 'the bulk path\'s table access method, whose inserting callbacks take every row');
+# (name => [why, the C function of ours whose own code pins it, which the
+# function's code must reach])
+my %c_pins = ('pipeline._load_am_handler' =>
+	  [ 'the bulk path\'s table access method, whose inserting callbacks take every row', 'LoadAddRow' ]);
 # C functions that ran SPI statements under the caller's search_path were
 # holes (the load triggers, close_days, restate_day): all pin it now
 my %c_hole = ();
@@ -222,8 +225,8 @@ sub reached_lookups
 	return sort @found;
 }
 
-# whether the code of $symbol reaches $target (a handler reaches what its
-# callbacks call: it takes their addresses)
+# whether the code of $symbol reaches $target (a handler reaches its
+# callbacks: it takes their addresses)
 sub reaches
 {
 	my ($symbol, $target) = @_;
@@ -267,8 +270,9 @@ for my $f (@functions)
 	}
 	elsif ($f->{language} eq 'c' && $c_pins{ $f->{name} })
 	{
-		ok(defined $f->{symbol} && reaches($f->{symbol}, 'PipelinePinSearchPath'),
-			"$what: no SET search_path ($c_pins{$f->{name}}): its own code pins it (PipelinePinSearchPath)");
+		my ($why, $pinner) = @{ $c_pins{ $f->{name} } };
+		ok(defined $f->{symbol} && reaches($f->{symbol}, $pinner) && $refs{$pinner}{PipelinePinSearchPath},
+			"$what: no SET search_path ($why): its code reaches $pinner, which pins it (PipelinePinSearchPath)");
 	}
 	elsif ($c_hole{ $f->{name} })
 	{
