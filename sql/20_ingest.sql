@@ -139,6 +139,37 @@ SELECT accepted, rejected FROM pipeline.ingest('docs',
 SELECT id, props, jsonb_typeof(props) AS kind FROM pipeline.docs_raw ORDER BY id;
 SELECT pipeline.drop_source('docs');
 
+-- stored ids are found two ways.  A chunk with a few of them writes them
+-- with the rest, its primary key reports them in the same descent, and
+-- each is deleted again (n_tup_del counts them).  A chunk that was at
+-- least a quarter stored ids makes the next chunks probe the primary key
+-- first, deleting nothing, until one has fewer.  Either way the receipt
+-- counts them as duplicates and the store keeps each id once.
+SELECT pipeline.create_source('resent', 'id bigint NOT NULL, event_time timestamptz NOT NULL', event_id => 'id');
+CREATE FUNCTION pg_temp.deleted() RETURNS bigint LANGUAGE sql AS
+  $$SELECT n_tup_del FROM pg_stat_xact_user_tables WHERE relid = 'pipeline.resent_ids'::regclass$$;
+CREATE FUNCTION pg_temp.send(lo int, hi int, OUT accepted bigint, OUT duplicates bigint, OUT deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  before bigint := pg_temp.deleted();
+BEGIN
+  SELECT r.accepted, r.duplicates INTO accepted, duplicates
+    FROM pipeline.ingest('resent', (SELECT jsonb_agg(jsonb_build_object('id', i, 'event_time', '2026-03-08T10:00:00Z'))
+                                      FROM generate_series(lo, hi) AS i)) AS r;
+  deleted := pg_temp.deleted() - before;
+END
+$$;
+SELECT * FROM pg_temp.send(1, 20); -- new
+SELECT * FROM pg_temp.send(19, 30); -- 2 of 12 stored: found in place
+SELECT * FROM pg_temp.send(11, 30); -- all 20 stored: found in place
+SELECT * FROM pg_temp.send(11, 30); -- all stored again: probed first
+SELECT * FROM pg_temp.send(30, 40); -- probed first: 1 of 11
+SELECT * FROM pg_temp.send(40, 50); -- found in place again
+SELECT count(*), count(DISTINCT id), min(id), max(id) FROM pipeline.resent_raw;
+SELECT count(*), count(DISTINCT event_id) FROM pipeline.resent_ids;
+SELECT sum(accepted), sum(duplicates) FROM pipeline.batches WHERE source = 'resent';
+SELECT pipeline.drop_source('resent');
+
 -- leave the database as it was found
 SET client_min_messages = warning;
 DROP EXTENSION pipeline CASCADE;

@@ -10,19 +10,20 @@
  *
  *	- the direct path, tried first, writes the way COPY does: heap
  *	  multi-insert into the id table and into each day partition, then the
- *	  index entries, in one subtransaction.  The id table's unique index
- *	  makes it fail as a whole if any id is already stored, or is being
- *	  stored by a concurrent batch (the index waits for that transaction,
- *	  then refuses).  It is not used at all when triggers or row-level
- *	  security are on the tables: the executor must see those rows.
- *	  When it fails on a stored id, the chunk drops the ids the store holds
- *	  (a probe of the id table's primary key) and tries once more.  After
- *	  such a chunk the next chunks of the source probe first, until a probe
- *	  finds nothing: producers that retry keep retrying, and a fresh stream
- *	  pays no probe;
+ *	  index entries, in one subtransaction.  It is not used at all when
+ *	  triggers or row-level security are on the tables: the executor must
+ *	  see those rows.  The id table's primary key finds stored ids as it
+ *	  takes the chunk's entries, in the same descent: it only reports an id
+ *	  it may hold already (UNIQUE_CHECK_PARTIAL, as for a deferred unique
+ *	  constraint) and writes the entry all the same.  Each reported id is
+ *	  looked up again (StoredIdsOut): if a committed batch stored it, the
+ *	  row just written for it is deleted and the event counts as a
+ *	  duplicate; if a batch still in progress is writing it, the
+ *	  subtransaction is rolled back and the statement path takes the chunk.
+ *	  Nothing in the direct path waits for another batch;
  *
- *	- the statement path, when the direct one fails twice (a concurrent
- *	  batch stored one of the ids meanwhile):
+ *	- the statement path, for a chunk that races a concurrent batch over
+ *	  an id, or that the direct path may not write:
  *
  *	 WITH new_ids AS (INSERT INTO ids SELECT ... ON CONFLICT DO NOTHING
  *					  RETURNING event_id)
@@ -33,10 +34,11 @@
  *	  and then skips it, so overlapping batches from many sessions store each
  *	  id once without a unique violation.
  *
- * Both take index locks in ascending id order, so concurrent batches cannot
- * deadlock one another.  New events cost the direct path, re-sent ones a
- * probe as well (and, for the first chunk that has them, a failed attempt);
- * only a race with concurrent batches over the same ids costs the statement.
+ * A chunk that was mostly stored ids (a producer re-sending whole batches)
+ * makes the source's next chunks probe the primary key first and drop the
+ * stored ids before writing, until a chunk has few: a stored id found by
+ * the direct path costs a row written and deleted again, a probe costs one
+ * lookup per id.  New events cost one descent of the primary key each.
  *
  * A source distributed by Citus keeps its rows on the worker nodes, which
  * only statements reach: its chunks go in two (InsertDistributed), the ids
@@ -327,11 +329,27 @@ DirectWritable(Relation rel, Oid owner)
 typedef void (*FillRow) (ChunkRows *rows, int i, TupleTableSlot *slot);
 
 /*
+ * The rows whose ids the id table's primary key may hold already, found
+ * while their index entries were written (see StoredIdsOut).
+ */
+typedef struct IdSuspects
+{
+	List	   *arbiter;		/* the primary key: reports instead of raising */
+	int			n;
+	int		   *rows;			/* their positions in the chunk */
+	ItemPointerData *tids;		/* and the id-table rows written for them */
+} IdSuspects;
+
+/*
  * Heap multi-insert of some rows into one relation, then their index
- * entries (where the id table's unique index refuses a stored id).
+ * entries.  With suspects, the index named there only reports an id it
+ * may hold already (UNIQUE_CHECK_PARTIAL, as a deferred constraint does):
+ * the entry is written all the same, and the row is listed for a second
+ * look.  Any other unique index raises its error.
  */
 static void
-MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *estate, FillRow fill)
+MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *estate, FillRow fill,
+			IdSuspects *suspects)
 {
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * MULTI_INSERT_ROWS);
@@ -369,7 +387,18 @@ MultiInsert(Relation rel, ChunkRows *rows, const int *which, int n, EState *esta
 		for (int k = 0; k < count; k++)
 		{
 			if (rri->ri_NumIndices > 0)
-				(void) ExecInsertIndexTuples(rri, slots[k], estate, false, false, NULL, NIL);
+			{
+				bool		conflict = false;
+
+				(void) ExecInsertIndexTuples(rri, slots[k], estate, false, suspects != NULL,
+											 &conflict, suspects ? suspects->arbiter : NIL);
+				if (conflict)
+				{
+					suspects->rows[suspects->n] = which[start + k];
+					suspects->tids[suspects->n] = slots[k]->tts_tid;
+					suspects->n++;
+				}
+			}
 			ResetPerTupleExprContext(estate);
 		}
 	}
@@ -462,7 +491,88 @@ typedef struct DirectCall
 {
 	ChunkRows  *rows;
 	bool		done;			/* false: not attempted (triggers, RLS, ...) */
+	bool		race;			/* a concurrent batch is writing one of the ids */
 } DirectCall;
+
+static void IdScanKey(Relation pk, ScanKey key);
+static void KeepRow(ChunkRows *rows, int kept, int i);
+
+/*
+ * Takes out of the chunk the suspects whose ids were stored before it.
+ * The primary key is searched again for each, under a dirty snapshot, for
+ * a row other than the one the chunk just wrote:
+ *	- a committed row, or one this transaction wrote in an earlier chunk:
+ *	  the id was stored; the row just written is deleted again and the
+ *	  event is a duplicate;
+ *	- a row that a transaction in progress writes or deletes: a race with
+ *	  a concurrent batch, which is left to the statement path (its ON
+ *	  CONFLICT waits for that transaction); nothing is changed;
+ *	- only dead rows: the id is new after all.
+ * Returns false for a race.
+ */
+static bool
+StoredIdsOut(Relation ids, ChunkRows *rows, IdSuspects *suspects)
+{
+	Relation	pk = index_open(RelationGetPrimaryKeyIndex(ids), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(ids, NULL);
+	bool	   *stored = palloc0(sizeof(bool) * suspects->n);
+	bool		race = false;
+	int			nstored = 0;
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	ScanKeyData key;
+
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan(ids, pk, &dirty, 1, 0);
+	IdScanKey(pk, &key);
+	for (int s = 0; s < suspects->n && !race; s++)
+	{
+		key.sk_argument = rows->values[rows->contract->id_col][suspects->rows[s]];
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			if (ItemPointerEquals(&slot->tts_tid, &suspects->tids[s]))
+				continue;
+			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+				race = true;
+			else
+			{
+				stored[s] = true;
+				nstored++;
+			}
+			break;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pk, AccessShareLock);
+
+	if (!race && nstored > 0)
+	{
+		bool	   *drop = palloc0(sizeof(bool) * rows->nrows);
+		int			kept = 0;
+
+		/* rows written by this very command are invisible to its deletes */
+		CommandCounterIncrement();
+		for (int s = 0; s < suspects->n; s++)
+		{
+			if (!stored[s])
+				continue;
+			simple_heap_delete(ids, &suspects->tids[s]);
+			drop[suspects->rows[s]] = true;
+		}
+		for (int i = 0; i < rows->nrows; i++)
+		{
+			if (drop[i])
+				continue;
+			KeepRow(rows, kept, i);
+			rows->partition[kept] = rows->partition[i];
+			kept++;
+		}
+		rows->nrows = kept;
+	}
+	return !race;
+}
 
 static void
 DirectStep(void *arg)
@@ -497,10 +607,20 @@ DirectStep(void *arg)
 
 	if (ok)
 	{
+		IdSuspects	suspects = {list_make1_oid(RelationGetPrimaryKeyIndex(ids)), 0,
+			palloc(sizeof(int) * rows->nrows), palloc(sizeof(ItemPointerData) * rows->nrows)};
+
 		/* ids in sorted order: concurrent batches lock keys in one order */
 		for (int i = 0; i < rows->nrows; i++)
 			which[i] = i;
-		MultiInsert(ids, rows, which, rows->nrows, estate, FillIdRow);
+		MultiInsert(ids, rows, which, rows->nrows, estate, FillIdRow, &suspects);
+		if (suspects.n > 0 && !StoredIdsOut(ids, rows, &suspects))
+		{
+			call->race = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("a concurrent batch is storing an id of this chunk")));
+		}
 
 		for (int p = 0; p < nparts; p++)
 		{
@@ -511,7 +631,7 @@ DirectStep(void *arg)
 				if (rows->partition[i] == parts[p])
 					which[n++] = i;
 			rows->raw_map = RawColumnMap(rows->contract, RelationGetDescr(part));
-			MultiInsert(part, rows, which, n, estate, FillRawRow);
+			MultiInsert(part, rows, which, n, estate, FillRawRow, NULL);
 			table_close(part, NoLock);
 		}
 	}
@@ -963,21 +1083,33 @@ pipeline_pending_rows(PG_FUNCTION_ARGS)
  */
 
 /*
+ * An equality key on the id table's primary key: the operator's function
+ * is looked up once, each id only sets the argument.
+ */
+static void
+IdScanKey(Relation pk, ScanKey key)
+{
+	Oid			eqop = get_opfamily_member(pk->rd_opfamily[0], pk->rd_opcintype[0],
+										   pk->rd_opcintype[0], BTEqualStrategyNumber);
+
+	ScanKeyEntryInitialize(key, 0, 1, BTEqualStrategyNumber, pk->rd_opcintype[0],
+						   pk->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
+}
+
+/*
  * Drops from the chunk, keeping its order, the rows whose ids the store
- * already holds, and tells whether there were any.  One lookup in the id
- * table's primary key per id, under the latest snapshot (ids committed by
- * now, or written by this transaction's earlier statements).  Done through
+ * already holds.  One lookup in the id table's primary key per id, under
+ * the latest snapshot (ids committed by now, or written by this
+ * transaction's earlier statements).  Done through
  * the index directly, not by a planned query: a plan cached while the id
  * table was small would scan it whole once it is large.
  */
-static bool
+static void
 DropStoredIds(ChunkRows *rows)
 {
 	Contract   *c = rows->contract;
 	Relation	ids = table_open(c->source->ids_relid, AccessShareLock);
 	Relation	pk = index_open(RelationGetPrimaryKeyIndex(ids), AccessShareLock);
-	Oid			eqop = get_opfamily_member(pk->rd_opfamily[0], pk->rd_opcintype[0],
-										   pk->rd_opcintype[0], BTEqualStrategyNumber);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	TupleTableSlot *slot = table_slot_create(ids, NULL);
 	IndexScanDesc scan = index_beginscan(ids, pk, snapshot, 1, 0);
@@ -985,9 +1117,7 @@ DropStoredIds(ChunkRows *rows)
 	int			kept = 0;
 	ScanKeyData key;
 
-	/* the operator's function is looked up once; each id only sets the argument */
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, pk->rd_opcintype[0],
-						   pk->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
+	IdScanKey(pk, &key);
 	for (int i = 0; i < rows->nrows; i++)
 	{
 		key.sk_argument = id[i];
@@ -1003,10 +1133,7 @@ DropStoredIds(ChunkRows *rows)
 	index_close(pk, AccessShareLock);
 	table_close(ids, AccessShareLock);
 
-	if (kept == rows->nrows)
-		return false;
 	rows->nrows = kept;
-	return true;
 }
 
 /*
@@ -1020,7 +1147,8 @@ RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 {
 	ChunkRows	rows = {c, batch_id, nrows, values, nulls, extra, extra_null, NULL, NULL};
 	RawStoreEntry *e = GetEntry(c->source);
-	bool		probed = false;
+	DirectCall	call = {&rows, false, false};
+	ErrorData  *edata;
 
 	if (nrows == 0)
 		return 0;
@@ -1032,41 +1160,33 @@ RawStoreInsert(Contract *c, int64 batch_id, int nrows,
 	rows.partition = palloc(sizeof(Oid) * nrows);
 
 	/*
-	 * A producer that re-sends ids tends to keep doing so: after a chunk
-	 * with stored ids, probe before writing, until a probe finds none.
+	 * A producer that re-sends whole batches tends to keep doing so: after
+	 * a chunk that was mostly stored ids, probe before writing (one lookup
+	 * per id), until a chunk has few.  A few stored ids cost less found by
+	 * the direct path itself.
 	 */
 	if (e->probe_first)
 	{
-		e->probe_first = DropStoredIds(&rows);
-		probed = true;
-	}
-
-	for (;;)
-	{
-		DirectCall	call = {&rows, false};
-		ErrorData  *edata;
-
+		DropStoredIds(&rows);
 		if (rows.nrows == 0)
 			return 0;
-		EnsurePartitions(c->source, values[c->time_col], rows.nrows, rows.partition);
-		edata = PipelineCatchError(DirectStep, &call);
-		if (edata == NULL && call.done)
-			return rows.nrows;
-		if (edata != NULL &&
-			edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION &&
-			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
-			ReThrowError(edata);
-		if (edata == NULL || probed)
-			break;				/* not direct-writable, or a race lost twice */
-
-		/*
-		 * A stored id (a committed batch's: the unique check waited for an
-		 * in-progress one to end): drop the stored ones and try again.
-		 */
-		e->probe_first = true;
-		probed = true;
-		if (!DropStoredIds(&rows))
-			break;
 	}
+
+	EnsurePartitions(c->source, values[c->time_col], rows.nrows, rows.partition);
+	edata = PipelineCatchError(DirectStep, &call);
+	if (edata == NULL && call.done)
+	{
+		e->probe_first = (int64) (nrows - rows.nrows) * 4 >= nrows;
+		return rows.nrows;
+	}
+
+	/*
+	 * Not direct-writable, a concurrent batch writing one of the ids, or a
+	 * unique index the source owner added to the id table.
+	 */
+	if (edata != NULL && !call.race &&
+		edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION &&
+		edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+		ReThrowError(edata);
 	return InsertByStatement(&rows);
 }

@@ -128,8 +128,50 @@ for my $variant ('commit', 'rollback')
 	$sa->quit;
 	$sb->quit;
 }
-is($node->safe_psql('samekey', 'SELECT count(*) FROM pipeline.orders_raw'), '10',
+is($node->safe_psql('samekey', 'SELECT count(*) FROM pipeline.orders_raw WHERE order_id < 300000'), '10',
 	'ten events stored by the two key races in all');
+
+# 1b. the same ids without a batch_key: A stores ids 1..5 (of base) and
+# keeps its transaction open; B sends 3..8 with one id that a committed
+# batch stored before.  B's primary key reports A's ids as possibly held,
+# its second look finds them in progress, and the chunk goes to the
+# statement path, which waits for A: committed, they are B's duplicates;
+# rolled back, they are B's to store.
+for my $variant ('commit', 'rollback')
+{
+	my $base = $variant eq 'commit' ? 300000 : 400000;
+	$node->safe_psql('samekey', ingest_sql(undef, event($base + 50, $t0)));
+	my $sql_a = ingest_sql(undef, map { event($base + $_, $t0) } 1 .. 5);
+	my $sql_b = ingest_sql(undef, map { event($base + $_, $t0) } 3 .. 8, 50);
+
+	my ($sa, $apid) = PipelineNode::session($node, 'samekey');
+	my ($sb, $bpid) = PipelineNode::session($node, 'samekey', on_error_stop => 0);
+
+	my $ra = $sa->query_safe("BEGIN; $sql_a;");
+	is(join('|', ($ra =~ $receipt_re)[1 .. 4]), '5|5|0|0', "ids $variant: A accepts its five");
+	$sb->query_until(qr/b-started/, "\\echo b-started\n$sql_b;\n\\echo b-done\n");
+	ok(PipelineNode::wait_blocked($node, 'samekey', $bpid, holder => $apid),
+		"ids $variant: B waits for A's transaction")
+	  or die "backend $bpid never blocked behind $apid";
+	$sa->query_safe($variant eq 'commit' ? 'COMMIT' : 'ROLLBACK');
+	my $rb = b_result($sb);
+	is($sb->{stderr}, '', "ids $variant: no error reaches B");
+	is(join('|', ($rb =~ $receipt_re)[1 .. 4]),
+		$variant eq 'commit' ? '7|3|4|0' : '7|6|1|0',
+		$variant eq 'commit'
+		? 'ids commit: B accepts 6..8, and 3..5 and the stored id are duplicates'
+		: 'ids rollback: B accepts 3..8, the stored id is a duplicate');
+	is($node->safe_psql('samekey', qq{
+			SELECT string_agg(order_id::text, ',' ORDER BY order_id)
+			  FROM pipeline.orders_raw WHERE order_id BETWEEN $base AND $base + 999}),
+		join(',', map { $base + $_ } ($variant eq 'commit' ? (1 .. 8) : (3 .. 8)), 50),
+		"ids $variant: raw holds each id once");
+	is($node->safe_psql('samekey', qq{
+			SELECT count(*) FROM pipeline.orders_ids WHERE event_id BETWEEN $base AND $base + 999}),
+		$variant eq 'commit' ? '9' : '7', "ids $variant: the id table holds each id once");
+	$sa->quit;
+	$sb->quit;
+}
 my $log1 = PipelineNode::log_since($node, $log_start);
 unlike($log1, qr/ERROR|deadlock detected/, 'no error in the server log for the batch_key races');
 
