@@ -32,7 +32,8 @@
  *
  *	  ON CONFLICT DO NOTHING waits for a concurrent inserter of the same id
  *	  and then skips it, so overlapping batches from many sessions store each
- *	  id once without a unique violation.
+ *	  id once without a unique violation.  It takes the ids in ascending
+ *	  order, so two such statements cannot deadlock one another.
  *
  * A chunk that was mostly stored ids (a producer re-sending whole batches)
  * makes the source's next chunks probe the primary key first and drop the
@@ -610,7 +611,7 @@ DirectStep(void *arg)
 		IdSuspects	suspects = {list_make1_oid(RelationGetPrimaryKeyIndex(ids)), 0,
 			palloc(sizeof(int) * rows->nrows), palloc(sizeof(ItemPointerData) * rows->nrows)};
 
-		/* ids in sorted order: concurrent batches lock keys in one order */
+		/* in the chunk's order, by id: neighbouring ids share leaf pages */
 		for (int i = 0; i < rows->nrows; i++)
 			which[i] = i;
 		MultiInsert(ids, rows, which, rows->nrows, estate, FillIdRow, &suspects);
