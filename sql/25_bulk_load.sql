@@ -121,6 +121,33 @@ RESET ROLE;
 SELECT order_id FROM pipeline.orders_raw WHERE order_id BETWEEN 60000 AND 69999;
 DROP ROLE regress_loader, regress_looker;
 
+-- rows a load adds to a range of a raw partition's BRIN index that has a
+-- summary are found through it: each heap page's first row of a chunk
+-- enters the index for all of them, as they share the batch.  (A new
+-- partition's first range has a summary from the start: nothing is left
+-- to summarize after one row.)
+INSERT INTO pipeline.orders_load (order_id, event_time, user_id) VALUES (-1, '2026-03-06T10:00:00Z', 'first');
+SELECT brin_summarize_range(i.indexrelid, 0) AS ranges_summarized
+  FROM pg_index AS i
+ WHERE i.indrelid = (SELECT tableoid FROM pipeline.orders_raw WHERE order_id = -1);
+DO $$
+DECLARE
+    file text := pg_catalog.current_setting('data_directory') || '/pipeline_25_bulk_load.csv';
+BEGIN
+    EXECUTE format($q$COPY (SELECT -i, '2026-03-06T11:00:00Z', 'b' || i FROM generate_series(2, 30001) AS i)
+                        TO %L (FORMAT csv)$q$, file);
+    EXECUTE format('COPY pipeline.orders_load (order_id, event_time, user_id) FROM %L (FORMAT csv)', file);
+    EXECUTE format('COPY (SELECT WHERE false) TO %L', file);
+END
+$$;
+SELECT pg_relation_size(tableoid) / current_setting('block_size')::int > 128 AS past_the_first_range
+  FROM pipeline.orders_raw WHERE order_id = -1;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pipeline.orders_raw_20260306 WHERE _pl_batch = 1;
+SELECT count(*) AS found_through_brin FROM pipeline.orders_raw_20260306
+ WHERE _pl_batch = (SELECT max(batch_id) FROM pipeline.batches);
+RESET enable_seqscan;
+
 -- dropping the source drops its load table
 SELECT pipeline.drop_source('orders');
 SELECT to_regclass('pipeline.orders_load') AS load_table;

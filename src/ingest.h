@@ -18,6 +18,9 @@
 /* rows per chunk: a large batch needs its input plus one chunk's working set */
 #define CHUNK_EVENTS 10000
 
+/* what a chunk allocates per event besides its arrays, about */
+#define CHUNK_BYTES_PER_EVENT 400
+
 /* one batch in progress */
 typedef struct Batch
 {
@@ -42,9 +45,15 @@ typedef struct Batch
 	MemoryContext chunk_cxt;	/* reset after every chunk */
 	MemoryContext event_cxt;	/* reset before every event */
 
-	/* per event of the current chunk, indexed from the chunk's start */
+	/*
+	 * per event of the current chunk, indexed from the chunk's start; the
+	 * arrays are made once per batch (for chunk_rows events of chunk_ncols
+	 * columns) and reused by every chunk
+	 */
 	int			start;
 	int			end;
+	int			chunk_rows;
+	int			chunk_ncols;
 	Datum	   *values;			/* chunk size * ncols */
 	bool	   *nulls;
 	Datum	   *extra;

@@ -91,7 +91,11 @@ LoadStart(const char *source, TupleDesc desc)
 	st->batch.batch_cxt = cxt;
 	st->source = pstrdup(source);
 	st->capacity = 1024;
-	st->rows_cxt = AllocSetContextCreate(cxt, "pipeline load rows", ALLOCSET_DEFAULT_SIZES);
+	/* a first block that holds a chunk of narrow rows, kept over resets (ingest.c) */
+	st->rows_cxt = AllocSetContextCreate(cxt, "pipeline load rows",
+										 MAXALIGN(CHUNK_EVENTS * 200),
+										 ALLOCSET_DEFAULT_INITSIZE,
+										 ALLOCSET_DEFAULT_MAXSIZE);
 	st->batch.rows = palloc(sizeof(char **) * st->capacity);
 	st->batch.row_names = palloc(sizeof(char *) * desc->natts);
 	for (int i = 0; i < desc->natts; i++)
