@@ -523,22 +523,23 @@ BatchClaim(Batch *b, const char *batch_key)
 {
 	RoleSwitch	role;
 	bool		fresh;
-	Size		keep;
 
 	MemoryContextSwitchTo(b->batch_cxt);
 
 	/*
-	 * The chunk context keeps a first block of about what a chunk uses (its
-	 * small allocations: a bulk load's 10,000-row chunk takes 3 MB): a reset
-	 * keeps that block, so the next chunk reuses its pages instead of
-	 * faulting in new ones.
+	 * A batch of more than one chunk (a bulk load is one) keeps a first
+	 * block of about what a chunk uses (its small allocations: 3 MB for a
+	 * load's 10,000 rows): a reset keeps that block, so the next chunk
+	 * reuses its pages instead of faulting in new ones.
 	 */
-	keep = MAXALIGN((Size) (b->rows != NULL ? CHUNK_EVENTS : Min(b->n, CHUNK_EVENTS)) *
-					CHUNK_BYTES_PER_EVENT);
-	b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
-										 Max(keep, ALLOCSET_DEFAULT_INITSIZE),
-										 ALLOCSET_DEFAULT_INITSIZE,
-										 ALLOCSET_DEFAULT_MAXSIZE);
+	if (b->rows != NULL || b->n > CHUNK_EVENTS)
+		b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
+											 CHUNK_EVENTS * CHUNK_BYTES_PER_EVENT,
+											 ALLOCSET_DEFAULT_INITSIZE,
+											 ALLOCSET_DEFAULT_MAXSIZE);
+	else
+		b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
+											 ALLOCSET_DEFAULT_SIZES);
 	b->event_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest event",
 										 ALLOCSET_DEFAULT_SIZES);
 	b->drift = DriftCounterCreate();
