@@ -409,5 +409,61 @@ is($node->safe_psql('newday', q{
 my $log3 = PipelineNode::log_since($node, $log_start);
 unlike($log3, qr/ERROR|deadlock detected/, 'no error in the server log for the new-day races');
 
+###########################################################################
+# 4. rows written while their BRIN ranges are being summarized: a raw
+# partition's BRIN index on _pl_batch gets one entry per heap page (the
+# page's first row of the chunk; every row of a chunk has its batch), so
+# a range summarized between a batch's first page and its last must still
+# find all of the batch's rows through the index.  Four clients ingest
+# into one day while a fifth summarizes every range of that day's
+# partition, the last, still-filling one too, over and over.
+###########################################################################
+setup_db('brinrace');
+$node->safe_psql('brinrace', q{
+	CREATE SEQUENCE public.next_id;
+	SELECT accepted FROM pipeline.ingest('orders', jsonb_build_array(
+	  jsonb_build_object('order_id', nextval('public.next_id'), 'event_time', '2026-03-10T00:00:00Z',
+	                     'user_id', 'u', 'amount', 1)))});
+my $fill = q{
+SELECT * FROM pipeline.ingest('orders',
+  (SELECT jsonb_agg(jsonb_build_object(
+            'order_id', nextval('public.next_id'),
+            'event_time', '2026-03-10T00:00:00Z'::timestamptz + random() * interval '1 day',
+            'user_id', 'u' || i, 'amount', i % 100))
+     FROM generate_series(1, 2000) AS i));
+};
+my $summarize = q{
+SELECT count(brin_summarize_range(i.indexrelid, r))
+  FROM pg_index AS i,
+       generate_series(0, pg_relation_size(i.indrelid) / current_setting('block_size')::int, 128) AS r
+ WHERE i.indrelid = 'pipeline.orders_raw_20260310'::regclass;
+};
+$log_start = -s $node->logfile;
+$node->pgbench("-n -c 5 -j 2 -t 30", 0,
+	[ qr{number of transactions actually processed: 150/150}, qr{number of failed transactions: 0 } ],
+	[ qr{^$} ],
+	'4: pgbench: ingest into one day while its ranges are summarized',
+	{ '010_brin_fill.sql' => $fill, '010_brin_summarize.sql' => $summarize }, 'brinrace');
+my ($batches4, $pages4) = split /\|/, $node->safe_psql('brinrace', q{
+	SELECT (SELECT count(*) FROM pipeline.batches) || '|'
+	       || pg_relation_size('pipeline.orders_raw_20260310') / current_setting('block_size')::int});
+cmp_ok($batches4, '>', 20, "4: $batches4 batches ingested during the race");
+cmp_ok($pages4, '>', 256, "4: the day's partition spans $pages4 pages, more than two ranges");
+like($node->safe_psql('brinrace', q{
+	SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT count(*) FROM pipeline.orders_raw_20260310 WHERE _pl_batch = 1}),
+	qr/Bitmap Index Scan on orders_raw_20260310__pl_batch_idx/, '4: the count below goes through the BRIN index');
+is($node->safe_psql('brinrace', q{
+	SET enable_seqscan = off;
+	SELECT count(*) FROM pipeline.batches AS b
+	 WHERE b.accepted <> (SELECT count(*) FROM pipeline.orders_raw_20260310 AS r
+	                       WHERE r._pl_batch = b.batch_id)}),
+	'0', "4: every batch's rows are found through the BRIN index");
+is($node->safe_psql('brinrace', q{
+	SELECT sum(accepted) = (SELECT count(*) FROM pipeline.orders_raw) FROM pipeline.batches}),
+	't', '4: sum(accepted) equals the raw rows');
+unlike(PipelineNode::log_since($node, $log_start), qr/ERROR|deadlock detected/,
+	'4: no error in the server log');
+
 $node->stop;
 done_testing();
