@@ -559,9 +559,9 @@ BatchClaim(Batch *b, const char *batch_key)
 
 /*
  * The per-event arrays of a chunk of `size` events.  They outlive the
- * chunk: a chunk's arrays are large allocations of their own, and memory
- * given back at every chunk comes back from the kernel as fresh pages, a
- * page fault each, at the next (about a tenth of a bulk load's time).
+ * chunk: they are large allocations of their own, and memory given back
+ * at every chunk came back from the kernel as fresh pages at the next, a
+ * page fault each (with the chunk context's blocks, 9% of a bulk load).
  */
 static void
 ChunkArrays(Batch *b, int size)
