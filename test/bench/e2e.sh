@@ -47,7 +47,10 @@
 #                         (PIPELINE_BENCH_E2E_STEPS; 8 clients, no
 #                         spikes; dashboards and close_days go on) until a
 #                         step misses 90% of its rate, the lag exceeds 5 s
-#                         or the backlog does not drain
+#                         or the backlog does not drain, twice in a row (a
+#                         missed step runs once more: a 20k ev/s step the
+#                         machine does at 100k fell 0.1% short once, when
+#                         pgbench's clients got a tenth fewer batches out)
 #   soak   600 s / 10 s   (PIPELINE_BENCH_SOAK_SECONDS) as load: memory of
 #                         the worker and the ingest backends at half-time
 #                         vs at the end (and at 0/25/50/75/100% of the
@@ -289,15 +292,19 @@ bench_e2e() {
     # --- peak: steps until the rate is missed or the lag exceeds 5 s ---
     echo "   peak: ${peak_s} s steps, 8 clients, no spikes; hot_interval 1s"
     for rate in $steps; do
-        echo "    step $rate ev/s"
-        e2e_run "peak_$rate" "$peak_s" "$rate" 0 8
-        e2e_result "peak_$rate"
-        step_ok=$(e2e_calc "(($R_TOTAL >= 0.9 * $rate && $R_LAG_MAX < 5) ? 1 : 0)")
-        [ "$R_DRAINED" = t ] || step_ok=0
+        for try in 1 2; do
+            echo "    step $rate ev/s$([ "$try" = 2 ] && echo ', once more')"
+            e2e_run "peak_${rate}_$try" "$peak_s" "$rate" 0 8
+            e2e_result "peak_${rate}_$try"
+            step_ok=$(e2e_calc "(($R_TOTAL >= 0.9 * $rate && $R_LAG_MAX < 5) ? 1 : 0)")
+            [ "$R_DRAINED" = t ] || step_ok=0
+            [ "$step_ok" = 1 ] && break
+            echo "      step $rate ev/s missed (rate or lag > 5 s or not drained)"
+        done
         if [ "$step_ok" = 1 ]; then
             peak=$R_TOTAL
         else
-            echo "      step $rate ev/s missed (rate or lag > 5 s or not drained): peak is the previous step"
+            echo "      missed twice: peak is the previous step"
             break
         fi
     done
