@@ -532,14 +532,12 @@ BatchClaim(Batch *b, const char *batch_key)
 	 * load's 10,000 rows): a reset keeps that block, so the next chunk
 	 * reuses its pages instead of faulting in new ones.
 	 */
-	if (b->rows != NULL || b->n > CHUNK_EVENTS)
-		b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
-											 CHUNK_EVENTS * CHUNK_BYTES_PER_EVENT,
-											 ALLOCSET_DEFAULT_INITSIZE,
-											 ALLOCSET_DEFAULT_MAXSIZE);
-	else
-		b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
-											 ALLOCSET_DEFAULT_SIZES);
+	b->chunk_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest chunk",
+										 (b->rows != NULL || b->n > CHUNK_EVENTS) ?
+										 CHUNK_EVENTS * CHUNK_BYTES_PER_EVENT :
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 ALLOCSET_DEFAULT_INITSIZE,
+										 ALLOCSET_DEFAULT_MAXSIZE);
 	b->event_cxt = AllocSetContextCreate(b->batch_cxt, "pipeline ingest event",
 										 ALLOCSET_DEFAULT_SIZES);
 	b->drift = DriftCounterCreate();
