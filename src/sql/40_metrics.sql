@@ -437,6 +437,7 @@ DECLARE
     lo timestamptz;
     hi timestamptz;
     seqscan_setting text := pg_catalog.current_setting('enable_seqscan');
+    jit_setting text := pg_catalog.current_setting('jit');
 BEGIN
     SELECT * INTO m FROM pipeline.metric_catalog AS c
      WHERE c.metric = _fold.metric FOR UPDATE SKIP LOCKED;
@@ -456,6 +457,11 @@ BEGIN
        AND b.accepted > 0;
 
     IF n > 0 THEN
+        -- no JIT: the planner costs the batches' rows by the partitions'
+        -- size (a BRIN scan is lossy), so past about 10M raw events the
+        -- fold crosses jit_above_cost and compiled its expressions at every
+        -- run (35-100 ms a fold at 20M) for work bounded by the new events
+        PERFORM pg_catalog.set_config('jit', 'off', true);
         -- a distributed source's batches visible in cur may still be
         -- committing on the workers (src/scale_out.c)
         IF pipeline._distributed((SELECT s.raw_table FROM pipeline.source_catalog AS s WHERE s.source = m.source)) THEN
@@ -473,6 +479,7 @@ BEGIN
             EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
             PERFORM pg_catalog.set_config('enable_seqscan', seqscan_setting, true);
         END IF;
+        PERFORM pg_catalog.set_config('jit', jit_setting, true);
     END IF;
 
     -- buckets past hot retention go, once a minute
