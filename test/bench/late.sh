@@ -19,7 +19,8 @@
 # and the hot layer must equal the materialized view (counts, sums and
 # distinct counts, which the sketch keeps exactly below 1024 per bucket).
 # Reported: each fold against the REFRESH (target <= 0.25) and the folds at
-# the largest size against the smallest (target <= 1.5).
+# the largest size against the smallest (target <= 1.5); each size's line
+# also gives the WAL each fold wrote and how many full page images.
 #
 # Full: about 10 minutes on 2 cores (the 20M-event REFRESH alone takes
 # about a minute).  PIPELINE_BENCH_LATE_SIZES overrides the sizes.
@@ -27,8 +28,23 @@
 
 late_psql() { bench_psql -d late "$@"; }
 
+# one timed fold: "ms WAL-MB full-page-images", the WAL written meanwhile
+# (the whole server's: the benchmark's database is the only one at work).
+# A fold right after a checkpoint writes the full image of every hot page
+# it touches first, which is what moves the largest size's figure.
+late_timed_fold() {
+    late_psql -At <<'SQL'
+SELECT pg_stat_force_next_flush() \gset
+SELECT wal_fpi AS fpi0, pg_current_wal_insert_lsn() AS lsn0 FROM pg_stat_wal \gset
+SELECT fold_ms() AS ms \gset
+SELECT pg_stat_force_next_flush() \gset
+SELECT :ms || ' ' || round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0') / 1048576, 1) || ' ' || (wal_fpi - :fpi0)
+  FROM pg_stat_wal;
+SQL
+}
+
 bench_late() {
-    local sizes batch late have=0 size n b ms_before ms_after refresh first_after= first_before= last_after last_before diff
+    local sizes batch late have=0 size n b ms_before ms_after wal_before wal_after fpi_before fpi_after refresh first_after= first_before= last_after last_before diff
     if [ "$SMOKE" = 1 ]; then
         sizes="20000 40000 80000" batch=10000 late=2000
     else
@@ -91,14 +107,14 @@ SQL
         late_psql -Atc "SELECT pipeline.run_hot('activity')" >/dev/null
         have=$size
         late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
-        ms_before=$(late_psql -Atc "SELECT fold_ms()")
+        read -r ms_before wal_before fpi_before <<<"$(late_timed_fold)"
         late_psql -c "VACUUM ANALYZE" >/dev/null
         late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
-        ms_after=$(late_psql -Atc "SELECT fold_ms()")
+        read -r ms_after wal_after fpi_after <<<"$(late_timed_fold)"
         refresh=$(late_psql -Atc "SELECT refresh_ms()")
         diff=$(late_psql -Atc "SELECT differences()")
-        printf '      raw %s: late fold %.0f ms before vacuum, %.0f ms after; REFRESH %.0f ms; %s rows differ\n' \
-            "$size" "$ms_before" "$ms_after" "$refresh" "$diff"
+        printf '      raw %s: late fold %.0f ms before vacuum (WAL %s MB, %s full page images), %.0f ms after (%s MB, %s); REFRESH %.0f ms; %s rows differ\n' \
+            "$size" "$ms_before" "$wal_before" "$fpi_before" "$ms_after" "$wal_after" "$fpi_after" "$refresh" "$diff"
         if [ "$diff" != 0 ]; then
             echo "late: the hot layer and the materialized view differ in $diff rows at raw $size" >&2
             return 1
