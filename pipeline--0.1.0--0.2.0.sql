@@ -3493,9 +3493,10 @@ BEGIN
 
     IF n > 0 THEN
         -- no JIT: the planner costs the batches' rows by the partitions'
-        -- size (a BRIN scan is lossy), so past about 10M raw events the
-        -- fold crosses jit_above_cost and compiled its expressions at every
-        -- run (35-100 ms a fold at 20M) for work bounded by the new events
+        -- size (a BRIN scan is lossy), so on a large raw table (20M events
+        -- in the late benchmark) the fold crossed jit_above_cost and compiled
+        -- its expressions at every run (60-155 ms of a fold there) for work
+        -- bounded by the new events
         PERFORM pg_catalog.set_config('jit', 'off', true);
         -- a distributed source's batches visible in cur may still be
         -- committing on the workers (src/scale_out.c)
