@@ -2102,7 +2102,7 @@ SELECT pipeline._add_measure_kind('{
     "hot_columns":            "%1$I pipeline.distinct_sketch",
     "hot_names":              "%1$I",
     "fold":                   "pipeline.distinct_sketch(%2$s)%3$s",
-    "merge":                  "%1$I = pipeline.distinct_union(h.%1$I, excluded.%1$I)",
+    "merge":                  "%1$I = pipeline._distinct_absorb(h.%1$I, excluded.%1$I)",
     "live":                   "pipeline.distinct_count(h.%1$I) AS %1$I, h.%1$I AS %12$I",
     "live_names":             "%1$I, %12$I",
     "rollup":                 "pipeline.distinct_count(pipeline.distinct_merge(h.%1$I)) AS %1$I",
@@ -4188,3 +4188,25 @@ CREATE FUNCTION pipeline._pending_rows() RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'pipeline_pending_rows';
 COMMENT ON FUNCTION pipeline._pending_rows() IS
     'internal: the rows of the chunk an ingest is sending to a distributed source''s shards';
+
+-- =====================================================================
+-- 0.2.0: the fold merges a batch's distinct sketch into a hot row with
+-- _distinct_absorb(), which keeps a few new hashes ahead of the sorted
+-- ones (src/sketch.c), so that the row's update logs a few bytes of the
+-- sketch rather than half of it
+-- =====================================================================
+
+CREATE FUNCTION pipeline._distinct_absorb(stored pipeline.distinct_sketch, new pipeline.distinct_sketch)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_absorb';
+COMMENT ON FUNCTION pipeline._distinct_absorb(pipeline.distinct_sketch, pipeline.distinct_sketch) IS
+    'internal: the fold''s merge of new values into a hot row''s sketch; the union, stored so that a few new '
+    'values change a few bytes of the row (its output is distinct_union''s)';
+
+-- the metrics made on 0.1.0 keep their fold statement: its merge of a
+-- distinct sketch is the measure kind's template (a metric's own
+-- expressions cannot name a schema), so it is replaced where it stands
+UPDATE pipeline.metric_catalog
+   SET fold_sql = pg_catalog.replace(fold_sql, ' = pipeline.distinct_union(h.', ' = pipeline._distinct_absorb(h.')
+ WHERE fold_sql LIKE '% = pipeline.distinct\_union(h.%';

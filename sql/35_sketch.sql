@@ -129,7 +129,8 @@ SELECT count(*) AS rows, bool_and(c.s::text IS NOT DISTINCT FROM o.s::text) AS b
 SELECT 'abc'::pipeline.distinct_sketch;
 SELECT '\x01'::pipeline.distinct_sketch;
 SELECT '\x0201'::pipeline.distinct_sketch;
-SELECT '\x0103'::pipeline.distinct_sketch;
+SELECT '\x0104'::pipeline.distinct_sketch;
+SELECT '\x010300010000000000000001'::pipeline.distinct_sketch;
 SELECT '\x0101000000000000000200000000000000'::pipeline.distinct_sketch;
 SELECT '\x010100000000000000020000000000000002'::pipeline.distinct_sketch;
 SELECT '\x010100000000000000020000000000000001'::pipeline.distinct_sketch;
@@ -165,6 +166,96 @@ SELECT count(*) AS minutes,
 SELECT pipeline.distinct_count(pipeline.distinct_merge(users)) AS hour_users,
        (SELECT count(DISTINCT user_id) FROM sketch_events) AS exact
   FROM sketch_minutes WHERE minute >= '2026-03-01 10:00+00' AND minute < '2026-03-01 11:00+00';
+-- the fold merges with _distinct_absorb(): the union, except that a few
+-- values new to an explicit sketch go ahead of its sorted hashes (a form
+-- only ever stored), so that the row's update logs a few bytes of it.
+-- 80 late values into a sketch of 300, one fold at a time, every fifth
+-- already in it: every reading equals the union's, and the stored form is
+-- the recent one (8 bytes past its hashes, against 6) until a 33rd new
+-- value makes it canonical again
+-- (stored as the hot tables are: rows inline, and room on a page for a row's next version)
+CREATE TABLE sketch_absorb (k int PRIMARY KEY, users pipeline.distinct_sketch NOT NULL)
+    WITH (fillfactor = 50, toast_tuple_target = 8160);
+CREATE TABLE sketch_absorb_log (step int, stored_extra int, n bigint, same_text bool,
+                                same_merge bool, same_union bool, same_send bool);
+INSERT INTO sketch_absorb SELECT 1, pipeline.distinct_sketch(g) FROM generate_series(1, 300) AS g;
+-- the sketch of one value, or of the values lo to hi
+CREATE FUNCTION pg_temp.sk(lo int, hi int DEFAULT NULL) RETURNS pipeline.distinct_sketch LANGUAGE sql
+    AS 'SELECT pipeline.distinct_sketch(g) FROM generate_series(lo, COALESCE(hi, lo)) AS g';
+CREATE FUNCTION pg_temp.absorb_value(step int) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    v int := CASE WHEN step % 5 = 0 THEN step ELSE 1000 + step END;
+    want pipeline.distinct_sketch;
+BEGIN
+    INSERT INTO sketch_absorb SELECT 1, pipeline.distinct_sketch(v)
+        ON CONFLICT (k) DO UPDATE SET users = pipeline._distinct_absorb(sketch_absorb.users, excluded.users);
+    SELECT pipeline.distinct_sketch(g) INTO want
+      FROM (SELECT generate_series(1, 300) UNION ALL
+            SELECT CASE WHEN i % 5 = 0 THEN i ELSE 1000 + i END FROM generate_series(1, step) AS i) AS t(g);
+    INSERT INTO sketch_absorb_log
+    SELECT step, pg_column_size(a.users) - 8 * pipeline.distinct_count(a.users)::int,
+           pipeline.distinct_count(a.users),
+           a.users::text = want::text,
+           (SELECT pipeline.distinct_merge(x)::text FROM (VALUES (a.users), (NULL)) AS m(x)) = want::text,
+           pipeline.distinct_union(a.users, pg_temp.sk(7))::text = want::text
+             AND pipeline.distinct_union(NULL, a.users)::text = want::text,
+           pipeline._distinct_sketch_send(a.users) = pipeline._distinct_sketch_send(want)
+      FROM sketch_absorb AS a;
+END
+$fn$;
+SELECT count(pg_temp.absorb_value(i)) FROM generate_series(1, 80) AS i;
+SELECT stored_extra, min(step) AS from_step, max(step) AS to_step, max(n) AS max_count,
+       bool_and(n = 300 + step - step / 5) AS counts_exact,
+       bool_and(same_text AND same_merge AND same_union AND same_send) AS reads_as_union
+  FROM sketch_absorb_log GROUP BY stored_extra ORDER BY from_step;
+-- a value already there gives the stored sketch back as it was
+SELECT pipeline._distinct_absorb(users, pg_temp.sk(5))::text = users::text AS unchanged,
+       pg_column_size(pipeline._distinct_absorb(users, pg_temp.sk(5))) = pg_column_size(users)
+         AS same_size
+  FROM sketch_absorb;
+-- a binary COPY of the stored form writes it canonical, and reads back
+COPY (SELECT k, users FROM sketch_absorb) TO :'sketch_file' (FORMAT binary);
+CREATE TABLE sketch_absorb_copy (k int, users pipeline.distinct_sketch) WITH (toast_tuple_target = 8160);
+COPY sketch_absorb_copy FROM :'sketch_file' (FORMAT binary);
+SELECT c.users::text = a.users::text AS copy_round_trip,
+       pg_column_size(c.users) - 8 * pipeline.distinct_count(c.users)::int AS copied_extra
+  FROM sketch_absorb_copy AS c JOIN sketch_absorb AS a USING (k);
+-- NULL sides, a dense side, more new values than the recent form keeps,
+-- and the step past the explicit form: the union's
+SELECT pipeline._distinct_absorb(NULL, NULL) IS NULL AS both_null,
+       pipeline._distinct_absorb(users, NULL)::text = users::text AS null_new,
+       pipeline._distinct_absorb(NULL, users)::text = users::text AS null_stored
+  FROM sketch_absorb;
+SELECT pipeline._distinct_absorb(a.s, b.s)::text = pipeline.distinct_union(a.s, b.s)::text AS as_union,
+       pipeline.distinct_count(pipeline._distinct_absorb(a.s, b.s)) AS n
+  FROM (VALUES (pg_temp.sk(1, 1020)), (pg_temp.sk(1, 5000)), ((SELECT users FROM sketch_absorb))) AS a(s),
+       (VALUES (pg_temp.sk(5000)), (pg_temp.sk(3000, 3010)), (pg_temp.sk(1, 5000))) AS b(s)
+ ORDER BY n;
+-- what the recent form is for: the WAL of a row's update that adds one
+-- value to its sketch of some 380, in all over the five least of six
+-- updates each way (a checkpoint in between makes one of them log the
+-- whole page).  The union moves the hashes after the new one, which the
+-- record carries; absorbed, the record carries the recent hashes.
+CREATE PROCEDURE pg_temp.update_wal(how text, INOUT bytes bigint DEFAULT NULL) LANGUAGE plpgsql AS $fn$
+DECLARE
+    lsn pg_lsn;
+    each bigint[] := '{}';
+BEGIN
+    FOR i IN 1..6 LOOP
+        lsn := pg_current_wal_insert_lsn();
+        EXECUTE format('UPDATE sketch_absorb SET users = pipeline.%s(users, pg_temp.sk(%s))',
+                       how, 100000 * (how = 'distinct_union')::int + 10000 + i);
+        each := each || pg_wal_lsn_diff(pg_current_wal_insert_lsn(), lsn)::bigint;
+        COMMIT;
+    END LOOP;
+    SELECT sum(b) INTO bytes FROM (SELECT b FROM unnest(each) AS b ORDER BY b LIMIT 5) AS least;
+END
+$fn$;
+CALL pg_temp.update_wal('_distinct_absorb', NULL) \gset absorb_
+CALL pg_temp.update_wal('distinct_union', NULL) \gset union_
+-- (here 1,272 against 7,168 bytes)
+SELECT :absorb_bytes < 5 * 400 AS absorbed_under_400_bytes_each,
+       :absorb_bytes * 3 < :union_bytes AS absorbed_under_a_third_of_unioned;
 -- and the same with 100000 users (dense per minute and per hour): within 2%
 TRUNCATE sketch_events, sketch_minutes;
 INSERT INTO sketch_events

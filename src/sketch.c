@@ -12,18 +12,34 @@
  * empirical bias tables and has no switch-over point between a small-range
  * and a large-range formula.
  *
- * The form is a function of the hash set alone: explicit (sorted) when it
+ * The canonical form is a function of the hash set alone: explicit (sorted) when it
  * has at most SKETCH_EXPLICIT_MAX hashes, else the registers, each the
  * maximum over its hashes.  So merging sketch(A) and sketch(B) gives the
  * very bytes of sketch(A u B), whatever the order of rows or merges, and a
  * rollup of per-minute sketches equals the sketch of the hour.
  *
+ * One form is stored but never shown: the fold merges new values into a
+ * hot row's sketch with _distinct_absorb(), which puts a few hashes that
+ * are new to an explicit sketch ahead of its sorted ones, unsorted (kind 3,
+ * "recent").  A late event adds a value or two to a sketch of hundreds;
+ * sorted in, they would move every hash after them, and the WAL record of
+ * the row's update (PostgreSQL logs the bytes between the common prefix
+ * and the common suffix of the old and new versions) would carry half the
+ * sketch.  Ahead of the sorted hashes, they leave those hashes the common
+ * suffix.  Past SKETCH_RECENT_MAX recent hashes the sketch is written
+ * canonical again.  Every function reads kind 3; the output and send
+ * functions, and every result but _distinct_absorb()'s, are canonical.
+ *
  * Binary form (also the text form, as '\x' hex; version 1):
  *	byte 0		format version (1)
- *	byte 1		kind: 1 explicit, 2 dense
+ *	byte 1		kind: 1 explicit, 2 dense (3 recent: stored only)
  *	explicit:	n hashes, 8 bytes each, big-endian, strictly ascending,
  *				0 <= n <= SKETCH_EXPLICIT_MAX
  *	dense:		one byte precision (14), then 16384 registers
+ *	recent:		two bytes r (big-endian), 1 <= r <= SKETCH_RECENT_MAX, then
+ *				r hashes in the order they came, then the explicit form's
+ *				ascending hashes; r + those <= SKETCH_EXPLICIT_MAX, and no
+ *				hash twice
  *
  * Hashing: the value's type's extended hash function (its default hash
  * opclass) with a fixed seed and the call's collation, so equal values of a
@@ -72,7 +88,16 @@
 #define SKETCH_VERSION			1
 #define SKETCH_KIND_EXPLICIT	1
 #define SKETCH_KIND_DENSE		2
+#define SKETCH_KIND_RECENT		3
 #define SKETCH_HEADER_BYTES		2
+#define SKETCH_RECENT_HEADER_BYTES 4
+
+/*
+ * Most recent hashes a stored sketch keeps unsorted: an update of its row
+ * logs at most these 256 bytes of it, and one in 32 new values rewrites
+ * the sketch whole
+ */
+#define SKETCH_RECENT_MAX		32
 
 /* largest explicit set: 8 KB, half the dense form */
 #define SKETCH_EXPLICIT_MAX		1024
@@ -99,6 +124,7 @@ PG_FUNCTION_INFO_V1(pipeline_distinct_serialize);
 PG_FUNCTION_INFO_V1(pipeline_distinct_deserialize);
 PG_FUNCTION_INFO_V1(pipeline_distinct_final);
 PG_FUNCTION_INFO_V1(pipeline_distinct_union);
+PG_FUNCTION_INFO_V1(pipeline_distinct_absorb);
 PG_FUNCTION_INFO_V1(pipeline_distinct_count);
 PG_FUNCTION_INFO_V1(pipeline_distinct_sketch_dist_add);
 
@@ -420,13 +446,132 @@ StateSerialize(SketchState *s)
 	return result;
 }
 
+/* the i-th of an array of big-endian hashes */
 static inline uint64
-ExplicitHash(const uint8 *data, int i)
+HashAt(const uint8 *hashes, int i)
 {
 	uint64		be;
 
-	memcpy(&be, data + SKETCH_HEADER_BYTES + sizeof(uint64) * i, sizeof(uint64));
+	memcpy(&be, hashes + sizeof(uint64) * i, sizeof(uint64));
 	return pg_ntoh64(be);
+}
+
+static inline void
+HashPut(uint8 *hashes, int i, uint64 h)
+{
+	uint64		be = pg_hton64(h);
+
+	memcpy(hashes + sizeof(uint64) * i, &be, sizeof(uint64));
+}
+
+/* the hashes of an explicit or recent sketch, where they lie */
+typedef struct ExplicitView
+{
+	const uint8 *recent;		/* nrecent hashes, unsorted (kind 3 only) */
+	int			nrecent;
+	const uint8 *sorted;		/* nsorted hashes, strictly ascending */
+	int			nsorted;
+} ExplicitView;
+
+/* the view of a checked sketch of kind explicit or recent */
+static void
+ExplicitViewOf(const uint8 *data, Size len, ExplicitView *v)
+{
+	if (data[1] == SKETCH_KIND_RECENT)
+	{
+		v->nrecent = (data[2] << 8) | data[3];
+		v->recent = data + SKETCH_RECENT_HEADER_BYTES;
+		v->sorted = v->recent + sizeof(uint64) * v->nrecent;
+		v->nsorted = (len - SKETCH_RECENT_HEADER_BYTES) / sizeof(uint64) - v->nrecent;
+	}
+	else
+	{
+		Assert(data[1] == SKETCH_KIND_EXPLICIT);
+		v->recent = NULL;
+		v->nrecent = 0;
+		v->sorted = data + SKETCH_HEADER_BYTES;
+		v->nsorted = (len - SKETCH_HEADER_BYTES) / sizeof(uint64);
+	}
+}
+
+static inline bool
+IsExplicitKind(const uint8 *data)
+{
+	return data[1] == SKETCH_KIND_EXPLICIT || data[1] == SKETCH_KIND_RECENT;
+}
+
+/* a view's hashes in ascending order (the recent ones sorted in); *n is their count */
+static uint64 *
+ExplicitAscending(const ExplicitView *v, int *n)
+{
+	uint64	   *out = palloc(sizeof(uint64) * Max(v->nrecent + v->nsorted, 1));
+	uint64		recent[SKETCH_RECENT_MAX];
+	int			i = 0;
+	int			j = 0;
+	int			k = 0;
+
+	for (int r = 0; r < v->nrecent; r++)
+		recent[r] = HashAt(v->recent, r);
+	qsort(recent, v->nrecent, sizeof(uint64), CompareUint64);
+	/* no hash is in both: a plain merge */
+	while (i < v->nrecent || j < v->nsorted)
+	{
+		if (j >= v->nsorted || (i < v->nrecent && recent[i] < HashAt(v->sorted, j)))
+			out[k++] = recent[i++];
+		else
+			out[k++] = HashAt(v->sorted, j++);
+	}
+	*n = k;
+	return out;
+}
+
+/* whether an ascending array of big-endian hashes holds h */
+static bool
+SortedContains(const uint8 *sorted, int n, uint64 h)
+{
+	int			lo = 0;
+	int			hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		uint64		x = HashAt(sorted, mid);
+
+		if (x == h)
+			return true;
+		if (x < h)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+static bool
+ViewContains(const ExplicitView *v, uint64 h)
+{
+	for (int r = 0; r < v->nrecent; r++)
+	{
+		if (HashAt(v->recent, r) == h)
+			return true;
+	}
+	return SortedContains(v->sorted, v->nsorted, h);
+}
+
+/* the canonical form of a sketch (itself unless it is of kind recent) */
+static struct varlena *
+SketchCanonical(struct varlena *sketch)
+{
+	const uint8 *data = (const uint8 *) VARDATA_ANY(sketch);
+	ExplicitView v;
+	uint64	   *hashes;
+	int			n;
+
+	if (VARSIZE_ANY_EXHDR(sketch) < SKETCH_HEADER_BYTES || data[1] != SKETCH_KIND_RECENT)
+		return sketch;
+	ExplicitViewOf(data, VARSIZE_ANY_EXHDR(sketch), &v);
+	hashes = ExplicitAscending(&v, &n);
+	return ExplicitForm(hashes, n);
 }
 
 /*
@@ -467,7 +612,7 @@ SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
 		{
 			for (Size i = 1; i < n; i++)
 			{
-				if (ExplicitHash(data, i - 1) >= ExplicitHash(data, i))
+				if (HashAt(data + SKETCH_HEADER_BYTES, i - 1) >= HashAt(data + SKETCH_HEADER_BYTES, i))
 					ereport(ERROR,
 							(errcode(sqlstate),
 							 errmsg("invalid distinct_sketch: explicit hashes are not strictly ascending")));
@@ -498,6 +643,25 @@ SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
 			}
 		}
 	}
+	else if (data[1] == SKETCH_KIND_RECENT)
+	{
+		Size		n = (len - SKETCH_RECENT_HEADER_BYTES) / sizeof(uint64);
+		int			nrecent = len < SKETCH_RECENT_HEADER_BYTES ? 0 : (data[2] << 8) | data[3];
+
+		/* written only by _distinct_absorb() into a stored row; never read in */
+		if (deep)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: kind %d is a stored form, not an input", data[1]),
+					 errhint("A sketch's text and binary output is its canonical form; give that.")));
+		if (len < SKETCH_RECENT_HEADER_BYTES ||
+			(len - SKETCH_RECENT_HEADER_BYTES) % sizeof(uint64) != 0 ||
+			nrecent < 1 || nrecent > SKETCH_RECENT_MAX || (Size) nrecent > n ||
+			n > SKETCH_EXPLICIT_MAX)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("invalid distinct_sketch: malformed stored form of %zu bytes", len)));
+	}
 	else
 		ereport(ERROR,
 				(errcode(sqlstate),
@@ -522,10 +686,13 @@ StateMergeBytes(SketchState *s, const uint8 *data, Size len)
 	}
 	else
 	{
-		int			n = (len - SKETCH_HEADER_BYTES) / sizeof(uint64);
+		ExplicitView v;
 
-		for (int i = 0; i < n; i++)
-			StateAddHash(s, ExplicitHash(data, i));
+		ExplicitViewOf(data, len, &v);
+		for (int i = 0; i < v.nrecent; i++)
+			StateAddHash(s, HashAt(v.recent, i));
+		for (int i = 0; i < v.nsorted; i++)
+			StateAddHash(s, HashAt(v.sorted, i));
 	}
 }
 
@@ -681,7 +848,7 @@ pipeline_distinct_sketch_in(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_sketch_out(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_CSTRING(SketchHexEncode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
+	PG_RETURN_CSTRING(SketchHexEncode(SketchCanonical(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)))));
 }
 
 Datum
@@ -697,7 +864,7 @@ pipeline_distinct_sketch_recv(PG_FUNCTION_ARGS)
 Datum
 pipeline_distinct_sketch_send(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BYTEA_P(SketchSend(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0))));
+	PG_RETURN_BYTEA_P(SketchSend(SketchCanonical(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)))));
 }
 
 /*
@@ -833,13 +1000,16 @@ pipeline_distinct_final(PG_FUNCTION_ARGS)
  * or NULL when it holds more hashes than the explicit form keeps.  A late
  * fold merges a few new values into the sketch of every bucket it touches;
  * this keeps that linear in the stored sketch's size, with no hash table
- * and no sort.  The result is the canonical form StateSerialize writes.
+ * (and no sort but of a recent form's few unsorted hashes).  The result is
+ * the canonical form StateSerialize writes.
  */
 static struct varlena *
-ExplicitUnion(const uint8 *a, Size alen, const uint8 *b, Size blen)
+ExplicitUnion(const ExplicitView *va, const ExplicitView *vb)
 {
-	int			na = (alen - SKETCH_HEADER_BYTES) / sizeof(uint64);
-	int			nb = (blen - SKETCH_HEADER_BYTES) / sizeof(uint64);
+	int			na;
+	int			nb;
+	uint64	   *a = ExplicitAscending(va, &na);
+	uint64	   *b = ExplicitAscending(vb, &nb);
 	uint64	   *merged = palloc(sizeof(uint64) * Max(na + nb, 1));
 	struct varlena *result;
 	int			i = 0;
@@ -848,68 +1018,141 @@ ExplicitUnion(const uint8 *a, Size alen, const uint8 *b, Size blen)
 
 	while (i < na || j < nb)
 	{
-		uint64		x = i < na ? ExplicitHash(a, i) : 0;
-		uint64		y = j < nb ? ExplicitHash(b, j) : 0;
-
-		if (j >= nb || (i < na && x < y))
-		{
-			merged[n++] = x;
-			i++;
-		}
-		else if (i >= na || y < x)
-		{
-			merged[n++] = y;
-			j++;
-		}
+		if (j >= nb || (i < na && a[i] < b[j]))
+			merged[n++] = a[i++];
+		else if (i >= na || b[j] < a[i])
+			merged[n++] = b[j++];
 		else
 		{
-			merged[n++] = x;
-			i++;
+			merged[n++] = a[i++];
 			j++;
 		}
 	}
-	if (n > SKETCH_EXPLICIT_MAX)
-	{
-		pfree(merged);
-		return NULL;
-	}
-	result = ExplicitForm(merged, n);
+	result = n > SKETCH_EXPLICIT_MAX ? NULL : ExplicitForm(merged, n);
+	pfree(a);
+	pfree(b);
 	pfree(merged);
 	return result;
+}
+
+/* the canonical union of two checked, detoasted sketches */
+static struct varlena *
+SketchUnion(struct varlena *a, struct varlena *b)
+{
+	const uint8 *adata = (const uint8 *) VARDATA_ANY(a);
+	const uint8 *bdata = (const uint8 *) VARDATA_ANY(b);
+	SketchState *s;
+
+	if (IsExplicitKind(adata) && IsExplicitKind(bdata))
+	{
+		ExplicitView va;
+		ExplicitView vb;
+		struct varlena *merged;
+
+		ExplicitViewOf(adata, VARSIZE_ANY_EXHDR(a), &va);
+		ExplicitViewOf(bdata, VARSIZE_ANY_EXHDR(b), &vb);
+		merged = ExplicitUnion(&va, &vb);
+		if (merged != NULL)
+			return merged;
+	}
+	s = StateCreate(CurrentMemoryContext);
+	StateMergeBytes(s, adata, VARSIZE_ANY_EXHDR(a));
+	StateMergeBytes(s, bdata, VARSIZE_ANY_EXHDR(b));
+	return StateSerialize(s);
+}
+
+/* a sketch argument, detoasted and checked */
+static struct varlena *
+SketchArg(FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *sketch = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(argno));
+
+	SketchCheck((const uint8 *) VARDATA_ANY(sketch), VARSIZE_ANY_EXHDR(sketch), false,
+				ERRCODE_DATA_CORRUPTED);
+	return sketch;
 }
 
 /* union of two sketches; a NULL side is an absent one */
 Datum
 pipeline_distinct_union(PG_FUNCTION_ARGS)
 {
-	struct varlena *a;
-	struct varlena *b;
-	SketchState *s;
-
 	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	if (PG_ARGISNULL(0))
-		PG_RETURN_POINTER(PG_DETOAST_DATUM(PG_GETARG_DATUM(1)));
+		PG_RETURN_POINTER(SketchCanonical(PG_DETOAST_DATUM(PG_GETARG_DATUM(1))));
 	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(PG_DETOAST_DATUM(PG_GETARG_DATUM(0)));
+		PG_RETURN_POINTER(SketchCanonical(PG_DETOAST_DATUM(PG_GETARG_DATUM(0))));
+	PG_RETURN_POINTER(SketchUnion(SketchArg(fcinfo, 0), SketchArg(fcinfo, 1)));
+}
 
-	a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
-	SketchCheck((const uint8 *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a), false, ERRCODE_DATA_CORRUPTED);
-	SketchCheck((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), false, ERRCODE_DATA_CORRUPTED);
-	if (((const uint8 *) VARDATA_ANY(a))[1] == SKETCH_KIND_EXPLICIT &&
-		((const uint8 *) VARDATA_ANY(b))[1] == SKETCH_KIND_EXPLICIT)
+/*
+ * The fold's merge of a batch's sketch (new) into a hot row's (stored): the
+ * union, as distinct_union() gives it, except that when new brings at most
+ * SKETCH_RECENT_MAX hashes an explicit stored sketch lacks, in all, they
+ * go ahead of its sorted hashes (kind recent; see the top of this file),
+ * and when it brings none, stored comes back as it is.
+ */
+Datum
+pipeline_distinct_absorb(PG_FUNCTION_ARGS)
+{
+	struct varlena *stored;
+	struct varlena *new;
+	ExplicitView vs;
+	ExplicitView vn;
+	uint64		fresh[SKETCH_RECENT_MAX];
+	int			nfresh = 0;
+	int			room;
+	int			nrecent;
+	int			total;
+	struct varlena *result;
+	uint8	   *out;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return pipeline_distinct_union(fcinfo);
+	stored = SketchArg(fcinfo, 0);
+	new = SketchArg(fcinfo, 1);
+	if (!IsExplicitKind((const uint8 *) VARDATA_ANY(stored)) ||
+		!IsExplicitKind((const uint8 *) VARDATA_ANY(new)))
+		PG_RETURN_POINTER(SketchUnion(stored, new));
+
+	ExplicitViewOf((const uint8 *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &vs);
+	ExplicitViewOf((const uint8 *) VARDATA_ANY(new), VARSIZE_ANY_EXHDR(new), &vn);
+	room = SKETCH_RECENT_MAX - vs.nrecent;
+	for (int i = 0; i < vn.nrecent + vn.nsorted; i++)
 	{
-		struct varlena *merged = ExplicitUnion((const uint8 *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a),
-											   (const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		uint64		h = i < vn.nrecent ? HashAt(vn.recent, i) : HashAt(vn.sorted, i - vn.nrecent);
+		bool		seen = ViewContains(&vs, h);
 
-		if (merged != NULL)
-			PG_RETURN_POINTER(merged);
+		for (int k = 0; k < nfresh && !seen; k++)
+			seen = fresh[k] == h;
+		if (seen)
+			continue;
+		if (nfresh == room)
+			PG_RETURN_POINTER(SketchUnion(stored, new));
+		fresh[nfresh++] = h;
 	}
-	s = StateCreate(CurrentMemoryContext);
-	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a));
-	StateMergeBytes(s, (const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-	PG_RETURN_POINTER(StateSerialize(s));
+	if (nfresh == 0)
+		PG_RETURN_POINTER(stored);
+	total = vs.nrecent + vs.nsorted + nfresh;
+	if (total > SKETCH_EXPLICIT_MAX)
+		PG_RETURN_POINTER(SketchUnion(stored, new));
+
+	/* version, kind, count of recent; old recent, fresh, sorted */
+	nrecent = vs.nrecent + nfresh;
+	result = palloc(VARHDRSZ + SKETCH_RECENT_HEADER_BYTES + sizeof(uint64) * total);
+	SET_VARSIZE(result, VARHDRSZ + SKETCH_RECENT_HEADER_BYTES + sizeof(uint64) * total);
+	out = (uint8 *) VARDATA(result);
+	out[0] = SKETCH_VERSION;
+	out[1] = SKETCH_KIND_RECENT;
+	out[2] = (uint8) (nrecent >> 8);
+	out[3] = (uint8) nrecent;
+	out += SKETCH_RECENT_HEADER_BYTES;
+	if (vs.nrecent > 0)
+		memcpy(out, vs.recent, sizeof(uint64) * vs.nrecent);
+	for (int k = 0; k < nfresh; k++)
+		HashPut(out, vs.nrecent + k, fresh[k]);
+	memcpy(out + sizeof(uint64) * nrecent, vs.sorted, sizeof(uint64) * vs.nsorted);
+	PG_RETURN_POINTER(result);
 }
 
 Datum
@@ -920,8 +1163,13 @@ pipeline_distinct_count(PG_FUNCTION_ARGS)
 	Size		len = VARSIZE_ANY_EXHDR(sketch);
 
 	SketchCheck(data, len, false, ERRCODE_DATA_CORRUPTED);
-	if (data[1] == SKETCH_KIND_EXPLICIT)
-		PG_RETURN_INT64((len - SKETCH_HEADER_BYTES) / sizeof(uint64));
+	if (IsExplicitKind(data))
+	{
+		ExplicitView v;
+
+		ExplicitViewOf(data, len, &v);
+		PG_RETURN_INT64(v.nrecent + v.nsorted);
+	}
 	PG_RETURN_INT64(DenseEstimate(data + 3));
 }
 

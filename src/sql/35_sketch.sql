@@ -158,6 +158,14 @@ COMMENT ON FUNCTION pipeline.distinct_union(pipeline.distinct_sketch, pipeline.d
     'union of two sketches; a NULL side is absent (union with NULL is the other sketch): '
     'for ON CONFLICT DO UPDATE SET s = pipeline.distinct_union(t.s, excluded.s)';
 
+CREATE FUNCTION pipeline._distinct_absorb(stored pipeline.distinct_sketch, new pipeline.distinct_sketch)
+    RETURNS pipeline.distinct_sketch
+    LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'pipeline_distinct_absorb';
+COMMENT ON FUNCTION pipeline._distinct_absorb(pipeline.distinct_sketch, pipeline.distinct_sketch) IS
+    'internal: the fold''s merge of new values into a hot row''s sketch; the union, stored so that a few new '
+    'values change a few bytes of the row (its output is distinct_union''s)';
+
 -- The same sketch with a state Citus can ship between nodes (a real type,
 -- not internal): the fold of a distributed source builds its sketches on
 -- the workers with distinct_sketch_dist and merges them on the coordinator

@@ -120,7 +120,7 @@ SELECT pipeline._add_measure_kind('{
     "hot_columns":            "%1$I pipeline.distinct_sketch",
     "hot_names":              "%1$I",
     "fold":                   "pipeline.distinct_sketch(%2$s)%3$s",
-    "merge":                  "%1$I = pipeline.distinct_union(h.%1$I, excluded.%1$I)",
+    "merge":                  "%1$I = pipeline._distinct_absorb(h.%1$I, excluded.%1$I)",
     "live":                   "pipeline.distinct_count(h.%1$I) AS %1$I, h.%1$I AS %12$I",
     "live_names":             "%1$I, %12$I",
     "rollup":                 "pipeline.distinct_count(pipeline.distinct_merge(h.%1$I)) AS %1$I",

@@ -269,9 +269,13 @@ $state_sql{'pipeline.contract_drift'} = q{
 $state_sql{'pipeline.sources'} = rows('pipeline.sources', 'created_at');
 $state_sql{'pipeline.contracts'} = rows('pipeline.contracts', 'created_at');
 $state_sql{'pipeline.metrics'} = rows('pipeline.metrics', 'created_at');
-# with each metric's definition, generated fold and fold counters
-$state_sql{'pipeline.metric_catalog'} = rows('pipeline.metric_catalog', 'created_at', 'fold_snapshot', 'last_fold_at',
-	'last_fold_ms', 'last_cleanup_at', 'last_error_at');
+# with each metric's definition, generated fold and fold counters; the
+# fold's merge of a distinct sketch is the one thing the update changes in
+# the catalog (distinct_union, then _distinct_absorb: checked on its own)
+my $merge_masked = q{jsonb_build_object('fold_sql',
+	regexp_replace(t.fold_sql, ' = pipeline\.(distinct_union|_distinct_absorb)\(h\.', ' = <distinct merge>(h.', 'g'))};
+$state_sql{'pipeline.metric_catalog'} = rows_where('pipeline.metric_catalog', $merge_masked, 'created_at', 'fold_snapshot',
+	'last_fold_at', 'last_fold_ms', 'last_cleanup_at', 'last_error_at');
 $state_sql{'pipeline.close_runs'} = rows('pipeline.close_runs', 'ran_at');
 $state_sql{'pipeline.day_closures'} =
   rows_where('pipeline.day_closures', $restated_digest, 'computed_at', 'frozen_snapshot', 'corrected_snapshot');
@@ -385,10 +389,20 @@ like($before->{'pipeline.dead_letters'}, qr/^7\n/, '... and seven dead letters')
 # --- the update -----------------------------------------------------------------
 
 my $filled_before = state_of($node, 'filled', \%state_sql);
+my $merges = q{SELECT string_agg(metric || ' ' || (regexp_match(fold_sql, 'pipeline\.(distinct_union|_distinct_absorb)\(h\.'))[1],
+                                 ', ' ORDER BY metric)
+                 FROM pipeline.metric_catalog};
+is($node->safe_psql('filled', $merges), 'sales distinct_union, views distinct_union',
+	'before the update, the folds merge distinct sketches with distinct_union');
 $node->safe_psql('filled', 'ALTER EXTENSION pipeline UPDATE');
 is($node->safe_psql('filled', q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}),
 	$current, "filled is at $current after ALTER EXTENSION pipeline UPDATE");
 my $filled_after = state_of($node, 'filled', \%state_sql);
+my $folds = q{SELECT string_agg(metric || ': ' || fold_sql, E'\n' ORDER BY metric) FROM pipeline.metric_catalog};
+same_text('reference', $node->safe_psql('reference', $folds), 'filled', $node->safe_psql('filled', $folds),
+	'after the update, the folds are the ones a fresh install makes');
+is($node->safe_psql('filled', $merges), 'sales _distinct_absorb, views _distinct_absorb',
+	'... which merge distinct sketches with _distinct_absorb');
 same_text('before', $filled_before->{$_}, 'after', $filled_after->{$_}, "the update changed nothing in $_")
   for sort keys %state_sql;
 same_text('reference', member_dump('reference'), 'filled', member_dump('filled'),
