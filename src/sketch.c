@@ -12,11 +12,12 @@
  * empirical bias tables and has no switch-over point between a small-range
  * and a large-range formula.
  *
- * The canonical form is a function of the hash set alone: explicit (sorted) when it
- * has at most SKETCH_EXPLICIT_MAX hashes, else the registers, each the
- * maximum over its hashes.  So merging sketch(A) and sketch(B) gives the
- * very bytes of sketch(A u B), whatever the order of rows or merges, and a
- * rollup of per-minute sketches equals the sketch of the hour.
+ * The canonical form is a function of the hash set alone: explicit
+ * (sorted) when it has at most SKETCH_EXPLICIT_MAX hashes, else the
+ * registers, each the maximum over its hashes.  So merging sketch(A) and
+ * sketch(B) gives the very bytes of sketch(A u B), whatever the order of
+ * rows or merges, and a rollup of per-minute sketches equals the sketch of
+ * the hour.
  *
  * One form is stored but never shown: the fold merges new values into a
  * hot row's sketch with _distinct_absorb(), which puts a few hashes that
@@ -389,6 +390,24 @@ CompareUint64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* the i-th of an array of big-endian hashes */
+static inline uint64
+HashAt(const uint8 *hashes, int i)
+{
+	uint64		be;
+
+	memcpy(&be, hashes + sizeof(uint64) * i, sizeof(uint64));
+	return pg_ntoh64(be);
+}
+
+static inline void
+HashPut(uint8 *hashes, int i, uint64 h)
+{
+	uint64		be = pg_hton64(h);
+
+	memcpy(hashes + sizeof(uint64) * i, &be, sizeof(uint64));
+}
+
 /* the explicit binary form of n hashes in ascending order */
 static struct varlena *
 ExplicitForm(const uint64 *hashes, int n)
@@ -400,11 +419,7 @@ ExplicitForm(const uint64 *hashes, int n)
 	out[0] = SKETCH_VERSION;
 	out[1] = SKETCH_KIND_EXPLICIT;
 	for (int i = 0; i < n; i++)
-	{
-		uint64		be = pg_hton64(hashes[i]);
-
-		memcpy(out + SKETCH_HEADER_BYTES + sizeof(uint64) * i, &be, sizeof(uint64));
-	}
+		HashPut(out + SKETCH_HEADER_BYTES, i, hashes[i]);
 	return result;
 }
 
@@ -444,24 +459,6 @@ StateSerialize(SketchState *s)
 		pfree(hashes);
 	}
 	return result;
-}
-
-/* the i-th of an array of big-endian hashes */
-static inline uint64
-HashAt(const uint8 *hashes, int i)
-{
-	uint64		be;
-
-	memcpy(&be, hashes + sizeof(uint64) * i, sizeof(uint64));
-	return pg_ntoh64(be);
-}
-
-static inline void
-HashPut(uint8 *hashes, int i, uint64 h)
-{
-	uint64		be = pg_hton64(h);
-
-	memcpy(hashes + sizeof(uint64) * i, &be, sizeof(uint64));
 }
 
 /* the hashes of an explicit or recent sketch, where they lie */
@@ -558,27 +555,12 @@ ViewContains(const ExplicitView *v, uint64 h)
 	return SortedContains(v->sorted, v->nsorted, h);
 }
 
-/* the canonical form of a sketch (itself unless it is of kind recent) */
-static struct varlena *
-SketchCanonical(struct varlena *sketch)
-{
-	const uint8 *data = (const uint8 *) VARDATA_ANY(sketch);
-	ExplicitView v;
-	uint64	   *hashes;
-	int			n;
-
-	if (VARSIZE_ANY_EXHDR(sketch) < SKETCH_HEADER_BYTES || data[1] != SKETCH_KIND_RECENT)
-		return sketch;
-	ExplicitViewOf(data, VARSIZE_ANY_EXHDR(sketch), &v);
-	hashes = ExplicitAscending(&v, &n);
-	return ExplicitForm(hashes, n);
-}
-
 /*
  * Checks the binary form.  The header and length are checked everywhere a
  * sketch is read; the order of the hashes and the register values only
  * where a sketch enters from outside (input and receive functions), which is
- * what makes every stored sketch canonical.
+ * what makes every stored sketch canonical, or of kind recent as
+ * _distinct_absorb() wrote it (input refuses that kind).
  */
 static void
 SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
@@ -666,6 +648,23 @@ SketchCheck(const uint8 *data, Size len, bool deep, int sqlstate)
 		ereport(ERROR,
 				(errcode(sqlstate),
 				 errmsg("invalid distinct_sketch: unknown kind %d", data[1])));
+}
+
+/* the canonical form of a sketch (itself unless it is of kind recent) */
+static struct varlena *
+SketchCanonical(struct varlena *sketch)
+{
+	const uint8 *data = (const uint8 *) VARDATA_ANY(sketch);
+	ExplicitView v;
+	uint64	   *hashes;
+	int			n;
+
+	if (VARSIZE_ANY_EXHDR(sketch) < SKETCH_HEADER_BYTES || data[1] != SKETCH_KIND_RECENT)
+		return sketch;
+	SketchCheck(data, VARSIZE_ANY_EXHDR(sketch), false, ERRCODE_DATA_CORRUPTED);
+	ExplicitViewOf(data, VARSIZE_ANY_EXHDR(sketch), &v);
+	hashes = ExplicitAscending(&v, &n);
+	return ExplicitForm(hashes, n);
 }
 
 /* folds a sketch's binary form into s */
