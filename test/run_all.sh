@@ -2,15 +2,16 @@
 # The whole test suite, on a fresh Debian 12 machine or a developer's:
 # installs missing packages, builds with -Werror, installs, starts a
 # throwaway cluster with shared_preload_libraries = 'pg_cron,pipeline',
-# runs pg_regress (sql/), the isolation specs (test/isolation/) and the TAP
-# tests (test/t/), stops the cluster, runs the benchmarks at smoke size
+# runs pg_regress (sql/), the isolation specs (test/isolation/), pg_regress
+# again with the server's clock just before midnight, and the TAP tests
+# (test/t/), stops the cluster, runs the benchmarks at smoke size
 # (test/bench/run.sh --smoke: every benchmark's code path, on its own
 # cluster) and prints "N passed, N failed".
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 
-ensure_packages
+ensure_packages libfaketime
 build_and_install "$top"
 # Citus, for test/t/090_citus.pl: the vendored build when the shared tree
 # is there (it does nothing once citus.so is installed); without it the
@@ -40,26 +41,34 @@ failures=()
 
 # --- pg_regress -------------------------------------------------------
 tests=$(cd "$work/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+
+# run_regress LABEL OUT: every test of sql/ against the running cluster,
+# results in $work/OUT, counted like the other steps
+run_regress() {
+    local label=$1 out=$2 rc p f
+    set +e
+    as_cluster_user $PGXS_DIR/src/test/regress/pg_regress \
+        --bindir=$PGBIN --host="$work" --port="$port" \
+        --inputdir="$work" --outputdir="$work/$out" \
+        --dbname=pipeline_regress $tests > "$work/$out.out" 2>&1
+    rc=$?
+    set -e
+    mkdir -p "$work/$out"
+    cat "$work/$out.out"
+    p=$(grep -cE '\.\.\. ok' "$work/$out.out" || true)
+    f=$(grep -cE 'FAILED|failed \(ignored\)' "$work/$out.out" || true)
+    # pg_regress can stop before running every test (a missing expected
+    # file): its exit status counts even when no line says FAILED
+    [ $rc != 0 ] && [ "$f" = 0 ] && f=1
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ $rc != 0 ] || [ -s "$work/$out/regression.diffs" ]; then
+        failures+=("$label")
+        echo "== regression.diffs ($label)"; cat "$work/$out/regression.diffs"
+    fi
+}
+
 echo "== pg_regress"
-set +e
-as_cluster_user $PGXS_DIR/src/test/regress/pg_regress \
-    --bindir=$PGBIN --host="$work" --port="$port" \
-    --inputdir="$work" --outputdir="$work/regress" \
-    --dbname=pipeline_regress $tests > "$work/regress.out" 2>&1
-rc=$?
-set -e
-mkdir -p "$work/regress"
-cat "$work/regress.out"
-p=$(grep -cE '\.\.\. ok' "$work/regress.out" || true)
-f=$(grep -cE 'FAILED|failed \(ignored\)' "$work/regress.out" || true)
-# pg_regress can stop before running every test (a missing expected file):
-# its exit status counts even when no line says FAILED
-[ $rc != 0 ] && [ "$f" = 0 ] && f=1
-passed=$((passed + p)); failed=$((failed + f))
-if [ $rc != 0 ] || [ -s "$work/regress/regression.diffs" ]; then
-    failures+=("pg_regress")
-    echo "== regression.diffs"; cat "$work/regress/regression.diffs"
-fi
+run_regress pg_regress regress
 
 # --- isolation ---------------------------------------------------------
 if [ -d "$work/test/isolation/specs" ]; then
@@ -83,6 +92,28 @@ if [ -d "$work/test/isolation/specs" ]; then
     fi
 fi
 
+stop_cluster "$data"
+
+# --- pg_regress across midnight ------------------------------------------
+# The tests put events at now() minus minutes or hours into day partitions.
+# Run them again with the server's clock started 15 s before midnight UTC
+# (libfaketime; the clock then runs on), so that a test whose output
+# depends on the date, or on which day its events fall in, fails here on
+# any day instead of in CI at some hour of the night.
+faketime_lib=$(dpkg -L libfaketime | grep '/libfaketime\.so\.1$' | head -1)
+midnight="$(date -u +%F) 23:59:45"
+echo "== pg_regress, the server's clock started at $midnight UTC"
+as_cluster_user env LD_PRELOAD="$faketime_lib" FAKETIME="@$midnight" \
+    $PGBIN/pg_ctl -D "$data" -l "$data/server.log" -w start >/dev/null
+# (a clock libfaketime did not move would make this step a second plain run)
+moved=$(as_cluster_user $PGBIN/psql -X -h "$work" -p "$port" -d postgres -Atc \
+    "SELECT now() BETWEEN '$midnight+00' AND '$midnight+00'::timestamptz + interval '5 minutes'")
+if [ "$moved" = t ]; then
+    run_regress "pg_regress at midnight" regress_midnight
+else
+    failed=$((failed + 1)); failures+=("the server's clock at midnight")
+    echo "FAILED  the server's clock did not start at $midnight UTC (libfaketime: $faketime_lib)"
+fi
 stop_cluster "$data"
 
 # --- TAP -----------------------------------------------------------------
