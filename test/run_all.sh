@@ -42,15 +42,17 @@ failures=()
 # --- pg_regress -------------------------------------------------------
 tests=$(cd "$work/sql" && ls *.sql | sed 's/\.sql$//' | sort)
 
-# run_regress LABEL OUT: every test of sql/ against the running cluster,
-# results in $work/OUT, counted like the other steps
+# run_regress LABEL OUT PROGRAM INPUTDIR DBNAME TESTS...: pg_regress or
+# pg_isolation_regress against the running cluster, results in $work/OUT,
+# counted into passed and failed
 run_regress() {
-    local label=$1 out=$2 rc p f
+    local label=$1 out=$2 program=$3 inputdir=$4 dbname=$5 rc p f
+    shift 5
     set +e
-    as_cluster_user $PGXS_DIR/src/test/regress/pg_regress \
+    as_cluster_user "$program" \
         --bindir=$PGBIN --host="$work" --port="$port" \
-        --inputdir="$work" --outputdir="$work/$out" \
-        --dbname=pipeline_regress $tests > "$work/$out.out" 2>&1
+        --inputdir="$inputdir" --outputdir="$work/$out" \
+        --dbname="$dbname" "$@" > "$work/$out.out" 2>&1
     rc=$?
     set -e
     mkdir -p "$work/$out"
@@ -66,30 +68,20 @@ run_regress() {
         echo "== regression.diffs ($label)"; cat "$work/$out/regression.diffs"
     fi
 }
+# sql_tests LABEL OUT: every test of sql/
+sql_tests() {
+    run_regress "$1" "$2" $PGXS_DIR/src/test/regress/pg_regress "$work" pipeline_regress $tests
+}
 
 echo "== pg_regress"
-run_regress pg_regress regress
+sql_tests pg_regress regress
 
 # --- isolation ---------------------------------------------------------
 if [ -d "$work/test/isolation/specs" ]; then
     specs=$(cd "$work/test/isolation/specs" && ls *.spec | sed 's/\.spec$//' | sort)
     echo "== pg_isolation_regress"
-    set +e
-    as_cluster_user $PGXS_DIR/src/test/isolation/pg_isolation_regress \
-        --bindir=$PGBIN --host="$work" --port="$port" \
-        --inputdir="$work/test/isolation" --outputdir="$work/isolation" \
-        --dbname=pipeline_isolation $specs > "$work/isolation.out" 2>&1
-    rc=$?
-    set -e
-    cat "$work/isolation.out"
-    p=$(grep -cE '\.\.\. ok' "$work/isolation.out" || true)
-    f=$(grep -cE 'FAILED' "$work/isolation.out" || true)
-    [ $rc != 0 ] && [ "$f" = 0 ] && f=1
-    passed=$((passed + p)); failed=$((failed + f))
-    if [ $rc != 0 ] || [ -s "$work/isolation/regression.diffs" ]; then
-        failures+=("isolation")
-        echo "== isolation regression.diffs"; cat "$work/isolation/regression.diffs"
-    fi
+    run_regress isolation isolation $PGXS_DIR/src/test/isolation/pg_isolation_regress \
+        "$work/test/isolation" pipeline_isolation $specs
 fi
 
 stop_cluster "$data"
@@ -109,7 +101,7 @@ as_cluster_user env LD_PRELOAD="$faketime_lib" FAKETIME="@$midnight" \
 moved=$(as_cluster_user $PGBIN/psql -X -h "$work" -p "$port" -d postgres -Atc \
     "SELECT now() BETWEEN '$midnight+00' AND '$midnight+00'::timestamptz + interval '5 minutes'")
 if [ "$moved" = t ]; then
-    run_regress "pg_regress at midnight" regress_midnight
+    sql_tests "pg_regress at midnight" regress_midnight
 else
     failed=$((failed + 1)); failures+=("the server's clock at midnight")
     echo "FAILED  the server's clock did not start at $midnight UTC (libfaketime: $faketime_lib)"
