@@ -151,11 +151,13 @@ SELECT x.platform, x.buyers AS restated, e.buyers AS exact
 -- the day's partition, and the index builder builds it CONCURRENTLY once
 -- that commits (corrections meanwhile scan the day); later corrections look
 -- their new values up there.  Each turn commits: CREATE INDEX CONCURRENTLY
--- waits for transactions that started before it.
+-- waits for transactions that started before it.  The entry leaves the
+-- queue on the builder's next turn, just after the index's build commits.
 DO $$
 BEGIN
     FOR i IN 1..600 LOOP
-        EXIT WHEN pipeline._value_index_ready('pipeline.orders_raw_20260308', 'user_id');
+        EXIT WHEN pipeline._value_index_ready('pipeline.orders_raw_20260308', 'user_id')
+              AND NOT EXISTS (SELECT FROM pipeline.value_index_queue);
         COMMIT;
         PERFORM pg_sleep(0.1);
     END LOOP;
