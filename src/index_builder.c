@@ -44,9 +44,10 @@
  * PipelineYieldIndexBuilder() first: when the statement names, and its
  * role owns, the partition being indexed (the builder holds a lock on it),
  * a table above it or an index on it, or the extension, its schema or the
- * database, the builder is terminated, and the statement's transaction
- * holds the builder lock until it ends so that none starts meanwhile.  The
- * build is retried later, like any interrupted one.
+ * database (these three whether or not a builder is running yet), the
+ * builder is terminated, and the statement's transaction holds the builder
+ * lock until it ends so that none starts meanwhile.  The build is retried
+ * later, like any interrupted one.
  *
  * The builder connects as the bootstrap superuser, like the database
  * worker.  The partitions it indexes belong to their source's owner;
@@ -225,11 +226,36 @@ OwnRelationListBeingIndexed(List *rangevars, VirtualTransactionId builder)
 	return false;
 }
 
+/* Does the statement, run by the owner of what it names, drop the extension or its schema? */
+static bool
+DropsPipeline(Node *stmt)
+{
+	DropStmt   *drop = (DropStmt *) stmt;
+	ListCell   *lc;
+
+	if (!IsA(stmt, DropStmt) ||
+		(drop->removeType != OBJECT_EXTENSION && drop->removeType != OBJECT_SCHEMA))
+		return false;
+	foreach(lc, drop->objects)
+	{
+		Oid			oid;
+
+		if (strcmp(strVal(lfirst(lc)), "pipeline") != 0)
+			continue;
+		if (drop->removeType == OBJECT_SCHEMA)
+			return OidIsValid(oid = get_namespace_oid("pipeline", true)) &&
+				pg_namespace_ownercheck(oid, GetUserId());
+		return OidIsValid(oid = get_extension_oid("pipeline", true)) &&
+			pg_extension_ownercheck(oid, GetUserId());
+	}
+	return false;
+}
+
 /*
  * Would the statement, run by the owner of what it names, lock the
- * relation the builder is indexing (or a table above it, or the
- * extension, its schema) beyond what a concurrent index build allows?
- * The names are resolved as the statement will resolve them.
+ * relation the builder is indexing (or a table above it) beyond what a
+ * concurrent index build allows?  The names are resolved as the statement
+ * will resolve them.
  */
 static bool
 StatementMeetsBuild(Node *stmt, VirtualTransactionId builder)
@@ -242,18 +268,6 @@ StatementMeetsBuild(Node *stmt, VirtualTransactionId builder)
 			{
 				DropStmt   *drop = (DropStmt *) stmt;
 
-				if (drop->removeType == OBJECT_EXTENSION || drop->removeType == OBJECT_SCHEMA)
-				{
-					Oid			ext = get_extension_oid("pipeline", true);
-					Oid			nsp = get_namespace_oid("pipeline", true);
-
-					foreach(lc, drop->objects)
-						if (strcmp(strVal(lfirst(lc)), "pipeline") == 0)
-							return drop->removeType == OBJECT_SCHEMA
-								? OidIsValid(nsp) && pg_namespace_ownercheck(nsp, GetUserId())
-								: OidIsValid(ext) && pg_extension_ownercheck(ext, GetUserId());
-					return false;
-				}
 				if (drop->removeType != OBJECT_TABLE && drop->removeType != OBJECT_INDEX)
 					return false;
 				foreach(lc, drop->objects)
@@ -304,9 +318,18 @@ PipelineYieldIndexBuilder(Node *stmt)
 			StopIndexBuilder(dboid);
 		return;
 	}
-	if (!IsTransactionState() || !BuilderVxid(&builder))
+	if (!IsTransactionState())
 		return;
-	if (StatementMeetsBuild(stmt, builder))
+
+	/*
+	 * Dropping the extension stops a builder even when none holds the lock
+	 * yet: one that a correction's commit has just started would otherwise
+	 * take it a moment later and index a partition the drop is about to
+	 * lock.  Held to the end of the drop, the lock makes it exit at once.
+	 */
+	if (DropsPipeline(stmt))
+		StopIndexBuilder(MyDatabaseId);
+	else if (BuilderVxid(&builder) && StatementMeetsBuild(stmt, builder))
 		StopIndexBuilder(MyDatabaseId);
 }
 
