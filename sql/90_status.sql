@@ -75,7 +75,23 @@ SELECT name, events_folded, backlog, lag_seconds, last_fold_at IS NOT NULL AS fo
   FROM pipeline.status WHERE metric = 'screens';
 -- the checks tests and dashboards run over the whole view still work
 SELECT bool_and(backlog = 0 OR failures > 0) AS all_folded FROM pipeline.status;
--- every row carries the database worker's state
+-- every row carries the database worker's state (read twice, by the view
+-- and by the join, so first wait for the worker the launcher started when
+-- CREATE EXTENSION committed: one that is still starting can change state
+-- between the two reads)
+DO $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '60 seconds';
+BEGIN
+    LOOP
+        EXIT WHEN EXISTS (SELECT FROM pipeline.workers
+                           WHERE kind = 'worker' AND database = current_database()
+                             AND state = 'running' AND last_tick IS NOT NULL);
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'no running pipeline worker for %', current_database();
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
 SELECT count(*) AS rows, bool_and(s.worker_state IS NOT DISTINCT FROM w.state) AS worker_on_every_row
   FROM pipeline.status AS s
   LEFT JOIN pipeline.workers AS w ON w.kind = 'worker' AND w.database = current_database();

@@ -462,8 +462,11 @@ is($node->safe_psql('brinrace', q{
 is($node->safe_psql('brinrace', q{
 	SELECT sum(accepted) = (SELECT count(*) FROM pipeline.orders_raw) FROM pipeline.batches}),
 	't', '4: sum(accepted) equals the raw rows');
-unlike(PipelineNode::log_since($node, $log_start), qr/ERROR|deadlock detected/,
-	'4: no error in the server log');
+# (autovacuum on the growing partition may be cancelled by a summarizing
+# that waits for it: that is autovacuum's own message, not an error of ours)
+is(join("\n", grep { /ERROR|deadlock detected/ && !/canceling autovacuum task/ }
+			 split /\n/, PipelineNode::log_since($node, $log_start)),
+	'', '4: no error in the server log');
 
 $node->stop;
 done_testing();

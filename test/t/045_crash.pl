@@ -195,9 +195,11 @@ my @pgbench = ('pgbench', '-n', '-c', $clients, '-j', $clients, '-t', $per_clien
 	'-D', 'n=0', '-D', "t0=$t0", '-f', $script_file,
 	'-h', $node->host, '-p', $node->port);
 
-# the producers, at 80 batches per second in all (3 s for the 240 batches)
+# the producers, at 40 batches per second in all (6 s for the 240 batches:
+# the shutdown below must come before the last, after the worker's first
+# fold, which a loaded machine may take a few seconds to reach)
 my ($pgb_out, $pgb_err) = ('', '');
-my $producers = IPC::Run::start([ @pgbench, '-R', '80', 'ingest' ],
+my $producers = IPC::Run::start([ @pgbench, '-R', '40', 'ingest' ],
 	'>', \$pgb_out, '2>', \$pgb_err);
 ok($node->poll_query_until('ingest', qq{
 		SELECT (SELECT count(*) FROM pipeline.batch_log) >= 40
