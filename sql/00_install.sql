@@ -18,8 +18,9 @@ SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'pipeline.
 SET pipeline.no_such_setting = 1;
 
 -- the launcher started a worker for this database once CREATE EXTENSION
--- committed; wait for it (a condition with a deadline, not a fixed sleep)
-DO $$
+-- committed; wait for it (a condition with a deadline, not a fixed sleep).
+-- The later tests of this database that need it running call this too.
+CREATE PROCEDURE public.wait_for_worker() LANGUAGE plpgsql AS $$
 DECLARE deadline timestamptz := clock_timestamp() + interval '60 seconds';
 BEGIN
     LOOP
@@ -32,6 +33,7 @@ BEGIN
         PERFORM pg_sleep(0.05);
     END LOOP;
 END $$;
+CALL public.wait_for_worker();
 
 SELECT kind, state, pid IS NOT NULL AS has_pid FROM pipeline.workers
  WHERE kind = 'launcher' OR database = current_database() ORDER BY kind;

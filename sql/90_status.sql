@@ -78,20 +78,8 @@ SELECT bool_and(backlog = 0 OR failures > 0) AS all_folded FROM pipeline.status;
 -- every row carries the database worker's state (read twice, by the view
 -- and by the join, so first wait for the worker the launcher started when
 -- CREATE EXTENSION committed: one that is still starting can change state
--- between the two reads)
-DO $$
-DECLARE deadline timestamptz := clock_timestamp() + interval '60 seconds';
-BEGIN
-    LOOP
-        EXIT WHEN EXISTS (SELECT FROM pipeline.workers
-                           WHERE kind = 'worker' AND database = current_database()
-                             AND state = 'running' AND last_tick IS NOT NULL);
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'no running pipeline worker for %', current_database();
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END $$;
+-- between the two reads; wait_for_worker() is 00_install's)
+CALL public.wait_for_worker();
 SELECT count(*) AS rows, bool_and(s.worker_state IS NOT DISTINCT FROM w.state) AS worker_on_every_row
   FROM pipeline.status AS s
   LEFT JOIN pipeline.workers AS w ON w.kind = 'worker' AND w.database = current_database();
