@@ -13,14 +13,19 @@
 #                   (no VACUUM since the growth: no hint bits or visibility
 #                   map on its pages; its BRIN ranges were summarized by the
 #                   growth's own run_hot() calls, the late events' ranges
-#                   are summarized by the timed one);
-#   after vacuum    VACUUM ANALYZE, 50k more late events, one timed run_hot();
+#                   are summarized by the timed one), 3 times in a row
+#                   (PIPELINE_BENCH_REPEAT), the median;
+#   after vacuum    VACUUM ANALYZE, then 3 times 50k more late events and
+#                   one timed run_hot(), the median;
 #   baseline        REFRESH MATERIALIZED VIEW of the same aggregate, timed;
 # and the hot layer must equal the materialized view (counts, sums and
 # distinct counts, which the sketch keeps exactly below 1024 per bucket).
 # Reported: each fold against the REFRESH (target <= 0.25) and the folds at
 # the largest size against the smallest (target <= 1.5); each size's line
-# also gives the WAL each fold wrote and how many full page images.
+# also gives every fold's time, and the WAL the median one wrote and how
+# many full page images.  One fold alone moved by up to half between runs
+# of the same code (a checkpoint, autovacuum on the grown partitions).
+# --smoke: one fold each.
 #
 # Full: about 10 minutes on 2 cores (the 20M-event REFRESH alone takes
 # about a minute).  PIPELINE_BENCH_LATE_SIZES overrides the sizes.
@@ -43,12 +48,25 @@ SELECT :ms || ' ' || round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0')
 SQL
 }
 
+# late_folds N LATE: N times LATE late events and one timed fold; prints
+# the median fold's "ms WAL-MB full-page-images", then every fold's ms
+late_folds() {
+    local i folds=
+    for i in $(seq 1 "$1"); do
+        late_psql -Atc "SELECT ingest_spread($2)" >/dev/null
+        folds+="$(late_timed_fold)"$'\n'
+    done
+    printf '%s' "$folds" | sort -n | sed -n "$((($1 + 1) / 2))p" | tr '\n' ' '
+    printf '%s' "$folds" | awk '{printf "%s%.0f", (NR > 1 ? "/" : ""), $1}'
+}
+
 bench_late() {
-    local sizes batch late have=0 size n b ms_before ms_after wal_before wal_after fpi_before fpi_after refresh first_after= first_before= last_after last_before diff
+    local sizes batch late repeat have=0 size n b ms_before ms_after wal_before wal_after fpi_before fpi_after all_before all_after refresh first_after= first_before= last_after last_before diff
     if [ "$SMOKE" = 1 ]; then
-        sizes="20000 40000 80000" batch=10000 late=2000
+        sizes="20000 40000 80000" batch=10000 late=2000 repeat=1
     else
         sizes=${PIPELINE_BENCH_LATE_SIZES:-"1000000 5000000 20000000"} batch=100000 late=50000
+        repeat=${PIPELINE_BENCH_REPEAT:-3}
     fi
     bench_psql -d postgres -c "DROP DATABASE IF EXISTS late" -c "CREATE DATABASE late" >/dev/null
     bench_psql -d postgres -c "ALTER SYSTEM SET pipeline.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
@@ -106,15 +124,13 @@ SQL
         done
         late_psql -Atc "SELECT pipeline.run_hot('activity')" >/dev/null
         have=$size
-        late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
-        read -r ms_before wal_before fpi_before <<<"$(late_timed_fold)"
+        read -r ms_before wal_before fpi_before all_before <<<"$(late_folds "$repeat" "$late")"
         late_psql -c "VACUUM ANALYZE" >/dev/null
-        late_psql -Atc "SELECT ingest_spread($late)" >/dev/null
-        read -r ms_after wal_after fpi_after <<<"$(late_timed_fold)"
+        read -r ms_after wal_after fpi_after all_after <<<"$(late_folds "$repeat" "$late")"
         refresh=$(late_psql -Atc "SELECT refresh_ms()")
         diff=$(late_psql -Atc "SELECT differences()")
-        printf '      raw %s: late fold %.0f ms before vacuum (WAL %s MB, %s full page images), %.0f ms after (%s MB, %s); REFRESH %.0f ms; %s rows differ\n' \
-            "$size" "$ms_before" "$wal_before" "$fpi_before" "$ms_after" "$wal_after" "$fpi_after" "$refresh" "$diff"
+        printf '      raw %s: late fold %.0f ms before vacuum (%s ms; median: WAL %s MB, %s full page images), %.0f ms after (%s ms; %s MB, %s); REFRESH %.0f ms; %s rows differ\n' \
+            "$size" "$ms_before" "$all_before" "$wal_before" "$fpi_before" "$ms_after" "$all_after" "$wal_after" "$fpi_after" "$refresh" "$diff"
         if [ "$diff" != 0 ]; then
             echo "late: the hot layer and the materialized view differ in $diff rows at raw $size" >&2
             return 1
