@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -25,6 +27,7 @@ int			pipeline_max_future_skew_s = 600;
 bool		pipeline_preloaded = false;
 char	   *pipeline_batch_key = NULL;
 static bool pipeline_restating = false;
+static int	pipeline_fold_hash_rows = 1000000;	/* read by pipeline._fold() */
 
 void		_PG_init(void);
 
@@ -63,6 +66,16 @@ DefineSettings(void)
 							&pipeline_max_future_skew_s,
 							600, 0, 365 * 86400,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pipeline.fold_hash_rows",
+							"Largest fold whose new rows are grouped by hashing rather than sorting.",
+							"Hashing is faster; past the work_mem budget a hash aggregate stops "
+							"taking new groups, but the states it holds keep growing with their rows, "
+							"so a fold of more rows than this sorts them. 0 leaves it to the planner.",
+							&pipeline_fold_hash_rows,
+							1000000, 0, INT_MAX,
+							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pipeline.batch_key",

@@ -483,8 +483,15 @@ BEGIN
             -- or a distinct sketch's state for 8 kB a group, and sorting a
             -- 100k-event batch was 40% of its fold (85-115 ms a fold of
             -- an on-time batch sorted, 43-81 ms hashed; folds of late
-            -- events spread over days the same either way)
-            PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+            -- events spread over days the same either way).  Up to
+            -- pipeline.fold_hash_rows rows (a million): past hash_mem a hash
+            -- aggregate only stops taking new groups, and the states of
+            -- those it holds keep growing with their rows (a distinct
+            -- sketch by a hash a row), so its memory follows the rows; a
+            -- backfill's fold sorts.
+            IF n <= COALESCE(pg_catalog.current_setting('pipeline.fold_hash_rows', true), '1000000')::bigint THEN
+                PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+            END IF;
             EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
             PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
             PERFORM pg_catalog.set_config('enable_seqscan', seqscan_setting, true);

@@ -11,7 +11,10 @@
 #     batch for a few rows and sorts them, which was 40% of the fold of an
 #     on-time 100k-event batch.  Here the partition has no statistics: the
 #     fold's plan groups with a HashAggregate and sorts nothing, while the
-#     same GROUP BY planned by the session sorts.
+#     same GROUP BY planned by the session sorts.  A fold of more rows
+#     than pipeline.fold_hash_rows is left to the planner (a hash
+#     aggregate's memory follows its rows): with the setting at 500, a
+#     fold of 1,000 rows sorts them.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -76,6 +79,27 @@ SKIP:
 
 is($node->safe_psql('plan', 'SELECT n || \'|\' || total || \'|\' || buyers FROM metrics.sales_live'),
 	'1000|4500|97', 'the hot layer holds the batch');
+
+# a fold of more rows than pipeline.fold_hash_rows: the planner's own choice
+$offset = -s $node->logfile;
+$out = $node->safe_psql('plan', q{
+	SELECT accepted FROM pipeline.ingest('orders', (
+	  SELECT jsonb_agg(jsonb_build_object('order_id', 1000 + i, 'event_time', now() - interval '1 hour',
+	                                      'user_id', 'u' || i % 97, 'amount', i % 10))
+	    FROM generate_series(1, 1000) AS i));
+	LOAD 'auto_explain';
+	SET auto_explain.log_min_duration = 0;
+	SET auto_explain.log_nested_statements = on;
+	SET pipeline.fold_hash_rows = 500;
+	SELECT pipeline.run_hot('sales');
+});
+is($out, "1000\n1000", 'a second batch of 1,000 events folded');
+@plans = grep { /duration: .* plan:/ } split /\n(?=\S)/, PipelineNode::log_since($node, $offset);
+@fold = grep { /Query Text: INSERT INTO pipeline\.sales_hot/ } @plans;
+is(scalar @fold, 1, 'the second fold\'s plan was logged');
+like($fold[0] // 'missing', qr/Sort/, 'more rows than pipeline.fold_hash_rows: the fold sorts them, as the planner chose');
+is($node->safe_psql('plan', 'SELECT n || \'|\' || total || \'|\' || buyers FROM metrics.sales_live'),
+	'2000|9000|97', 'the hot layer holds both batches');
 
 $node->stop;
 done_testing();
