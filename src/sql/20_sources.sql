@@ -283,3 +283,23 @@ END
 $fn$;
 COMMENT ON FUNCTION pipeline.drop_source(text, boolean) IS
     'drops a source with its raw events, receipts and dead letters; refuses while metrics use it unless cascade';
+
+-- The condition that a raw row (alias) belongs to a list of batches: ids,
+-- lo and hi are the SQL text of the list (bigint[]) and of its smallest
+-- and largest id, parameters of the caller's statement.  The BRIN index on
+-- _pl_batch is searched once, for the span [lo, hi]; the list is checked
+-- on the rows of that span, hashed, and kept out of the index condition by
+-- the + 0: PostgreSQL searches a BRIN index once per element of a list it
+-- is given, so the rows of 735 one-event batches took 52-58 ms to find in
+-- a 10M-event day, their span 0.1 ms.  The span may hold other batches'
+-- rows (of another source, or folded before an older batch committed);
+-- the list leaves them out.
+CREATE FUNCTION pipeline._in_batches(alias text, ids text, lo text, hi text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        '%1$I._pl_batch OPERATOR(pg_catalog.>=) %3$s AND %1$I._pl_batch OPERATOR(pg_catalog.<=) %4$s '
+        'AND (%1$I._pl_batch OPERATOR(pg_catalog.+) 0) OPERATOR(pg_catalog.=) ANY (%2$s)',
+        alias, ids, lo, hi);
+COMMENT ON FUNCTION pipeline._in_batches(text, text, text, text) IS
+    'internal: the condition that a raw row belongs to a list of batches, searched in the BRIN index by their span';

@@ -208,12 +208,13 @@ BEGIN
     dims := pipeline._dims(def);
 
     -- $1 batch ids, $2/$3 their event-time range (partition pruning),
-    -- $4 the oldest bucket hot retention keeps
+    -- $4 the oldest bucket hot retention keeps, $5/$6 the smallest and
+    -- largest batch id (_in_batches)
     fold := pg_catalog.format(
         'INSERT INTO pipeline.%1$I AS h (bucket%2$s, %3$s) '
         'SELECT pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) AS bucket%7$s, %8$s '
         'FROM %9$s AS r '
-        'WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        'WHERE %14$s '
         'AND r.%5$I OPERATOR(pg_catalog.>=) $2 AND r.%5$I OPERATOR(pg_catalog.<=) $3 '
         'AND pg_catalog.date_bin(%4$L::interval, r.%5$I, %6$L::timestamptz) OPERATOR(pg_catalog.>=) $4 '
         'AND (%10$s) '
@@ -226,7 +227,7 @@ BEGIN
         pipeline._measure_sql(def, 'fold'), s.raw_table, COALESCE(def->>'filter', 'true'),
         (SELECT pg_catalog.string_agg(i::text, ', ')
            FROM pg_catalog.generate_series(1, 1 + pg_catalog.jsonb_array_length(def->'dimensions')) AS i),
-        hot || '_key', pipeline._measure_sql(def, 'merge'));
+        hot || '_key', pipeline._measure_sql(def, 'merge'), pipeline._in_batches('r', '$1', '$5', '$6'));
 
     -- an empty snapshot: the first fold takes every batch already stored
     INSERT INTO pipeline.metric_catalog (metric, source, dimensions, measures, bucket, filter,
@@ -433,6 +434,8 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     m pipeline.metric_catalog;
     ids bigint[];
+    first_id bigint;
+    last_id bigint;
     n bigint;
     lo timestamptz;
     hi timestamptz;
@@ -447,9 +450,9 @@ BEGIN
     END IF;
     PERFORM pipeline._check_schema();
 
-    SELECT pg_catalog.array_agg(b.batch_id), COALESCE(pg_catalog.sum(b.accepted), 0),
-           pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
-      INTO ids, n, lo, hi
+    SELECT pg_catalog.array_agg(b.batch_id), pg_catalog.min(b.batch_id), pg_catalog.max(b.batch_id),
+           COALESCE(pg_catalog.sum(b.accepted), 0), pg_catalog.min(b.min_event_time), pg_catalog.max(b.max_event_time)
+      INTO ids, first_id, last_id, n, lo, hi
       FROM pipeline.batch_log AS b
      WHERE b.source = m.source
        AND b.xid >= pg_catalog.pg_snapshot_xmin(m.fold_snapshot)
@@ -469,7 +472,7 @@ BEGIN
         IF pipeline._distributed((SELECT s.raw_table FROM pipeline.source_catalog AS s WHERE s.source = m.source)) THEN
             PERFORM pipeline._await_commits();
             EXECUTE pipeline._distributed_fold_sql(m.fold_sql, m.definition)
-              USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+              USING ids, lo, hi, pg_catalog.now() - m.hot_retention, first_id, last_id;
         ELSE
             -- the batches' rows through each partition's BRIN index on
             -- _pl_batch, never a full scan of the partition: without fresh
@@ -492,7 +495,7 @@ BEGIN
             IF n <= COALESCE(pg_catalog.current_setting('pipeline.fold_hash_rows', true), '1000000')::bigint THEN
                 PERFORM pg_catalog.set_config('enable_sort', 'off', true);
             END IF;
-            EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention;
+            EXECUTE m.fold_sql USING ids, lo, hi, pg_catalog.now() - m.hot_retention, first_id, last_id;
             PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
             PERFORM pg_catalog.set_config('enable_seqscan', seqscan_setting, true);
         END IF;

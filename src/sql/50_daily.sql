@@ -658,6 +658,8 @@ DECLARE
     lo timestamptz;
     hi timestamptz;
     ids bigint[];
+    first_id bigint;
+    last_id bigint;
     n bigint := 0;
     part regclass;
     dist boolean;
@@ -672,7 +674,8 @@ BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS x WHERE x.source = m.source;
     lo := c.day::timestamp AT TIME ZONE s.day_timezone;
     hi := (c.day + 1)::timestamp AT TIME ZONE s.day_timezone;
-    SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) INTO ids
+    SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id), pg_catalog.min(b.batch_id), pg_catalog.max(b.batch_id)
+      INTO ids, first_id, last_id
       FROM pipeline.batch_log AS b
      WHERE b.source = m.source
        AND b.xid >= pg_catalog.pg_snapshot_xmin(c.corrected_snapshot)
@@ -720,7 +723,7 @@ BEGIN
             END IF;
         END IF;
         EXECUTE pg_catalog.array_to_string(pieces, part::text)
-          INTO n USING c.day, lo, hi, ids, cur, s.source, seen;
+          INTO n USING c.day, lo, hi, ids, cur, s.source, seen, first_id, last_id;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
     END IF;
@@ -802,9 +805,10 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part text
     SELECT COALESCE(pg_catalog.string_agg(
              pg_catalog.format(
                  ', _pl_new_%1$s AS (SELECT DISTINCT %2$s AS _pl_v%3$s FROM %4$s AS r '
-                 '                   WHERE r._pl_batch = ANY ($4) AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
+                 '                   WHERE %7$s AND r.%5$I >= $2 AND r.%5$I < $3 AND (%6$s) '
                  '                     AND (%2$s) IS NOT NULL), ',
-                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter)
+                 o, m->>'expr', pipeline._dims_aliased(def, 'r.'), raw, event_time, measure_filter,
+                 pipeline._in_batches('r', '$4', '$8', '$9'))
              || CASE WHEN m->>'expr' = ANY (lookups) THEN pg_catalog.format(
                  '  _pl_fresh_%1$s AS MATERIALIZED (SELECT %2$s, pg_catalog.count(*) AS _pl_n FROM _pl_new_%1$s AS n '
                  '     LEFT JOIN LATERAL (SELECT 1 AS _pl_hit FROM %3$s AS r '
@@ -832,7 +836,8 @@ COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, text, text, t
 
 -- The statement of _correct_day for a metric: its parameters are the day
 -- ($1), its bounds ($2, $3), the new batches ($4), the snapshot cur ($5),
--- the source ($6) and, on a distributed source, the batches cur saw ($7).
+-- the source ($6), on a distributed source the batches cur saw ($7), and
+-- the smallest and largest of the new batches ($8, $9: _in_batches).
 -- part is the text of the relation the value-index lookups read (the day's
 -- partition); lookups, the distinct measures that look their new values up
 -- there (_correction_distinct).
@@ -844,7 +849,7 @@ CREATE FUNCTION pipeline._correction_sql(m pipeline.metric_catalog, s pipeline.s
     RETURN pg_catalog.format(
         'WITH new AS (SELECT pg_catalog.count(*) AS _events, '
         '                    pg_catalog.array_agg(DISTINCT r._pl_batch) AS _batches%1$s%2$s '
-        '               FROM %3$s AS r WHERE r._pl_batch = ANY ($4) '
+        '               FROM %3$s AS r WHERE %14$s '
         '                AND r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) GROUP BY %6$s)%12$s%13$s, '
         '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, late_events, batch_ids) '
         '             SELECT $1%10$s, %11$s, new._events, new._batches FROM new RETURNING 1) '
@@ -860,7 +865,7 @@ CREATE FUNCTION pipeline._correction_sql(m pipeline.metric_catalog, s pipeline.s
                               m.metric || '_restated'),
         pipeline._correction_distinct(m.definition, s.raw_table, part, s.event_time,
                                       COALESCE(m.definition->>'filter', 'true'), lookups),
-        pipeline._correction_exact(m.definition, s));
+        pipeline._correction_exact(m.definition, s), pipeline._in_batches('r', '$4', '$8', '$9'));
 COMMENT ON FUNCTION pipeline._correction_sql(pipeline.metric_catalog, pipeline.source_catalog, text, text[], boolean) IS
     'internal: the statement of _correct_day that writes a metric''s corrections';
 

@@ -131,9 +131,9 @@ COMMENT ON FUNCTION pipeline.lateness_count(pipeline.lateness_sketch) IS
 
 -- The arrival lateness sketch (their batch's received_at - event time) of
 -- the events of some batches of a source, read as the caller: the batch
--- ids find the rows through the BRIN index on _pl_batch, the batches'
--- event-time range [lo, hi] prunes partitions.  At most max_events rows
--- (NULL: all of them).
+-- ids find the rows through the BRIN index on _pl_batch (by their span,
+-- _in_batches), the batches' event-time range [lo, hi] prunes partitions.
+-- At most max_events rows (NULL: all of them).
 CREATE FUNCTION pipeline._batches_lateness(s pipeline.source_catalog, ids bigint[], lo timestamptz,
                                            hi timestamptz, max_events bigint DEFAULT NULL)
     RETURNS pipeline.lateness_sketch
@@ -150,11 +150,13 @@ BEGIN
         'SELECT pipeline.lateness_sketch(t.received_at OPERATOR(pg_catalog.-) t.event_time) '
         '  FROM (SELECT b.received_at, r.%1$I AS event_time '
         '          FROM %2$s AS r JOIN pipeline.batch_log AS b ON b.batch_id OPERATOR(pg_catalog.=) r._pl_batch '
-        '         WHERE r._pl_batch OPERATOR(pg_catalog.=) ANY ($1) '
+        '         WHERE %3$s '
         '           AND r.%1$I OPERATOR(pg_catalog.>=) $2 AND r.%1$I OPERATOR(pg_catalog.<=) $3 '
         '         LIMIT $4) AS t',
-        s.event_time, s.raw_table)
-      INTO sketch USING ids, lo, hi, max_events;
+        s.event_time, s.raw_table, pipeline._in_batches('r', '$1', '$5', '$6'))
+      INTO sketch USING ids, lo, hi, max_events,
+                        (SELECT pg_catalog.min(i) FROM pg_catalog.unnest(ids) AS i),
+                        (SELECT pg_catalog.max(i) FROM pg_catalog.unnest(ids) AS i);
     RETURN sketch;
 END
 $fn$;

@@ -223,9 +223,11 @@ BEGIN
         END IF;
         IF ids IS NOT NULL THEN
             EXECUTE pg_catalog.format(
-                'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE r._pl_batch = ANY ($1) AND r.%2$I >= $2 AND r.%2$I <= $3',
-                s.raw_table, s.event_time)
-              INTO stored USING ids, LEAST(blo, lo), GREATEST(bhi, hi);
+                'SELECT pg_catalog.count(*) FROM %1$s AS r WHERE %3$s AND r.%2$I >= $2 AND r.%2$I <= $3',
+                s.raw_table, s.event_time, pipeline._in_batches('r', '$1', '$4', '$5'))
+              INTO stored USING ids, LEAST(blo, lo), GREATEST(bhi, hi),
+                                (SELECT pg_catalog.min(i) FROM pg_catalog.unnest(ids) AS i),
+                                (SELECT pg_catalog.max(i) FROM pg_catalog.unnest(ids) AS i);
             diff := stored - receipts;
             IF pg_catalog.abs(diff) > threshold THEN
                 problems := problems || pg_catalog.format('%s: raw holds %s events of the %s batches that carried its events, their receipts say %s accepted',

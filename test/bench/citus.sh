@@ -185,6 +185,7 @@ SQL
     q=$(cpsql "$cport" -d bench -c "SELECT pipeline._distributed_fold_sql(fold_sql, definition) FROM pipeline.metric_catalog")
     q=${q//\$1/\'\{1,2\}\'::bigint[]}
     q=$(echo "$q" | sed "s/\\\$[234]/(now() - interval '1 day')/g")
+    q=$(echo "$q" | sed "s/\\\$5/1::bigint/g; s/\\\$6/2::bigint/g")   # the span of {1,2}
     cpsql "$cport" -d bench -c "EXPLAIN (COSTS OFF) $q" | sed 's/^/     /' | tee "$work/citus_fold_plan.txt"
     grep -q "Task" "$work/citus_fold_plan.txt" && grep -qE "(Group|Hash)Aggregate" "$work/citus_fold_plan.txt" \
         || { echo "citus: the fold's aggregation is not on the workers" >&2; return 1; }

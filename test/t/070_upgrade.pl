@@ -270,10 +270,15 @@ $state_sql{'pipeline.sources'} = rows('pipeline.sources', 'created_at');
 $state_sql{'pipeline.contracts'} = rows('pipeline.contracts', 'created_at');
 $state_sql{'pipeline.metrics'} = rows('pipeline.metrics', 'created_at');
 # with each metric's definition, generated fold and fold counters; the
-# fold's merge of a distinct sketch is the one thing the update changes in
-# the catalog (distinct_union, then _distinct_absorb: checked on its own)
+# fold's merge of a distinct sketch and how it finds its batches' rows are
+# the things the update changes in the catalog (distinct_union, then
+# _distinct_absorb; the list of batches, then their span too: checked on
+# their own)
 my $merge_masked = q{jsonb_build_object('fold_sql',
-	regexp_replace(t.fold_sql, ' = pipeline\.(distinct_union|_distinct_absorb)\(h\.', ' = <distinct merge>(h.', 'g'))};
+	regexp_replace(regexp_replace(t.fold_sql, ' = pipeline\.(distinct_union|_distinct_absorb)\(h\.', ' = <distinct merge>(h.', 'g'),
+	               'WHERE (r\._pl_batch OPERATOR\(pg_catalog\.>=\) \$5 AND r\._pl_batch OPERATOR\(pg_catalog\.<=\) \$6 AND '
+	               '\(r\._pl_batch OPERATOR\(pg_catalog\.\+\) 0\) OPERATOR\(pg_catalog\.=\) ANY \(\$1\)'
+	               '|r\._pl_batch OPERATOR\(pg_catalog\.=\) ANY \(\$1\)) ', 'WHERE <the batches> '))};
 $state_sql{'pipeline.metric_catalog'} = rows_where('pipeline.metric_catalog', $merge_masked, 'created_at', 'fold_snapshot',
 	'last_fold_at', 'last_fold_ms', 'last_cleanup_at', 'last_error_at');
 $state_sql{'pipeline.close_runs'} = rows('pipeline.close_runs', 'ran_at');
@@ -394,6 +399,12 @@ my $merges = q{SELECT string_agg(metric || ' ' || (regexp_match(fold_sql, 'pipel
                  FROM pipeline.metric_catalog};
 is($node->safe_psql('filled', $merges), 'sales distinct_union, views distinct_union',
 	'before the update, the folds merge distinct sketches with distinct_union');
+my $spans = q{SELECT string_agg(metric || ' ' || (strpos(fold_sql, 'r._pl_batch OPERATOR(pg_catalog.>=) $5 AND '
+                                                        'r._pl_batch OPERATOR(pg_catalog.<=) $6') > 0),
+                                ', ' ORDER BY metric)
+                FROM pipeline.metric_catalog};
+is($node->safe_psql('filled', $spans), 'sales false, views false',
+	'... and find their batches\' rows by the list alone');
 $node->safe_psql('filled', 'ALTER EXTENSION pipeline UPDATE');
 is($node->safe_psql('filled', q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}),
 	$current, "filled is at $current after ALTER EXTENSION pipeline UPDATE");
@@ -403,6 +414,8 @@ same_text('reference', $node->safe_psql('reference', $folds), 'filled', $node->s
 	'after the update, the folds are the ones a fresh install makes');
 is($node->safe_psql('filled', $merges), 'sales _distinct_absorb, views _distinct_absorb',
 	'... which merge distinct sketches with _distinct_absorb');
+is($node->safe_psql('filled', $spans), 'sales true, views true',
+	'... and find their batches\' rows by the span of their ids');
 same_text('before', $filled_before->{$_}, 'after', $filled_after->{$_}, "the update changed nothing in $_")
   for sort keys %state_sql;
 same_text('reference', member_dump('reference'), 'filled', member_dump('filled'),
