@@ -83,6 +83,10 @@ SELECT pipeline.create_metric('buyers', 'orders', '{platform}',
 SELECT pipeline.run_hot('buyers') > 0 AS folded;
 SELECT column_name, data_type FROM information_schema.columns
  WHERE table_schema = 'metrics' AND table_name = 'buyers_live' ORDER BY ordinal_position;
+-- its state is compressed with lz4 once it outgrows a page (a fold
+-- rewrites it each time), the other columns as PostgreSQL's default
+SELECT attname, attcompression FROM pg_attribute
+ WHERE attrelid = 'pipeline.buyers_hot'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT count(*) AS minute_mismatches FROM (
     SELECT date_bin('1 minute', event_time, '2000-01-01') AS bucket, platform,
            count(DISTINCT user_id) AS buyers

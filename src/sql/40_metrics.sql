@@ -272,6 +272,38 @@ $fn$;
 COMMENT ON FUNCTION pipeline._unregister_metric_as_owner(regrole, text) IS
     'internal: the extension owner''s half of _unregister_metric; checks the caller is a member of the metric''s owner';
 
+-- A hot row's sketch states are rewritten by every fold that touches the
+-- row, and a distinct sketch past 1,024 values is 16 KB of registers,
+-- compressed again at each rewrite: with pglz that was the larger part of
+-- a fold into such rows.  lz4 compresses them several times faster, where
+-- the server has it (PostgreSQL built with lz4, as the Debian and PGDG
+-- packages are): a fold of 150k new events into 183 rows with 16 KB
+-- sketches took 245-278 ms with pglz, 162-179 ms with lz4, for 1.79 MB of
+-- WAL against 2.40 (lz4 keeps 12 KB of the 16, pglz 8.5).  Smaller states
+-- stay inline uncompressed either way (toast_tuple_target).
+CREATE FUNCTION pipeline._compress_hot_states(hot regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    col name;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_settings AS s
+                    WHERE s.name = 'default_toast_compression' AND 'lz4' = ANY (s.enumvals)) THEN
+        RETURN;
+    END IF;
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_attribute AS a
+                WHERE a.attrelid = hot AND a.attnum > 0 AND NOT a.attisdropped
+                  AND a.atttypid IN ('pipeline.distinct_sketch'::pg_catalog.regtype,
+                                     'pipeline.quantile_sketch'::pg_catalog.regtype)
+                ORDER BY a.attnum LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET COMPRESSION lz4', hot, col);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._compress_hot_states(regclass) IS
+    'internal: compresses the sketch states of a hot table with lz4 where the server has it';
+
 CREATE FUNCTION pipeline.create_metric(metric text, source text,
         dimensions text[] DEFAULT '{}',
         measures text DEFAULT 'count(*) AS events',
@@ -350,6 +382,7 @@ BEGIN
         'CREATE TABLE pipeline.%I (bucket timestamptz NOT NULL%s, %s, '
         'CONSTRAINT %I UNIQUE NULLS NOT DISTINCT (bucket%s)) WITH (toast_tuple_target = 8160, fillfactor = 50)',
         hot, dim_defs, pipeline._measure_sql(def, 'hot_columns'), hot || '_key', dims);
+    PERFORM pipeline._compress_hot_states(pg_catalog.format('pipeline.%I', hot)::regclass);
     PERFORM pipeline._depend_on_extension(pg_catalog.format('pipeline.%I', hot)::regclass);
 
     EXECUTE pg_catalog.format(
