@@ -66,6 +66,15 @@ CONF
 ensure_packages
 # the test suite has just built and installed this tree
 [ "${PIPELINE_BENCH_SKIP_BUILD:-0}" = 1 ] || build_and_install "$top"
+# Citus for the citus benchmark, as test/run_all.sh: the vendored build when
+# the shared tree is there (once); otherwise an installed Citus, or skipped
+case " $BENCHMARKS " in
+*" citus "*)
+    if [ -f "$top/../shared/vendor/citus/install.sh" ] && [ ! -f "$PGBIN/../lib/citus.so" ]; then
+        echo "== installing Citus from ../shared/vendor/citus (once)"
+        as_root env PG_CONFIG=$PGBIN/pg_config bash "$top/../shared/vendor/citus/install.sh"
+    fi ;;
+esac
 
 work=$(make_workdir bench)
 data=$work/data
