@@ -3688,9 +3688,6 @@ $fn$;
 COMMENT ON FUNCTION pipeline._compress_hot_states(regclass) IS
     'internal: compresses the sketch states of a hot table with lz4 where the server has it';
 
-
-
-
 CREATE OR REPLACE FUNCTION pipeline.create_metric(metric text, source text,
         dimensions text[] DEFAULT '{}',
         measures text DEFAULT 'count(*) AS events',
