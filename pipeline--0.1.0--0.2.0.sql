@@ -3438,20 +3438,36 @@ CREATE FUNCTION pipeline._await_commits() RETURNS integer
 COMMENT ON FUNCTION pipeline._await_commits() IS
     'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
 
--- The batches of a source that a snapshot sees and whose events may fall
--- in [lo, hi): what a day computed or corrected on a distributed source
--- reads, whatever the workers' own snapshots show.
-CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot, lo timestamptz, hi timestamptz)
-    RETURNS bigint[]
-    LANGUAGE sql STABLE
+-- The batches of a source that a snapshot saw, as a day computed or
+-- corrected on a distributed source reads them on the workers, whatever
+-- their own snapshots show: those below floor but the unseen ones, and the
+-- seen ones from floor up (src/batch_registry.c).  Called after the
+-- snapshot was taken; needs no receipt older than the oldest batch still
+-- being written.
+CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot,
+                                       OUT floor bigint, OUT unseen bigint[], OUT seen bigint[])
+    LANGUAGE c VOLATILE STRICT
     SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT COALESCE(pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id), '{}')
-      FROM pipeline.batch_log AS b
-     WHERE b.source = _batches_seen.source AND pg_catalog.pg_visible_in_snapshot(b.xid, snap)
-       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi);
-COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot, timestamptz, timestamptz) IS
-    'internal: the batches of a source visible in a snapshot with events in a time range';
+    AS 'MODULE_PATHNAME', 'pipeline_batches_seen';
+COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot) IS
+    'internal: the batches of a source a snapshot saw: below a floor but a few, and a few above it';
+-- (a step of close_days and restate_day, as the others: 95_privileges.sql)
+REVOKE EXECUTE ON FUNCTION pipeline._batches_seen(text, pg_snapshot) FROM PUBLIC;
+
+-- The condition that a raw row's batch is one of those _batches_seen
+-- returned, given as the texts of its three values (parameters of the
+-- statement).  The lists are short, checked hashed, and kept out of the
+-- index condition by the + 0.
+CREATE FUNCTION pipeline._seen_on_workers(alias text, floor text, unseen text, seen text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        '((%1$I._pl_batch OPERATOR(pg_catalog.<) %2$s '
+        '  AND (%1$I._pl_batch OPERATOR(pg_catalog.+) 0) OPERATOR(pg_catalog.<>) ALL (%3$s)) '
+        ' OR (%1$I._pl_batch OPERATOR(pg_catalog.+) 0) OPERATOR(pg_catalog.=) ANY (%4$s))',
+        alias, floor, unseen, seen);
+COMMENT ON FUNCTION pipeline._seen_on_workers(text, text, text, text) IS
+    'internal: the condition that a raw row''s batch is among those _batches_seen describes';
 
 -- The fold statement of a metric of a distributed source: each distinct
 -- measure whose argument type has a distinct_sketch_dist builds its
@@ -3589,6 +3605,9 @@ DECLARE
     def jsonb := m.definition;
     lo timestamptz;
     hi timestamptz;
+    seen_floor bigint;
+    unseen bigint[];
+    seen bigint[];
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
     lo := d::timestamp AT TIME ZONE s.day_timezone;
@@ -3600,9 +3619,10 @@ BEGIN
         -- sees, once they have committed on the workers (src/scale_out.c)
         snap := pg_catalog.pg_current_snapshot();
         PERFORM pipeline._await_commits();
+        SELECT * INTO seen_floor, unseen, seen FROM pipeline._batches_seen(s.source, snap);
         EXECUTE pg_catalog.format(
             'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
-            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND r._pl_batch = ANY ($6) GROUP BY %6$s), '
+            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND %10$s GROUP BY %6$s), '
             '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
             '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
             'SELECT COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
@@ -3611,8 +3631,9 @@ BEGIN
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
             -- Citus plans no GROUP BY (): a constant key groups the same
             COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)'),
-            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
-          INTO events USING d, lo, hi, status, as_of, pipeline._batches_seen(s.source, snap, lo, hi);
+            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
+            pipeline._seen_on_workers('r', '$6', '$7', '$8'))
+          INTO events USING d, lo, hi, status, as_of, seen_floor, unseen, seen;
         RETURN;
     END IF;
     -- one pass over the day: the aggregates, the events behind them, and
@@ -3643,7 +3664,8 @@ CREATE OR REPLACE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.sour
                '                 GROUP BY %8$s)',
                pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
                pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-               CASE WHEN pipeline._distributed(s.raw_table) THEN 'r._pl_batch = ANY ($7)' ELSE pipeline._seen_by_cur('r') END,
+               CASE WHEN pipeline._distributed(s.raw_table) THEN pipeline._seen_on_workers('r', '$7', '$10', '$11')
+                    ELSE pipeline._seen_by_cur('r') END,
                pipeline._dims_match(def, 'n', 'r'),
                CASE WHEN pipeline._distributed(s.raw_table)
                     THEN COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)')
@@ -4066,6 +4088,8 @@ DECLARE
     n bigint := 0;
     part regclass;
     dist boolean;
+    seen_floor bigint;
+    unseen bigint[];
     seen bigint[];
     index_lookups text[];
     scans boolean;
@@ -4091,7 +4115,7 @@ BEGIN
             -- "the other events of the day" are those of the batches cur
             -- sees, once committed on the workers (src/scale_out.c)
             PERFORM pipeline._await_commits();
-            seen := pipeline._batches_seen(s.source, cur, lo, hi);
+            SELECT * INTO seen_floor, unseen, seen FROM pipeline._batches_seen(s.source, cur);
         END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
@@ -4126,7 +4150,7 @@ BEGIN
             END IF;
         END IF;
         EXECUTE pg_catalog.array_to_string(pieces, part::text)
-          INTO n USING c.day, lo, hi, ids, cur, s.source, seen, first_id, last_id;
+          INTO n USING c.day, lo, hi, ids, cur, s.source, seen_floor, first_id, last_id, unseen, seen;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
     END IF;
@@ -4194,15 +4218,16 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part text
            LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
                            pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
                                              event_time, measure_filter,
-                                             CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
+                                             CASE WHEN pipeline._distributed(raw) THEN pipeline._seen_on_workers('r', '$7', '$10', '$11')
                                                   ELSE pipeline._seen_by_cur('r') END) AS other) AS k);
 COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, text, text, text, text[]) IS
     'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
 
 -- The statement of _correct_day for a metric: its parameters are the day
 -- ($1), its bounds ($2, $3), the new batches ($4), the snapshot cur ($5),
--- the source ($6), on a distributed source the batches cur saw ($7), and
--- the smallest and largest of the new batches ($8, $9: _in_batches).
+-- the source ($6), the smallest and largest of the new batches ($8, $9:
+-- _in_batches), and on a distributed source the batches cur saw ($7, $10,
+-- $11: _batches_seen).
 -- part is the text of the relation the value-index lookups read (the day's
 -- partition); lookups, the distinct measures that look their new values up
 -- there (_correction_distinct).

@@ -114,6 +114,7 @@ _PG_init(void)
 
 	pipeline_preloaded = true;
 	PipelineShmemRequest();
+	BatchRegistryShmemRequest();
 	PipelineRegisterLauncher();
 	PipelineWorkerInit();
 }

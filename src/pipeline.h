@@ -67,4 +67,8 @@ extern void PipelineRegisterLauncher(void);
 extern void PipelineWorkerInit(void);
 extern void PipelineStopDatabaseWorker(Oid dboid);
 
+/* batch_registry.c */
+extern void BatchRegistryShmemRequest(void);
+extern int64 BatchIdTake(void);
+
 #endif							/* PIPELINE_H */

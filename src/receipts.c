@@ -7,14 +7,17 @@
  * can read them (as granted) but never write them directly, so a receipt
  * is always the ingest function's own account of a batch.
  *
- * A batch_key is claimed by inserting the receipt row first, with
+ * Every batch takes its batch_id from the rows' sequence first, through
+ * the batch registry (batch_registry.c), which tells the layers of a
+ * distributed source which ids are still being written.  A batch_key is
+ * then claimed by inserting the receipt row with that id, with
  * ON CONFLICT DO NOTHING on (source, batch_key): a second session sending
  * the same key waits for the first to commit and then finds its receipt,
  * so a retried batch returns the original receipt and applies nothing.
  * The row is completed at the end of the batch.  A batch without a key has
- * nothing to claim: it takes its batch_id from the row's sequence at the
- * start and writes its receipt once, complete, at the end (in the same
- * transaction as its events, so nobody sees one without the other).
+ * nothing to claim: it writes its receipt once, complete, at the end (in
+ * the same transaction as its events, so nobody sees one without the
+ * other).
  * Writing it twice cost small batches a tenth of their time: the second
  * write is an UPDATE of an indexed column (max_event_time), so a new row
  * version and an entry in every index of batch_log, and it was planned at
@@ -70,25 +73,19 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 {
 	static SPIPlanPtr insert_plan = NULL;
 	static SPIPlanPtr select_plan = NULL;
-	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT8OID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	/* receipts are numbered in this cluster's transaction ids (restore.c) */
 	PipelineCheckRestored();
 
 	receipt->source = src->name;
 	receipt->contract_version = src->contract_version;
+	/* numbered by the batch registry (batch_registry.c) */
+	receipt->batch_id = BatchIdTake();
 	if (batch_key == NULL)
 	{
-		static SPIPlanPtr next_plan = NULL;
-		bool		isnull;
-
-		Prepare(&next_plan, "SELECT pg_catalog.nextval('pipeline.batch_log_batch_id_seq'::pg_catalog.regclass)",
-				0, NULL);
-		if (SPI_execute_plan(next_plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not number the batch");
-		receipt->batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		receipt->stored = false;
 		return true;
 	}
@@ -97,12 +94,15 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 	args[0] = CStringGetTextDatum(src->name);
 	args[1] = CStringGetTextDatum(batch_key);
 	args[2] = Int32GetDatum(src->contract_version);
+	args[3] = Int64GetDatum(receipt->batch_id);
 
+	/* a key sent before keeps its batch: this id goes unused */
 	Prepare(&insert_plan,
-			"INSERT INTO pipeline.batch_log (source, batch_key, contract_version)"
-			" VALUES ($1, $2, $3) ON CONFLICT ON CONSTRAINT batch_key_once DO NOTHING"
+			"INSERT INTO pipeline.batch_log (source, batch_key, contract_version, batch_id)"
+			" OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)"
+			" ON CONFLICT ON CONSTRAINT batch_key_once DO NOTHING"
 			" RETURNING batch_id, received, accepted, duplicates, rejected",
-			3, types);
+			4, types);
 	if (SPI_execute_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not write the batch receipt");
 	if (SPI_processed == 1)

@@ -82,20 +82,34 @@ CREATE FUNCTION pipeline._await_commits() RETURNS integer
 COMMENT ON FUNCTION pipeline._await_commits() IS
     'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
 
--- The batches of a source that a snapshot sees and whose events may fall
--- in [lo, hi): what a day computed or corrected on a distributed source
--- reads, whatever the workers' own snapshots show.
-CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot, lo timestamptz, hi timestamptz)
-    RETURNS bigint[]
-    LANGUAGE sql STABLE
+-- The batches of a source that a snapshot saw, as a day computed or
+-- corrected on a distributed source reads them on the workers, whatever
+-- their own snapshots show: those below floor but the unseen ones, and the
+-- seen ones from floor up (src/batch_registry.c).  Called after the
+-- snapshot was taken; needs no receipt older than the oldest batch still
+-- being written.
+CREATE FUNCTION pipeline._batches_seen(source text, snap pg_snapshot,
+                                       OUT floor bigint, OUT unseen bigint[], OUT seen bigint[])
+    LANGUAGE c VOLATILE STRICT
     SET search_path = pg_catalog, pg_temp
-    RETURN (
-    SELECT COALESCE(pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id), '{}')
-      FROM pipeline.batch_log AS b
-     WHERE b.source = _batches_seen.source AND pg_catalog.pg_visible_in_snapshot(b.xid, snap)
-       AND b.accepted > 0 AND b.max_event_time >= lo AND b.min_event_time < hi);
-COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot, timestamptz, timestamptz) IS
-    'internal: the batches of a source visible in a snapshot with events in a time range';
+    AS 'MODULE_PATHNAME', 'pipeline_batches_seen';
+COMMENT ON FUNCTION pipeline._batches_seen(text, pg_snapshot) IS
+    'internal: the batches of a source a snapshot saw: below a floor but a few, and a few above it';
+
+-- The condition that a raw row's batch is one of those _batches_seen
+-- returned, given as the texts of its three values (parameters of the
+-- statement).  The lists are short, checked hashed, and kept out of the
+-- index condition by the + 0.
+CREATE FUNCTION pipeline._seen_on_workers(alias text, floor text, unseen text, seen text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.format(
+        '((%1$I._pl_batch OPERATOR(pg_catalog.<) %2$s '
+        '  AND (%1$I._pl_batch OPERATOR(pg_catalog.+) 0) OPERATOR(pg_catalog.<>) ALL (%3$s)) '
+        ' OR (%1$I._pl_batch OPERATOR(pg_catalog.+) 0) OPERATOR(pg_catalog.=) ANY (%4$s))',
+        alias, floor, unseen, seen);
+COMMENT ON FUNCTION pipeline._seen_on_workers(text, text, text, text) IS
+    'internal: the condition that a raw row''s batch is among those _batches_seen describes';
 
 -- The fold statement of a metric of a distributed source: each distinct
 -- measure whose argument type has a distinct_sketch_dist builds its

@@ -388,6 +388,9 @@ DECLARE
     def jsonb := m.definition;
     lo timestamptz;
     hi timestamptz;
+    seen_floor bigint;
+    unseen bigint[];
+    seen bigint[];
 BEGIN
     SELECT * INTO STRICT s FROM pipeline.source_catalog AS c WHERE c.source = m.source;
     lo := d::timestamp AT TIME ZONE s.day_timezone;
@@ -399,9 +402,10 @@ BEGIN
         -- sees, once they have committed on the workers (src/scale_out.c)
         snap := pg_catalog.pg_current_snapshot();
         PERFORM pipeline._await_commits();
+        SELECT * INTO seen_floor, unseen, seen FROM pipeline._batches_seen(s.source, snap);
         EXECUTE pg_catalog.format(
             'WITH agg AS (SELECT %1$s%2$s, pg_catalog.count(*) AS _events FROM %3$s AS r '
-            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND r._pl_batch = ANY ($6) GROUP BY %6$s), '
+            '             WHERE r.%4$I >= $2 AND r.%4$I < $3 AND (%5$s) AND %10$s GROUP BY %6$s), '
             '     ins AS (INSERT INTO pipeline.%7$I (day%8$s, %9$s, status, computed_at, frozen_at) '
             '             SELECT $1%8$s, %9$s, $4, pg_catalog.now(), CASE WHEN $4 = ''frozen'' THEN $5 END FROM agg) '
             'SELECT COALESCE((SELECT pg_catalog.sum(_events) FROM agg), 0)::bigint',
@@ -410,8 +414,9 @@ BEGIN
             s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
             -- Citus plans no GROUP BY (): a constant key groups the same
             COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)'),
-            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'))
-          INTO events USING d, lo, hi, status, as_of, pipeline._batches_seen(s.source, snap, lo, hi);
+            m.metric || '_daily', pipeline._dims(def), pipeline._measure_sql(def, 'daily_names'),
+            pipeline._seen_on_workers('r', '$6', '$7', '$8'))
+          INTO events USING d, lo, hi, status, as_of, seen_floor, unseen, seen;
         RETURN;
     END IF;
     -- one pass over the day: the aggregates, the events behind them, and
@@ -663,6 +668,8 @@ DECLARE
     n bigint := 0;
     part regclass;
     dist boolean;
+    seen_floor bigint;
+    unseen bigint[];
     seen bigint[];
     index_lookups text[];
     scans boolean;
@@ -688,7 +695,7 @@ BEGIN
             -- "the other events of the day" are those of the batches cur
             -- sees, once committed on the workers (src/scale_out.c)
             PERFORM pipeline._await_commits();
-            seen := pipeline._batches_seen(s.source, cur, lo, hi);
+            SELECT * INTO seen_floor, unseen, seen FROM pipeline._batches_seen(s.source, cur);
         END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
@@ -723,7 +730,7 @@ BEGIN
             END IF;
         END IF;
         EXECUTE pg_catalog.array_to_string(pieces, part::text)
-          INTO n USING c.day, lo, hi, ids, cur, s.source, seen, first_id, last_id;
+          INTO n USING c.day, lo, hi, ids, cur, s.source, seen_floor, first_id, last_id, unseen, seen;
         PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
         PERFORM pg_catalog.set_config('jit', jit_setting, true);
     END IF;
@@ -764,7 +771,8 @@ CREATE FUNCTION pipeline._correction_exact(def jsonb, s pipeline.source_catalog)
                '                 GROUP BY %8$s)',
                pipeline._measure_sql(pg_catalog.jsonb_build_object('measures', pg_catalog.jsonb_agg(x)), 'daily_exact'),
                pipeline._dims_aliased(def, 'r.'), s.raw_table, s.event_time, COALESCE(def->>'filter', 'true'),
-               CASE WHEN pipeline._distributed(s.raw_table) THEN 'r._pl_batch = ANY ($7)' ELSE pipeline._seen_by_cur('r') END,
+               CASE WHEN pipeline._distributed(s.raw_table) THEN pipeline._seen_on_workers('r', '$7', '$10', '$11')
+                    ELSE pipeline._seen_by_cur('r') END,
                pipeline._dims_match(def, 'n', 'r'),
                CASE WHEN pipeline._distributed(s.raw_table)
                     THEN COALESCE(NULLIF(pipeline._dims_group(def, 'r.'), '()'), '(0 = 0)')
@@ -829,15 +837,16 @@ CREATE FUNCTION pipeline._correction_distinct(def jsonb, raw regclass, part text
            LATERAL (SELECT CASE WHEN def->'dimensions' = '[]' THEN '1' ELSE pipeline._dims_group(def, 'n.') END AS grp,
                            pg_catalog.format('r.%1$I >= $2 AND r.%1$I < $3 AND %2$s AND r._pl_batch <> ALL ($4) AND %3$s',
                                              event_time, measure_filter,
-                                             CASE WHEN pipeline._distributed(raw) THEN 'r._pl_batch = ANY ($7)'
+                                             CASE WHEN pipeline._distributed(raw) THEN pipeline._seen_on_workers('r', '$7', '$10', '$11')
                                                   ELSE pipeline._seen_by_cur('r') END) AS other) AS k);
 COMMENT ON FUNCTION pipeline._correction_distinct(jsonb, regclass, text, text, text, text[]) IS
     'internal: the CTEs of _correct_day that count, per group, the distinct values new to a frozen day';
 
 -- The statement of _correct_day for a metric: its parameters are the day
 -- ($1), its bounds ($2, $3), the new batches ($4), the snapshot cur ($5),
--- the source ($6), on a distributed source the batches cur saw ($7), and
--- the smallest and largest of the new batches ($8, $9: _in_batches).
+-- the source ($6), the smallest and largest of the new batches ($8, $9:
+-- _in_batches), and on a distributed source the batches cur saw ($7, $10,
+-- $11: _batches_seen).
 -- part is the text of the relation the value-index lookups read (the day's
 -- partition); lookups, the distinct measures that look their new values up
 -- there (_correction_distinct).

@@ -351,6 +351,93 @@ same_text('restated (and provisional) days under concurrency equal raw',
 ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM metrics.mc_corrections}) > 0,
 	'late events of the frozen day became corrections');
 
+# Receipts gone: a source's receipts older than its `batches` retention
+# are deleted once folded, while its raw events stay.  The freeze, a
+# restatement and a distinct correction of a distributed source find the
+# day's events on the workers by their batches: the events of batches
+# whose receipts are gone still count, once.  (The same steps on both
+# nodes, compared, and against an exact count.)
+sub receipts_gone
+{
+	my ($node, $citus) = @_;
+	my $q = sub { $node->safe_psql('pipeline', $_[0]) };
+	my @out;
+	$q->(q{SELECT pipeline.create_source('rg', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text')});
+	$q->(q{SELECT pipeline.distribute_source('rg')}) if $citus;
+	$q->(q{SELECT pipeline.create_metric('mg', 'rg', measures => 'count(*) AS events, count(DISTINCT user_id) AS users',
+	                                     bucket => '1 hour', hot_retention => '30 days')});
+	my $day = sub {
+		my ($from, $to, $users) = @_;
+		return qq{(SELECT jsonb_agg(jsonb_build_object('event_id', i, 'event_time', '$d0'::date + (i % 1440) * interval '1 minute',
+		                   'user_id', $users)) FROM generate_series($from, $to) AS i)};
+	};
+	$q->(q{SELECT pipeline.ingest('rg', } . $day->(1, 1000, q{'u' || (i % 300)}) . q{)});
+	$q->(q{SELECT pipeline.ingest('rg', } . $day->(1001, 2000, q{'u' || (i % 300)}) . q{)});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot('mg')});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	# the day's two receipts go (folded, and older than a second an hour on)
+	$q->(q{SELECT pipeline.set_retention('rg', raw => NULL, batches => '1 second')});
+	push @out, $q->(q{SELECT action, detail ~ '^2 receipts' FROM pipeline.maintain(now() + interval '1 hour')
+	                   WHERE object = 'pipeline.batch_log' AND action = 'deleted'});
+	# late events: 50 users the day had, 50 new ones
+	$q->(q{SELECT pipeline.ingest('rg', } . $day->(3001, 3100, q{CASE WHEN i % 2 = 0 THEN 'u' || (i % 100) ELSE 'n' || i END}) . q{)});
+	push @out, 'folded ' . $q->(q{SELECT pipeline.run_hot('mg')});
+	push @out, $q->(qq{SELECT * FROM pipeline.close_days($as_of) ORDER BY 1, 2, 3});
+	push @out, $q->(q{SELECT day, events_delta, users_delta FROM metrics.mg_corrections ORDER BY 1});
+	push @out, $q->(q{SELECT day, events, users FROM metrics.mg_restated ORDER BY 1});
+	push @out, 'restated version ' . $q->(qq{SELECT pipeline.restate_day('mg', '$d0', 'receipts gone')});
+	push @out, $q->(q{SELECT day, events, users, status FROM metrics.mg_daily ORDER BY 1});
+	push @out, $q->(q{SELECT day, events, users FROM metrics.mg_restated ORDER BY 1});
+	push @out, 'exact ' . $q->(q{SELECT count(*) || '|' || count(DISTINCT user_id) FROM pipeline.rg_raw});
+	return join("\n", @out);
+}
+my $gone_single = receipts_gone($single, 0);
+same_text('receipts gone: freeze, corrections and restatement', $gone_single, receipts_gone($coord, 1));
+like($gone_single, qr/^deleted\|t$/m, 'receipts gone: the day\'s receipts were deleted');
+like($gone_single, qr/\|100\|50\n(?s:.*)\|2100\|350\n(?s:.*)^exact 2100\|350$/m,
+	'receipts gone: the correction counts the 50 new users, restated equals raw');
+
+# A batch still being written holds the floor of _batches_seen: the
+# batches committed after it took its id are read by the seen list above
+# the floor, it is left out until it commits, and then corrected once.
+$coord->safe_psql('pipeline', q{
+	SELECT pipeline.create_source('ip', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL, user_id text');
+	SELECT pipeline.distribute_source('ip');
+	SELECT pipeline.create_metric('mi', 'ip', measures => 'count(*) AS events, count(DISTINCT user_id) AS users',
+	                              bucket => '1 hour', hot_retention => '30 days');});
+my $ip_batch = sub {
+	my ($from, $to, $user) = @_;
+	return qq{SELECT accepted FROM pipeline.ingest('ip', (SELECT jsonb_agg(jsonb_build_object('event_id', i,
+	    'event_time', '$d0'::date + (i % 1440) * interval '1 minute', 'user_id', $user)) FROM generate_series($from, $to) AS i))};
+};
+$coord->safe_psql('pipeline', $ip_batch->(1, 100, q{'u' || i}) . qq{; SELECT pipeline.run_hot('mi');
+	SELECT count(*) FROM pipeline.close_days($as_of)});
+my $writer = $coord->background_psql('pipeline');
+$writer->query_safe('BEGIN');
+is($writer->query_safe($ip_batch->(201, 250, q{'h' || i})), '50', 'a batch is being written (not committed)');
+my $held = $writer->query_safe(q{SELECT max(batch_id) FROM pipeline.batch_log});
+$coord->safe_psql('pipeline', $ip_batch->(301, 350, q{'m' || i}));
+is($coord->safe_psql('pipeline', q{
+	SELECT floor = (SELECT max(batch_id) FROM pipeline.batch_log WHERE source = 'ip') - 1 AND unseen = '{}'
+	       AND seen = ARRAY[(SELECT max(batch_id) FROM pipeline.batch_log WHERE source = 'ip')]
+	  FROM pipeline._batches_seen('ip', pg_current_snapshot())}), 't',
+	'_batches_seen: the floor is the id the running batch holds, the later batch is listed above it');
+$coord->safe_psql('pipeline', qq{SELECT pipeline.run_hot('mi'); SELECT count(*) FROM pipeline.close_days($as_of);
+	SELECT pipeline.restate_day('mi', '$d0', 'with a batch being written')});
+is($coord->safe_psql('pipeline', q{SELECT events || ' ' || users FROM metrics.mi_daily}), '150 150',
+	'a restatement reads the batch committed later, not the one being written');
+my ($ret, $out, $err) = $coord->psql('pipeline', 'BEGIN; ' . $ip_batch->(401, 401, q{'p'}) . q{; PREPARE TRANSACTION 'ip'});
+like($err, qr/cannot prepare a transaction that ingested a batch in a Citus database/,
+	'a transaction that ingested cannot be prepared in a Citus database');
+$writer->query_safe('COMMIT');
+$writer->quit;
+$coord->safe_psql('pipeline', qq{SELECT pipeline.run_hot('mi'); SELECT count(*) FROM pipeline.close_days($as_of)});
+is($coord->safe_psql('pipeline', q{
+	SELECT (SELECT string_agg(events_delta || ' ' || users_delta, ',') FROM metrics.mi_corrections)
+	       || ' | ' || (SELECT events || ' ' || users FROM metrics.mi_restated)
+	       || ' | ' || (SELECT count(*) || ' ' || count(DISTINCT user_id) FROM pipeline.ip_raw)}),
+	'50 50 | 200 200 | 200 200', 'the batch written meanwhile is corrected once, when it commits');
+
 # The background workers: the coordinator's folds a distributed source by
 # itself; the worker nodes hold none of the pipeline's catalog and do nothing.
 $coord->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();});
