@@ -76,6 +76,9 @@ static bool callback_registered = false;
 /* this backend's slot holds an id of the current transaction */
 static bool holds_slot = false;
 
+/* ... or is TAKING, in this subtransaction */
+static SubTransactionId taking_in = InvalidSubTransactionId;
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -144,6 +147,7 @@ ReleaseSlot(void)
 		return;
 	pg_atomic_write_u64(MySlot(), SLOT_EMPTY);
 	holds_slot = false;
+	taking_in = InvalidSubTransactionId;
 	/* a scan may be waiting for this slot's id, which will never come */
 	ConditionVariableBroadcast(&Registry->taken);
 }
@@ -175,6 +179,21 @@ RegistryXactCallback(XactEvent event, void *arg)
 }
 
 /*
+ * An error while the slot was TAKING (in nextval) caught by a savepoint:
+ * no id will come, and a scan must not wait for the transaction's end.
+ */
+static void
+RegistrySubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && taking_in == mySubid)
+	{
+		taking_in = InvalidSubTransactionId;
+		ReleaseSlot();
+	}
+}
+
+/*
  * A new batch id from pipeline.batch_log's sequence, registered as held by
  * this transaction until it ends.  Called by ingest as the extension owner.
  */
@@ -191,6 +210,7 @@ BatchIdTake(void)
 	if (!callback_registered)
 	{
 		RegisterXactCallback(RegistryXactCallback, NULL);
+		RegisterSubXactCallback(RegistrySubXactCallback, NULL);
 		callback_registered = true;
 	}
 	if (first)
@@ -198,6 +218,7 @@ BatchIdTake(void)
 		/* set before the sequence's lock is taken: see the header */
 		pg_atomic_write_u64(MySlot(), SLOT_TAKING);
 		holds_slot = true;
+		taking_in = GetCurrentSubTransactionId();
 		pg_memory_barrier();
 	}
 	if (next_plan == NULL)
@@ -216,6 +237,7 @@ BatchIdTake(void)
 	if (first)
 	{
 		pg_atomic_write_u64(MySlot(), (uint64) id);
+		taking_in = InvalidSubTransactionId;
 		ConditionVariableBroadcast(&Registry->taken);
 	}
 	return id;

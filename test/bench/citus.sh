@@ -190,10 +190,15 @@ SQL
     grep -q "Task" "$work/citus_fold_plan.txt" && grep -qE "(Group|Hash)Aggregate" "$work/citus_fold_plan.txt" \
         || { echo "citus: the fold's aggregation is not on the workers" >&2; return 1; }
     echo "   EXPLAIN of the freeze's aggregation on the cluster:"
+    # the batches a snapshot taken now saw, as the freeze tells the workers
+    local seen
+    seen=$(cpsql "$cport" -d bench -At -c "SELECT pipeline._seen_on_workers('r', s.floor::text,
+            pg_catalog.quote_literal(s.unseen) || '::bigint[]', pg_catalog.quote_literal(s.seen) || '::bigint[]')
+          FROM pipeline._batches_seen('events', pg_catalog.pg_current_snapshot()) AS s")
     cpsql "$cport" -d bench -c "EXPLAIN (COSTS OFF) SELECT r.platform, count(*), sum(r.amount), avg(r.amount),
             count(DISTINCT r.user_id) FROM pipeline.events_raw AS r
             WHERE r.event_time >= '$midnight'::timestamptz - interval '1 day' AND r.event_time < '$midnight'
-              AND r._pl_batch = ANY ('{1,2,3}') GROUP BY r.platform" | sed 's/^/     /'
+              AND $seen GROUP BY r.platform" | sed 's/^/     /'
 
     bench_report "citus: ingest, coordinator + 2 workers vs 1 node" "${rate[citus]}" "ev/s" "${rate[single]}" "ev/s"
     bench_report "citus: fold, coordinator + 2 workers vs 1 node" "${fold[citus]}" "ev/s" "${fold[single]}" "ev/s"
