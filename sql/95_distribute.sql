@@ -1,7 +1,9 @@
 -- Scale-out without Citus: distribute_source refuses with a hint and
 -- nothing changes.  distinct_sketch_dist, the sketch aggregate whose state
 -- Citus can ship, builds the very bytes of distinct_sketch, serially and
--- in parallel (combined by distinct_union), for every type it has.
+-- in parallel (combined by distinct_union), for every type it has.  The
+-- batch registry tells which batches a snapshot saw by a floor and two
+-- short lists, and a savepoint's error does not leave its slot waited on.
 \set SHOW_CONTEXT never
 CREATE EXTENSION pipeline CASCADE;
 
@@ -70,4 +72,35 @@ DROP TABLE dist_values;
 -- the rows a distributed source's ingest sends are read through
 -- pipeline._pending_rows(), which has nothing to give anyone else
 SELECT * FROM pipeline._pending_rows() AS u(id bigint, x jsonb);
+
+-- The batch registry (src/batch_registry.c): a running transaction holds
+-- the floor of _batches_seen at the first batch id it took; below the
+-- floor, the batches a snapshot did not see are listed, above it those it
+-- saw.  Here on a single node, where it works the same.
+SELECT pipeline.ingest('clicks', '[{"event_id": 1, "event_time": "2026-01-01 10:00+00", "user_id": "a"}]') IS NOT NULL AS first;
+SELECT pg_catalog.pg_current_snapshot() AS before_second \gset
+BEGIN;
+SELECT accepted FROM pipeline.ingest('clicks', '[{"event_id": 2, "event_time": "2026-01-01 10:00+00", "user_id": "b"}]');
+SELECT max(batch_id) AS held FROM pipeline.batch_log \gset
+SELECT accepted FROM pipeline.ingest('clicks', '[{"event_id": 3, "event_time": "2026-01-01 10:00+00", "user_id": "c"}]');
+-- (its own batches are not committed: not seen)
+SELECT floor = :held AS floor_is_the_first_id_held, unseen = '{}' AS none_unseen, seen = '{}' AS none_seen
+  FROM pipeline._batches_seen('clicks', pg_catalog.pg_current_snapshot());
+COMMIT;
+-- ended: the floor is the next id; a snapshot from before lists them unseen
+SELECT floor = :held + 2 AS floor_is_the_next_id, unseen = ARRAY[:held, :held + 1]::bigint[] AS both_unseen_before,
+       seen = '{}' AS none_above
+  FROM pipeline._batches_seen('clicks', :'before_second');
+-- an error while an id is being taken, caught by a savepoint, frees the
+-- slot: a scan (its own, here) does not wait for the transaction's end
+SELECT :held + 1 AS last_given \gset
+BEGIN;
+ALTER SEQUENCE pipeline.batch_log_batch_id_seq MAXVALUE :last_given;
+SAVEPOINT s;
+SELECT accepted FROM pipeline.ingest('clicks', '[{"event_id": 4, "event_time": "2026-01-01 10:00+00", "user_id": "d"}]');
+ROLLBACK TO s;
+SET LOCAL statement_timeout = '5s';
+SELECT floor = :held + 2 AS not_waiting FROM pipeline._batches_seen('clicks', pg_catalog.pg_current_snapshot());
+ROLLBACK;
+
 DROP EXTENSION pipeline CASCADE;
