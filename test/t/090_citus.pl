@@ -438,6 +438,27 @@ is($coord->safe_psql('pipeline', q{
 	       || ' | ' || (SELECT count(*) || ' ' || count(DISTINCT user_id) FROM pipeline.ip_raw)}),
 	'50 50 | 200 200 | 200 200', 'the batch written meanwhile is corrected once, when it commits');
 
+# A shard moved to the other worker (Citus moves an event's id and raw
+# rows, its day partitions included, together): re-sent ids are still
+# duplicates, new ones are stored, folded and closed once.
+my ($moved, $from, $to) = split /\|/, $coord->safe_psql('pipeline', q{
+	SELECT s.shardid, n.nodeport, (SELECT nodeport FROM pg_dist_node WHERE nodeport <> n.nodeport AND noderole = 'primary'
+	                                  AND groupid <> 0 LIMIT 1)
+	  FROM pg_dist_shard AS s JOIN pg_dist_placement AS p USING (shardid) JOIN pg_dist_node AS n USING (groupid)
+	 WHERE s.logicalrelid = 'pipeline.ip_ids'::regclass ORDER BY s.shardid LIMIT 1});
+$coord->safe_psql('pipeline', qq{SELECT citus_move_shard_placement($moved, '127.0.0.1', $from, '127.0.0.1', $to,
+	shard_transfer_mode => 'block_writes')});
+is($coord->safe_psql('pipeline', qq{SELECT nodeport FROM pg_dist_placement JOIN pg_dist_node USING (groupid) WHERE shardid = $moved}),
+	$to, 'a shard of the source moved to the other worker');
+is($coord->safe_psql('pipeline', $ip_batch->(1, 400, q{'u' || i}) . q{;
+	SELECT duplicates FROM pipeline.batch_log WHERE source = 'ip' ORDER BY batch_id DESC LIMIT 1}),
+	"200\n200", 'after the move, re-sent ids are duplicates and new ones are stored');
+$coord->safe_psql('pipeline', qq{SELECT pipeline.run_hot('mi'); SELECT count(*) FROM pipeline.close_days($as_of)});
+is($coord->safe_psql('pipeline', q{
+	SELECT (SELECT sum(events) FROM pipeline.mi_hot) || ' | ' || (SELECT events || ' ' || users FROM metrics.mi_restated)
+	       || ' | ' || (SELECT count(*) || ' ' || count(DISTINCT user_id) FROM pipeline.ip_raw)}),
+	'400 | 400 400 | 400 400', 'and folded and corrected once');
+
 # The background workers: the coordinator's folds a distributed source by
 # itself; the worker nodes hold none of the pipeline's catalog and do nothing.
 $coord->safe_psql('pipeline', q{ALTER SYSTEM SET pipeline.enabled = on; SELECT pg_reload_conf();});
