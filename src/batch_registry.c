@@ -221,16 +221,9 @@ BatchIdTake(void)
 		taking_in = GetCurrentSubTransactionId();
 		pg_memory_barrier();
 	}
-	if (next_plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT pg_catalog.nextval('pipeline.batch_log_batch_id_seq'::pg_catalog.regclass)",
-									0, NULL);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare the batch numbering: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		next_plan = p;
-	}
+	PipelineKeptPlan(&next_plan,
+					 "SELECT pg_catalog.nextval('pipeline.batch_log_batch_id_seq'::pg_catalog.regclass)",
+					 0, NULL);
 	if (SPI_execute_plan(next_plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not number the batch");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

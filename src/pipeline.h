@@ -14,6 +14,7 @@
 #include "fmgr.h"
 #include "nodes/nodes.h"
 #include "nodes/pg_list.h"
+#include "executor/spi.h"
 
 /* settings (defined in pipeline.c) */
 extern bool pipeline_enabled;
@@ -66,6 +67,9 @@ extern void PipelineShmemStartup(void);
 extern void PipelineRegisterLauncher(void);
 extern void PipelineWorkerInit(void);
 extern void PipelineStopDatabaseWorker(Oid dboid);
+
+/* kept_plans.c */
+extern SPIPlanPtr PipelineKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types);
 
 /* batch_registry.c */
 extern void BatchRegistryShmemRequest(void);

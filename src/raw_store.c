@@ -238,16 +238,10 @@ EnsurePartitions(SourceInfo *src, Datum *times, int n, Oid *partition)
 	if (nunknown == 0)
 		return;
 
-	if (plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, TIMESTAMPTZARRAYOID};
-		SPIPlanPtr	p = SPI_prepare("SELECT lo, hi, part::oid FROM pipeline._ensure_partitions($1, $2)",
-									2, types);
 
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plan = p;
+		PipelineKeptPlan(&plan, "SELECT lo, hi, part::oid FROM pipeline._ensure_partitions($1, $2)", 2, types);
 	}
 	args[0] = CStringGetTextDatum(src->name);
 	args[1] = PointerGetDatum(construct_array(unknown, nunknown, TIMESTAMPTZOID,

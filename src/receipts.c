@@ -37,21 +37,6 @@
 #include "pipeline.h"
 #include "receipts.h"
 
-static SPIPlanPtr
-Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*cache = p;
-	}
-	return *cache;
-}
-
 static void
 ReadReceipt(HeapTuple tup, TupleDesc desc, Receipt *r)
 {
@@ -97,7 +82,7 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 	args[3] = Int64GetDatum(receipt->batch_id);
 
 	/* a key sent before keeps its batch: this id goes unused */
-	Prepare(&insert_plan,
+	PipelineKeptPlan(&insert_plan,
 			"INSERT INTO pipeline.batch_log (source, batch_key, contract_version, batch_id)"
 			" OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)"
 			" ON CONFLICT ON CONSTRAINT batch_key_once DO NOTHING"
@@ -111,7 +96,7 @@ ReceiptBegin(SourceInfo *src, const char *batch_key, Receipt *receipt)
 		return true;
 	}
 
-	Prepare(&select_plan,
+	PipelineKeptPlan(&select_plan,
 			"SELECT batch_id, received, accepted, duplicates, rejected"
 			" FROM pipeline.batch_log WHERE source = $1 AND batch_key = $2",
 			2, types);
@@ -151,7 +136,7 @@ ReceiptFinish(const Receipt *r)
 	if (!r->stored)
 	{
 		/* the defaults (xid, received_at, ingested_by) are the transaction's */
-		Prepare(&insert_plan,
+		PipelineKeptPlan(&insert_plan,
 				"INSERT INTO pipeline.batch_log (batch_id, received, accepted, duplicates, rejected,"
 				" min_event_time, max_event_time, source, contract_version) OVERRIDING SYSTEM VALUE"
 				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -224,7 +209,7 @@ DeadLettersWrite(SourceInfo *src, int64 batch_id, int n, char **payloads, Reject
 	args[4] = TextArray(errors, n);
 	args[5] = TextArray(codes, n);
 	args[6] = TextArray(fields, n);
-	Prepare(&plan,
+	PipelineKeptPlan(&plan,
 			"INSERT INTO pipeline.dead_letters"
 			" (source, batch_id, contract_version, payload, error, error_code, field)"
 			" SELECT $1, $2, $3, u.p, u.e, u.c, u.f"
@@ -288,7 +273,7 @@ DriftWrite(SourceInfo *src, DriftCounter *drift)
 	args[0] = CStringGetTextDatum(src->name);
 	args[1] = TextArray(names, n);
 	args[2] = PointerGetDatum(construct_array(counts, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	Prepare(&plan,
+	PipelineKeptPlan(&plan,
 			"INSERT INTO pipeline.drift_counts AS d (source, field, events, first_seen, last_seen)"
 			" SELECT $1, u.f, u.n, pg_catalog.now(), pg_catalog.now()"
 			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(f, n)"

@@ -137,16 +137,8 @@ ContractCompile(SourceInfo *src, Relation raw)
 		Datum		arg = CStringGetTextDatum(src->name);
 		MemoryContext cxt = CurrentMemoryContext;
 
-		if (plan == NULL)
-		{
-			SPIPlanPtr	p = SPI_prepare("SELECT alias, column_name FROM pipeline.column_aliases"
-										" WHERE source = $1", 1, &argtype);
-
-			if (p == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(p);
-			plan = p;
-		}
+		PipelineKeptPlan(&plan, "SELECT alias, column_name FROM pipeline.column_aliases WHERE source = $1",
+						 1, &argtype);
 		if (SPI_execute_plan(plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pipeline.column_aliases");
 		MemoryContextSwitchTo(cxt);
