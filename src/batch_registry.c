@@ -23,7 +23,9 @@
  * scan; those that aborted left no rows.  Old receipts are never needed.
  *
  * The registry is a slot per backend holding the first batch id its
- * transaction took, cleared when the transaction ends.  The id comes from
+ * transaction took, cleared when the transaction ends, and its database
+ * (each numbers its batches with its own sequence: a scan reads its own
+ * database's slots only).  The id comes from
  * a sequence, so between asking for it and storing it the slot says
  * TAKING: a scan that finds a slot TAKING waits for the id.  A batch below
  * the floor whose slot the scan found empty took its id after the scan
@@ -63,11 +65,21 @@
 #define SLOT_EMPTY		UINT64CONST(0)
 #define SLOT_TAKING		PG_UINT64_MAX
 
+/*
+ * A backend's slot.  Batch ids are numbered per database: a scan reads
+ * only the slots of its own.  dboid is written before id leaves EMPTY.
+ */
+typedef struct RegistrySlot
+{
+	pg_atomic_uint64 id;
+	Oid			dboid;
+} RegistrySlot;
+
 typedef struct BatchRegistry
 {
 	ConditionVariable taken;	/* broadcast when a TAKING slot gets its id */
 	int			nslots;
-	pg_atomic_uint64 slots[FLEXIBLE_ARRAY_MEMBER];
+	RegistrySlot slots[FLEXIBLE_ARRAY_MEMBER];
 } BatchRegistry;
 
 static BatchRegistry *Registry = NULL;
@@ -93,7 +105,7 @@ static Size
 RegistrySize(void)
 {
 	return add_size(offsetof(BatchRegistry, slots),
-					mul_size(SlotCount(), sizeof(pg_atomic_uint64)));
+					mul_size(SlotCount(), sizeof(RegistrySlot)));
 }
 
 static void
@@ -119,7 +131,10 @@ RegistryShmemStartup(void)
 		ConditionVariableInit(&Registry->taken);
 		Registry->nslots = SlotCount();
 		for (int i = 0; i < Registry->nslots; i++)
-			pg_atomic_init_u64(&Registry->slots[i], SLOT_EMPTY);
+		{
+			pg_atomic_init_u64(&Registry->slots[i].id, SLOT_EMPTY);
+			Registry->slots[i].dboid = InvalidOid;
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -137,7 +152,7 @@ static pg_atomic_uint64 *
 MySlot(void)
 {
 	Assert(MyProc->pgprocno < Registry->nslots);
-	return &Registry->slots[MyProc->pgprocno];
+	return &Registry->slots[MyProc->pgprocno].id;
 }
 
 static void
@@ -216,6 +231,8 @@ BatchIdTake(void)
 	if (first)
 	{
 		/* set before the sequence's lock is taken: see the header */
+		Registry->slots[MyProc->pgprocno].dboid = MyDatabaseId;
+		pg_write_barrier();
 		pg_atomic_write_u64(MySlot(), SLOT_TAKING);
 		holds_slot = true;
 		taking_in = GetCurrentSubTransactionId();
@@ -247,12 +264,21 @@ RegistryFloor(int64 last_given)
 
 	for (int i = 0; i < Registry->nslots; i++)
 	{
+		RegistrySlot *slot = &Registry->slots[i];
 		uint64		v;
 
-		while ((v = pg_atomic_read_u64(&Registry->slots[i])) == SLOT_TAKING)
+		while ((v = pg_atomic_read_u64(&slot->id)) != SLOT_EMPTY)
+		{
+			pg_read_barrier();
+			if (slot->dboid != MyDatabaseId)
+				break;
+			if (v != SLOT_TAKING)
+			{
+				floor = Min(floor, (int64) v);
+				break;
+			}
 			ConditionVariableSleep(&Registry->taken, PG_WAIT_EXTENSION);
-		if (v != SLOT_EMPTY && (int64) v < floor)
-			floor = (int64) v;
+		}
 	}
 	ConditionVariableCancelSleep();
 	return floor;

@@ -438,6 +438,20 @@ is($coord->safe_psql('pipeline', q{
 	       || ' | ' || (SELECT count(*) || ' ' || count(DISTINCT user_id) FROM pipeline.ip_raw)}),
 	'50 50 | 200 200 | 200 200', 'the batch written meanwhile is corrected once, when it commits');
 
+# Batch ids are numbered per database: a batch being written in another
+# database does not hold this one's floor.
+$single->safe_psql('postgres', 'CREATE DATABASE other');
+$single->safe_psql('other', q{CREATE EXTENSION pipeline CASCADE;
+	SELECT pipeline.create_source('o', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL')});
+my $other = $single->background_psql('other');
+$other->query_safe(q{BEGIN; SELECT accepted FROM pipeline.ingest('o', '[{"event_id": 1, "event_time": "2026-01-01 10:00+00"}]')});
+is($single->safe_psql('pipeline', q{
+	SELECT s.floor = (SELECT last_value + 1 FROM pipeline.batch_log_batch_id_seq)
+	  FROM pipeline._batches_seen('rg', pg_current_snapshot()) AS s}), 't',
+	'a batch being written in another database does not hold the floor');
+$other->query_safe('ROLLBACK');
+$other->quit;
+
 # A shard moved to the other worker (Citus moves an event's id and raw
 # rows, its day partitions included, together): re-sent ids are still
 # duplicates, new ones are stored, folded and closed once.
