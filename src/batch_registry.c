@@ -25,14 +25,15 @@
  * The registry is a slot per backend holding the first batch id its
  * transaction took, cleared when the transaction ends, and its database
  * (each numbers its batches with its own sequence: a scan reads its own
- * database's slots only).  The id comes from
- * a sequence, so between asking for it and storing it the slot says
- * TAKING: a scan that finds a slot TAKING waits for the id.  A batch below
- * the floor whose slot the scan found empty took its id after the scan
- * had passed its slot, which is after H was read: its id is above H, so
- * not below the floor.  (The sequence's buffer lock orders the two: the
- * taker marks its slot before it takes that lock, the scan reads H under
- * it before reading the slots.)
+ * database's slots only).  The id comes from the sequence, so between
+ * asking for it and storing it the slot says TAKING: a scan that finds a
+ * slot TAKING waits for the id.  A batch below the floor whose slot the
+ * scan found empty took its id after the scan had passed its slot, which
+ * is after H was read: its id is above H, so not below the floor.  (The
+ * sequence's buffer lock orders the two: the taker marks its slot before
+ * nextval takes that lock, the scan reads H under it before reading the
+ * slots.  The sequence caches no ids in backends: CACHE 1, as an identity
+ * column's is made.)
  *
  * A transaction that took a batch id cannot be prepared where Citus is
  * installed: its slot is the backend's, and the prepared transaction
