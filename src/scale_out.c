@@ -20,24 +20,58 @@
  * before their first read of a distributed table; they read only the
  * batches that snapshot sees, by batch id, so that a batch committing
  * after it is left for the next round whatever the workers show.
+ *
+ * A commit can also stop half-way: the coordinator committed, and its
+ * COMMIT PREPARED never reached a worker (the worker, the connection or
+ * the coordinator lost in between).  The worker's part then stays
+ * prepared until Citus's recovery commits it, from its maintenance daemon
+ * every citus.recover_2pc_interval.  So after the wait, the same call
+ * runs that recovery itself (recover_prepared_transactions(), as the
+ * extension owner: Citus lets only superusers run it): whatever batch the
+ * snapshot sees has then committed on every worker.  It is what the
+ * daemon does (it commits the prepared transactions whose coordinator
+ * transaction committed, and aborts those whose did not); it takes no
+ * lock that writes wait for, and costs a round trip to each worker.
  */
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/lsyscache.h"
 
+#include "catalog.h"
 #include "pipeline.h"
 
 PG_FUNCTION_INFO_V1(pipeline_await_commits);
 
+/* commits what a lost COMMIT PREPARED left prepared on the workers */
+static void
+RecoverHalfCommits(void)
+{
+	RoleSwitch	role;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return;
+	SPI_connect();
+	PipelineBecome(PipelineExtensionOwner(), &role);
+	if (SPI_execute("SELECT pg_catalog.recover_prepared_transactions()", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "recover_prepared_transactions() failed");
+	PipelineRestoreRole(&role);
+	SPI_finish();
+}
+
 /*
  * Waits until no other transaction that has committed still holds the
- * lock on its transaction id (is still in its commit callbacks); returns
- * how many it waited for.
+ * lock on its transaction id (is still in its commit callbacks), then
+ * commits what a lost COMMIT PREPARED left behind; returns how many
+ * transactions it waited for.
  */
 Datum
 pipeline_await_commits(PG_FUNCTION_ARGS)
@@ -67,5 +101,6 @@ pipeline_await_commits(PG_FUNCTION_ARGS)
 			waited++;
 		}
 	}
+	RecoverHalfCommits();
 	PG_RETURN_INT32(waited);
 }

@@ -48,7 +48,9 @@ sub same_text
 sub citus_node
 {
 	my ($name) = @_;
+	# (wal senders allowed: the half-way commit below waits for a standby)
 	my $node = PipelineNode::new_node($name,
+		allows_streaming => 1,
 		preload => 'citus,pg_cron,pipeline',
 		conf => qq{
 listen_addresses = '127.0.0.1'
@@ -472,6 +474,63 @@ is($coord->safe_psql('pipeline', q{
 	SELECT (SELECT sum(events) FROM pipeline.mi_hot) || ' | ' || (SELECT events || ' ' || users FROM metrics.mi_restated)
 	       || ' | ' || (SELECT count(*) || ' ' || count(DISTINCT user_id) FROM pipeline.ip_raw)}),
 	'400 | 400 400 | 400 400', 'and folded and corrected once');
+
+# A commit that stops half-way: the coordinator commits a batch, and its
+# COMMIT PREPARED reaches one worker but not the other, whose share stays
+# prepared (here the coordinator is lost right then; Citus's own recovery
+# is switched off).  The fold commits it first (src/scale_out.c), and
+# counts the whole batch.  To stop the commit there: it waits for a
+# synchronous standby that does not exist once both workers have
+# prepared; the other worker's backend is stopped; the wait is released,
+# the first worker commits, and the coordinator's backend and the stopped
+# one are killed (each server restarts; a prepared transaction outlives
+# that).
+$coord->safe_psql('pipeline', q{
+	SELECT pipeline.create_source('hc', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL');
+	SELECT pipeline.distribute_source('hc');
+	SELECT pipeline.create_metric('mh', 'hc', measures => 'count(*) AS events', bucket => '1 hour',
+	                              hot_retention => '30 days');});
+$coord->safe_psql('pipeline', q{ALTER SYSTEM SET citus.recover_2pc_interval = -1});
+$coord->safe_psql('pipeline', q{ALTER SYSTEM SET synchronous_standby_names = 'nobody'});
+$coord->safe_psql('pipeline', q{SELECT pg_reload_conf()});
+my $half = $coord->background_psql('pipeline');
+my $half_pid = $half->query_safe('SELECT pg_backend_pid()');
+$half->query_until(qr/sent/, q{\echo sent
+SELECT accepted FROM pipeline.ingest('hc', (SELECT jsonb_agg(jsonb_build_object('event_id', i,
+    'event_time', now() - interval '1 hour')) FROM generate_series(1, 200) AS i));
+});
+ok($coord->poll_query_until('pipeline', qq{SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $half_pid}),
+	'half-way: the batch waits in its commit, prepared on both workers');
+my ($w1, $w2) = @workers;
+my @stopped = split /\n/, $w2->safe_psql('pipeline', qq{
+	SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'citus_internal gpid=%'
+	   AND application_name LIKE '%' || lpad('$half_pid', 10, '0')});
+ok(@stopped > 0, 'half-way: the second worker\'s backends of that commit found');
+kill 'STOP', @stopped;
+$coord->safe_psql('pipeline', q{ALTER SYSTEM RESET synchronous_standby_names});
+$coord->safe_psql('pipeline', q{SELECT pg_reload_conf()});
+ok($w1->poll_query_until('pipeline', q{SELECT count(*) = 0 FROM pg_prepared_xacts}),
+	'half-way: the first worker committed its share');
+# (killed, not let go: they would read the COMMIT PREPARED already sent)
+kill 'KILL', $half_pid;
+kill 'KILL', @stopped;
+eval { $half->quit };
+ok($w2->poll_query_until('pipeline', q{SELECT true}), 'half-way: the second worker is back');
+ok($coord->poll_query_until('pipeline', q{SELECT count(*) FROM pipeline.batch_log WHERE source = 'hc'}, '1'),
+	'half-way: the coordinator is back, with the batch committed');
+is($w2->safe_psql('pipeline', q{SELECT count(*) > 0 FROM pg_prepared_xacts}), 't',
+	'half-way: the second worker\'s share is still prepared');
+ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM pipeline.hc_raw}) < 200,
+	'half-way: so the raw table shows fewer than the 200 events accepted');
+$coord->safe_psql('pipeline', q{SELECT pipeline.run_hot('mh')});
+is($coord->safe_psql('pipeline', q{
+	SELECT (SELECT sum(events) FROM pipeline.mh_hot) || ' ' || (SELECT count(*) FROM pipeline.hc_raw)
+	       || ' ' || (SELECT sum(accepted) FROM pipeline.batch_log WHERE source = 'hc')}),
+	'200 200 200', 'half-way: the fold committed the second worker\'s share first, and counts all 200 events');
+is($w2->safe_psql('pipeline', q{SELECT count(*) FROM pg_prepared_xacts}), '0',
+	'half-way: nothing left prepared');
+$coord->safe_psql('pipeline', q{ALTER SYSTEM RESET citus.recover_2pc_interval});
+$coord->safe_psql('pipeline', q{SELECT pg_reload_conf()});
 
 # The background workers: the coordinator's folds a distributed source by
 # itself; the worker nodes hold none of the pipeline's catalog and do nothing.
