@@ -80,7 +80,7 @@ CREATE FUNCTION pipeline._await_commits() RETURNS integer
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_await_commits';
 COMMENT ON FUNCTION pipeline._await_commits() IS
-    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers)';
+    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers), then runs Citus''s recovery of commits that stopped half-way';
 
 -- The batches of a source that a snapshot saw, as a day computed or
 -- corrected on a distributed source reads them on the workers, whatever
