@@ -43,8 +43,6 @@
 
 #include "access/twophase.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -56,7 +54,6 @@
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
@@ -159,13 +156,16 @@ MySlot(void)
 static void
 ReleaseSlot(void)
 {
+	bool		was_taking = taking_in != InvalidSubTransactionId;
+
 	if (!holds_slot)
 		return;
 	pg_atomic_write_u64(MySlot(), SLOT_EMPTY);
 	holds_slot = false;
 	taking_in = InvalidSubTransactionId;
 	/* a scan may be waiting for this slot's id, which will never come */
-	ConditionVariableBroadcast(&Registry->taken);
+	if (was_taking)
+		ConditionVariableBroadcast(&Registry->taken);
 }
 
 static void
@@ -174,7 +174,7 @@ RegistryXactCallback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (holds_slot && OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+			if (holds_slot && PipelineCitusInstalled())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that ingested a batch in a Citus database"),
@@ -287,15 +287,13 @@ RegistryFloor(int64 last_given)
 
 /* the batch ids one query returns (its one int8[] column) */
 static Datum
-ReadIds(const char *sql, int nargs, Oid *types, Datum *args, Snapshot snap)
+ReadIds(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args, Snapshot snap)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 	bool		isnull;
 	Datum		ids;
 
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the receipts' query: %s", SPI_result_code_string(SPI_result));
-	if (SPI_execute_snapshot(plan, args, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT ||
+	PipelineKeptPlan(plan, sql, nargs, types);
+	if (SPI_execute_snapshot(*plan, args, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "reading the receipts failed");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -314,6 +312,8 @@ PG_FUNCTION_INFO_V1(pipeline_batches_seen);
 Datum
 pipeline_batches_seen(PG_FUNCTION_ARGS)
 {
+	static SPIPlanPtr unseen_plan = NULL;
+	static SPIPlanPtr seen_plan = NULL;
 	Datum		source = PG_GETARG_DATUM(0);
 	Datum		snap = PG_GETARG_DATUM(1);
 	TupleDesc	desc;
@@ -331,7 +331,8 @@ pipeline_batches_seen(PG_FUNCTION_ARGS)
 		elog(ERROR, "_batches_seen must return a record");
 	types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	/* H: read under the sequence's buffer lock, before the slots */
 	if (SPI_execute("SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END"
 					"  FROM pipeline.batch_log_batch_id_seq AS s", true, 1) != SPI_OK_SELECT ||
@@ -354,12 +355,12 @@ pipeline_batches_seen(PG_FUNCTION_ARGS)
 	args[1] = snap;
 	args[2] = Int64GetDatum(floor);
 	values[0] = Int64GetDatum(floor);
-	values[1] = ReadIds("SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) FROM pipeline.batch_log AS b"
+	values[1] = ReadIds(&unseen_plan, "SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) FROM pipeline.batch_log AS b"
 						" WHERE b.source = $1 AND b.xid >= pg_catalog.pg_snapshot_xmin($2)"
 						"   AND NOT pg_catalog.pg_visible_in_snapshot(b.xid, $2)"
 						"   AND b.batch_id < $3 AND b.accepted > 0",
 						3, types, args, latest);
-	values[2] = ReadIds("SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) FROM pipeline.batch_log AS b"
+	values[2] = ReadIds(&seen_plan, "SELECT pg_catalog.array_agg(b.batch_id ORDER BY b.batch_id) FROM pipeline.batch_log AS b"
 						" WHERE b.batch_id >= $3 AND b.source = $1"
 						"   AND pg_catalog.pg_visible_in_snapshot(b.xid, $2) AND b.accepted > 0",
 						3, types, args, latest);

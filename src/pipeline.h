@@ -71,6 +71,9 @@ extern void PipelineStopDatabaseWorker(Oid dboid);
 /* kept_plans.c */
 extern SPIPlanPtr PipelineKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types);
 
+/* scale_out.c */
+extern bool PipelineCitusInstalled(void);
+
 /* batch_registry.c */
 extern void BatchRegistryShmemRequest(void);
 extern int64 BatchIdTake(void);

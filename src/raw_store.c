@@ -62,7 +62,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -293,7 +292,7 @@ Distributed(SourceInfo *src)
 		bool		isnull;
 
 		/* Citus's catalog, when Citus is installed in this database */
-		if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		if (!PipelineCitusInstalled())
 		{
 			e->distributed = 0;
 			return false;

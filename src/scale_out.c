@@ -51,15 +51,23 @@
 
 PG_FUNCTION_INFO_V1(pipeline_await_commits);
 
+/* whether Citus is installed in this database (its catalog is there) */
+bool
+PipelineCitusInstalled(void)
+{
+	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
 /* commits what a lost COMMIT PREPARED left prepared on the workers */
 static void
 RecoverHalfCommits(void)
 {
 	RoleSwitch	role;
 
-	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	if (!PipelineCitusInstalled())
 		return;
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	PipelineBecome(PipelineExtensionOwner(), &role);
 	if (SPI_execute("SELECT pg_catalog.recover_prepared_transactions()", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "recover_prepared_transactions() failed");

@@ -417,7 +417,6 @@ $coord->safe_psql('pipeline', $ip_batch->(1, 100, q{'u' || i}) . qq{; SELECT pip
 my $writer = $coord->background_psql('pipeline');
 $writer->query_safe('BEGIN');
 is($writer->query_safe($ip_batch->(201, 250, q{'h' || i})), '50', 'a batch is being written (not committed)');
-my $held = $writer->query_safe(q{SELECT max(batch_id) FROM pipeline.batch_log});
 $coord->safe_psql('pipeline', $ip_batch->(301, 350, q{'m' || i}));
 is($coord->safe_psql('pipeline', q{
 	SELECT floor = (SELECT max(batch_id) FROM pipeline.batch_log WHERE source = 'ip') - 1 AND unseen = '{}'
