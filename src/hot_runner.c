@@ -111,12 +111,23 @@ FoldStep(void *arg)
 	Datum		args[1];
 	RoleSwitch	role;
 	bool		isnull;
+	bool		was_running;
 
 	args[0] = CStringGetTextDatum(call->metric->name);
 	PipelineBecome(call->metric->owner, &role);
-	if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "fold of metric \"%s\" failed", call->metric->name);
+	/* a distributed source's fold may recover half-way commits (scale_out.c) */
+	was_running = PipelineSetFoldRunning(true);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("SELECT pipeline._fold($1)", 1, argtypes, args, NULL,
+								  false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "fold of metric \"%s\" failed", call->metric->name);
+	}
+	PG_FINALLY();
+	{
+		PipelineSetFoldRunning(was_running);
+	}
+	PG_END_TRY();
 	call->folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	PipelineRestoreRole(&role);
 }

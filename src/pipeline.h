@@ -73,6 +73,7 @@ extern SPIPlanPtr PipelineKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs
 
 /* scale_out.c */
 extern bool PipelineCitusInstalled(void);
+extern bool PipelineSetFoldRunning(bool running);
 
 /* batch_registry.c */
 extern void BatchRegistryShmemRequest(void);

@@ -32,6 +32,14 @@
  * daemon does (it commits the prepared transactions whose coordinator
  * transaction committed, and aborts those whose did not); it takes no
  * lock that writes wait for, and costs a round trip to each worker.
+ *
+ * Any role may call pipeline._await_commits(): the fold runs it as the
+ * metric's owner, whoever that is.  So the recovery is done as the
+ * extension owner only for the fold (hot_runner.c says when one is
+ * running) and for callers who may run it anyway (the extension owner,
+ * whose close_days and restate_day steps call it, and superusers).  Any
+ * other caller only waits: a superuser's maintenance step is not to be had
+ * by calling an internal function in a loop.
  */
 #include "postgres.h"
 
@@ -51,6 +59,22 @@
 
 PG_FUNCTION_INFO_V1(pipeline_await_commits);
 
+/* whether a fold is running a metric's _fold() in this backend */
+static bool fold_running = false;
+
+/*
+ * The fold (hot_runner.c) says when it starts and ends running _fold();
+ * returns what it was, for the caller to put back.
+ */
+bool
+PipelineSetFoldRunning(bool running)
+{
+	bool		was = fold_running;
+
+	fold_running = running;
+	return was;
+}
+
 /* whether Citus is installed in this database (its catalog is there) */
 bool
 PipelineCitusInstalled(void)
@@ -65,6 +89,8 @@ RecoverHalfCommits(void)
 	RoleSwitch	role;
 
 	if (!PipelineCitusInstalled())
+		return;
+	if (!fold_running && GetUserId() != PipelineExtensionOwner() && !superuser())
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -21,6 +21,31 @@ $fn$;
 COMMENT ON FUNCTION pipeline._distributed(regclass) IS
     'internal: whether a table is distributed by Citus (false where Citus is not installed)';
 
+-- Citus connects to the worker nodes as the role running a statement:
+-- ingest writes a distributed source's rows as the source's owner, and a
+-- fold reads them as the metric's owner.  Raises, naming the role, if one
+-- of roles cannot log in.
+CREATE FUNCTION pipeline._require_login(roles regrole[]) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    r name;
+BEGIN
+    SELECT x.rolname INTO r FROM pg_catalog.pg_roles AS x
+     WHERE x.oid = ANY (roles::oid[]) AND NOT x.rolcanlogin
+     ORDER BY 1 LIMIT 1;
+    IF r IS NOT NULL THEN
+        RAISE EXCEPTION 'role "%" cannot log in, and Citus connects to the worker nodes as it', r
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Ingest writes a distributed source''s rows as the source''s owner, and a fold reads them as the metric''s owner.',
+                  HINT = pg_catalog.format('ALTER ROLE %I LOGIN, and let it reach the workers in their pg_hba.conf.', r);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pipeline._require_login(regrole[]) IS
+    'internal: raises if one of the roles cannot log in (Citus connects to the workers as the role running a statement)';
+
 -- Distributes a source on a Citus cluster: its dedup ids and raw events
 -- by event id, colocated, so that a shard's dedup and its raw rows are on
 -- one worker; the events already stored move to the shards.  Day
@@ -47,6 +72,8 @@ BEGIN
     IF shard_count IS NOT NULL AND shard_count < 1 THEN
         RAISE EXCEPTION 'shard_count must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM pipeline._require_login(ARRAY[s.owner]
+                                    || ARRAY(SELECT m.owner FROM pipeline.metric_catalog AS m WHERE m.source = s.source));
     -- every batch writes to every shard (ids are spread by hash): a batch
     -- costs a round trip per shard, so by default two shards per worker,
     -- enough to spread over twice as many workers later
@@ -80,7 +107,7 @@ CREATE FUNCTION pipeline._await_commits() RETURNS integer
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'pipeline_await_commits';
 COMMENT ON FUNCTION pipeline._await_commits() IS
-    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers), then runs Citus''s recovery of commits that stopped half-way';
+    'internal: waits for the transactions that have committed but are still finishing their commit (Citus: on the workers), then, for a fold, the extension owner or a superuser, runs Citus''s recovery of commits that stopped half-way (any other caller only waits)';
 
 -- The batches of a source that a snapshot saw, as a day computed or
 -- corrected on a distributed source reads them on the workers, whatever

@@ -204,6 +204,9 @@ BEGIN
         RAISE EXCEPTION 'permission denied to register metric %', metric
             USING ERRCODE = 'insufficient_privilege', HINT = 'Use pipeline.create_metric().';
     END IF;
+    IF pipeline._distributed(s.raw_table) THEN
+        PERFORM pipeline._require_login(ARRAY[hot_owner::regrole]);
+    END IF;
     def := pipeline._compile_metric(s.raw_table, dimensions, measures, filter);
     dims := pipeline._dims(def);
 

@@ -486,9 +486,36 @@ is($coord->safe_psql('pipeline', q{
 # that).
 $coord->safe_psql('pipeline', q{
 	SELECT pipeline.create_source('hc', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL');
-	SELECT pipeline.distribute_source('hc');
+	SELECT pipeline.distribute_source('hc');});
+# (the metric's owner is no superuser, and its fold recovers all the same;
+# Citus connects to the workers as that role, which must be able to log in)
+$coord->safe_psql('pipeline', q{CREATE ROLE mh_owner LOGIN});
+$coord->safe_psql('pipeline', q{GRANT USAGE, CREATE ON SCHEMA pipeline, metrics TO mh_owner});
+$coord->safe_psql('pipeline', q{GRANT SELECT ON pipeline.hc_raw TO mh_owner});
+$coord->safe_psql('pipeline', q{
+	SET ROLE mh_owner;
 	SELECT pipeline.create_metric('mh', 'hc', measures => 'count(*) AS events', bucket => '1 hour',
 	                              hot_retention => '30 days');});
+is($coord->safe_psql('pipeline', q{SELECT owner FROM pipeline.metric_catalog WHERE metric = 'mh'}), 'mh_owner',
+	'half-way: the metric is owned by a role that is no superuser');
+# a role that cannot log in can own neither a distributed source nor a
+# metric of one: refused with the role's name, not left to fail each batch
+$coord->safe_psql('pipeline', q{CREATE ROLE nologin_owner});
+$coord->safe_psql('pipeline', q{GRANT USAGE, CREATE ON SCHEMA pipeline, metrics TO nologin_owner});
+$coord->safe_psql('pipeline', q{GRANT SELECT ON pipeline.hc_raw TO nologin_owner});
+$coord->safe_psql('pipeline', q{
+	SET ROLE nologin_owner;
+	SELECT pipeline.create_source('nl', 'event_id bigint NOT NULL, event_time timestamptz NOT NULL');});
+my ($nl_rc, $nl_out, $nl_err) = $coord->psql('pipeline', q{SELECT pipeline.distribute_source('nl')});
+like($nl_err, qr/role "nologin_owner" cannot log in, and Citus connects to the worker nodes as it.*HINT:  ALTER ROLE nologin_owner LOGIN/s,
+	'distribute_source refuses a source whose owner cannot log in, with a hint');
+($nl_rc, $nl_out, $nl_err) = $coord->psql('pipeline', q{
+	SET ROLE nologin_owner;
+	SELECT pipeline.create_metric('nlm', 'hc', measures => 'count(*) AS events');});
+like($nl_err, qr/role "nologin_owner" cannot log in/, 'create_metric refuses a metric of a distributed source for a role that cannot log in');
+is($coord->safe_psql('pipeline', q{
+	SELECT (SELECT count(*) FROM pipeline.metric_catalog WHERE metric = 'nlm') || ' ' || pipeline._distributed('pipeline.nl_raw')}),
+	'0 false', 'neither was made');
 $coord->safe_psql('pipeline', q{ALTER SYSTEM SET citus.recover_2pc_interval = -1});
 $coord->safe_psql('pipeline', q{ALTER SYSTEM SET synchronous_standby_names = 'nobody'});
 $coord->safe_psql('pipeline', q{SELECT pg_reload_conf()});
@@ -521,6 +548,13 @@ is($w2->safe_psql('pipeline', q{SELECT count(*) > 0 FROM pg_prepared_xacts}), 't
 	'half-way: the second worker\'s share is still prepared');
 ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM pipeline.hc_raw}) < 200,
 	'half-way: so the raw table shows fewer than the 200 events accepted');
+# Any role may call pipeline._await_commits() (the fold calls it as the
+# metric's owner), but the recovery, which Citus keeps to superusers, is
+# only run for a fold, the extension owner and superusers: the metric's
+# owner calling it outside a fold only waits, and the share stays prepared.
+$coord->safe_psql('pipeline', q{SELECT pipeline._await_commits()}, extra_params => [ '-U', 'mh_owner' ]);
+is($w2->safe_psql('pipeline', q{SELECT count(*) > 0 FROM pg_prepared_xacts}), 't',
+	'half-way: the metric\'s owner calling pipeline._await_commits() outside a fold gets no recovery from it');
 $coord->safe_psql('pipeline', q{SELECT pipeline.run_hot('mh')});
 is($coord->safe_psql('pipeline', q{
 	SELECT (SELECT sum(events) FROM pipeline.mh_hot) || ' ' || (SELECT count(*) FROM pipeline.hc_raw)
