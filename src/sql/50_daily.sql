@@ -673,6 +673,7 @@ DECLARE
     seen bigint[];
     index_lookups text[];
     scans boolean;
+    unindexed boolean;
     pieces text[];
     marker constant text := '<day partition>';
     sort_setting text := pg_catalog.current_setting('enable_sort');
@@ -699,21 +700,29 @@ BEGIN
         END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
+        IF dist AND part <> s.raw_table THEN
+            PERFORM pipeline._summarize_shards(part);
+        END IF;
         -- the distinct measures that look their new values up in the day's
         -- value index, and whether any scans the day instead (NULL: the
-        -- metric has no distinct measure)
+        -- metric has no distinct measure).  On a distributed source each
+        -- takes the scan's form (Citus cannot plan the lookup's LATERAL),
+        -- which the workers run through the value index on their shards
+        -- of the day once it is built: the few new values joined to the
+        -- index instead of the day scanned for them.
         WITH y AS MATERIALIZED (
-            SELECT x->>'expr' AS expr, NOT dist AND pipeline._value_index_ready(part, x->>'expr') AS ready
+            SELECT x->>'expr' AS expr, pipeline._value_index_ready(part, x->>'expr') AS ready
               FROM pipeline._measures_corrected_by(def, 'new_values') AS x)
-        SELECT COALESCE(pg_catalog.array_agg(DISTINCT y.expr) FILTER (WHERE y.ready), '{}'), pg_catalog.bool_or(NOT y.ready)
-          INTO index_lookups, scans FROM y;
+        SELECT COALESCE(pg_catalog.array_agg(DISTINCT y.expr) FILTER (WHERE y.ready AND NOT dist), '{}'),
+               pg_catalog.bool_or(NOT y.ready OR dist), pg_catalog.bool_or(NOT y.ready)
+          INTO index_lookups, scans, unindexed FROM y;
         IF scans IS NOT NULL THEN
             PERFORM pg_catalog.set_config('jit', 'off', true);
         END IF;
+        IF unindexed AND part <> s.raw_table THEN
+            PERFORM pipeline._index_day_values(m, s, part);
+        END IF;
         IF scans THEN
-            IF part <> s.raw_table AND NOT dist THEN
-                PERFORM pipeline._index_day_values(m, s, part);
-            END IF;
             PERFORM pg_catalog.set_config('enable_sort', 'off', true);
         END IF;
         SELECT x.pieces INTO pieces FROM pipeline.correction_statements AS x
@@ -799,7 +808,9 @@ COMMENT ON FUNCTION pipeline._correction_exact(jsonb, pipeline.source_catalog) I
 -- bitmap scan, which reads every entry of the value), not the index scan
 -- that stops at the first.  For an expression, and for a column whose index
 -- the builder has not finished yet, _pl_seen_N collects, in one scan of the
--- day that hashes the few new values, those some other event has.
+-- day that hashes the few new values, those some other event has; on a
+-- distributed source always, and there each worker joins the new values
+-- to the index on its shards once it is built.
 -- "Other events" are those the snapshot cur ($5) saw outside the new
 -- batches ($4): a batch that committed after cur is visible to this
 -- statement but excluded, so that its values count when it is corrected

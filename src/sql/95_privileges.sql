@@ -23,6 +23,7 @@ REVOKE EXECUTE ON FUNCTION
     pipeline._compute_day(pipeline.metric_catalog, date, text, timestamptz),
     pipeline._correct_day(pipeline.metric_catalog, pipeline.day_closures),
     pipeline._batches_seen(text, pg_snapshot),
+    pipeline._summarize_shards(regclass),
     pipeline._index_day_values(pipeline.metric_catalog, pipeline.source_catalog, regclass),
     pipeline._start_index_builder(),
     pipeline._value_index_next(),

@@ -309,7 +309,7 @@ sub victim_freezes
 		'1: PUBLIC may execute no SECURITY DEFINER function of schema pipeline');
 	is($node->safe_psql($db, sprintf($public_exec, q{(p.proname ~ '_as_(source_)?owner$'
 		OR p.proname IN ('_close_days', '_compute_day', '_correct_day', '_index_day_values', '_record_freeze',
-		                 '_start_index_builder', '_value_index_next', '_value_index_failed',
+		                 '_start_index_builder', '_value_index_next', '_value_index_failed', '_summarize_shards',
 		                 '_restate_day', '_release_day', '_create_daily', '_drop_daily', '_create_reconcile_view',
 		                 '_settle_dead_letter', '_rebase_after_restore', '_refuse_strangers'))})), 'none',
 		'1: PUBLIC may execute none of the steps that run as the extension owner or another role');

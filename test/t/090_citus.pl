@@ -353,6 +353,47 @@ same_text('restated (and provisional) days under concurrency equal raw',
 ok($coord->safe_psql('pipeline', q{SELECT count(*) FROM metrics.mc_corrections}) > 0,
 	'late events of the frozen day became corrections');
 
+# The frozen day's value index: its distinct corrections queued an index
+# on user_id of the day's partition, which the index builder creates
+# through Citus on every shard; a later correction joins its new values
+# to that index on each worker instead of scanning the day, and stays
+# exact.  (Shards are hidden from a worker's catalog views unless asked.)
+my $cc_day = qq{(SELECT pipeline._day_partition(s, '$d0'::date) FROM pipeline.source_catalog AS s WHERE s.source = 'cc')};
+ok($coord->poll_query_until('pipeline', qq{SELECT pipeline._value_index_ready($cc_day, 'user_id')}),
+	'the frozen day of a distributed source gets its value index');
+my $cc_idx = $coord->safe_psql('pipeline', qq{SELECT pipeline._value_index_name($cc_day, 'user_id')});
+my $idx_scans = sub {
+	join ' ', map {
+		(split /\n/, $_->safe_psql('pipeline', qq{SET citus.override_table_visibility = off;
+			SELECT pg_stat_force_next_flush();
+			SELECT count(*) || ':' || coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname LIKE '$cc_idx%'}))[-1]
+	} @workers;
+};
+my $scans_before = $idx_scans->();
+like($scans_before, qr/^[1-9]\d*:\d+ [1-9]\d*:\d+$/, "every worker holds the index on its shards of the day ($scans_before)");
+$coord->safe_psql('pipeline', qq{
+	SELECT * FROM pipeline.ingest('cc', (SELECT jsonb_agg(jsonb_build_object('event_id', 900000 + i,
+	         'event_time', '$d0'::date + i * interval '1 minute', 'user_id', 'u' || (i * 97)))
+	    FROM generate_series(1, 300) AS i));
+	SELECT pipeline.run_hot();
+	SELECT * FROM pipeline.close_days($as_of);});
+# (a worker's statistics reach the view once its backend has reported them)
+my ($scans_after, $read_index) = ('', 0);
+my @before = map { (split /:/)[1] } split / /, $scans_before;
+for (1 .. 50)
+{
+	$scans_after = $idx_scans->();
+	my @after = map { (split /:/)[1] } split / /, $scans_after;
+	$read_index = $after[0] > $before[0] && $after[1] > $before[1] and last;
+	select(undef, undef, undef, 0.2);
+}
+ok($read_index, "the correction read the value index on every worker (count:scans $scans_before, then $scans_after)");
+same_text('the correction through the index is exact',
+	$coord->safe_psql('pipeline', q{SELECT day, events, users FROM metrics.mc_restated ORDER BY day}),
+	$coord->safe_psql('pipeline', qq{
+		SELECT (event_time AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT user_id) FROM pipeline.cc_raw
+		 WHERE (event_time AT TIME ZONE 'UTC')::date = '$d0' GROUP BY 1}));
+
 # Receipts gone: a source's receipts older than its `batches` retention
 # are deleted once folded, while its raw events stay.  The freeze, a
 # restatement and a distinct correction of a distributed source find the
