@@ -52,11 +52,13 @@ COMMENT ON FUNCTION pipeline._require_login(regrole[]) IS
 -- source its copies on the shards are summarized only by autovacuum,
 -- which may never come back to a day once its inserts stop, and the
 -- unsummarized part of a shard is read whole (measured: every page of a
--- 2M-event day, 63 ms of a 390 ms correction).  So a distributed day's
--- correction summarizes them first, on every shard of the day's partition,
--- over Citus's own connections: the pipeline's index alone (one column,
--- _pl_batch, no expression or predicate), as the extension owner, who
--- runs close_days and restate_day.
+-- 2M-event day, 63 ms of a 390 ms correction).  So the first correction
+-- of a distributed day (the one that asks for its value index) summarizes
+-- them, on every shard of the day's partition, over connections of
+-- Citus's own (about 30 ms, so not on every correction: the later ones
+-- find the day summarized but for its last pages): the pipeline's index
+-- alone (one column, _pl_batch, no expression or predicate), as the
+-- extension owner, who runs close_days and restate_day.
 CREATE FUNCTION pipeline._summarize_shards(part regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp

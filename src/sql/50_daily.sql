@@ -700,9 +700,6 @@ BEGIN
         END IF;
         -- (a frozen day has its partition, unless someone dropped it)
         part := COALESCE(pipeline._day_partition(s, c.day), s.raw_table);
-        IF dist AND part <> s.raw_table THEN
-            PERFORM pipeline._summarize_shards(part);
-        END IF;
         -- the distinct measures that look their new values up in the day's
         -- value index, and whether any scans the day instead (NULL: the
         -- metric has no distinct measure).  On a distributed source each
@@ -721,6 +718,10 @@ BEGIN
         END IF;
         IF unindexed AND part <> s.raw_table THEN
             PERFORM pipeline._index_day_values(m, s, part);
+            -- and once per day, the day's BRIN index on the shards
+            IF dist THEN
+                PERFORM pipeline._summarize_shards(part);
+            END IF;
         END IF;
         IF scans THEN
             PERFORM pg_catalog.set_config('enable_sort', 'off', true);
